@@ -1,0 +1,88 @@
+# calpa - one plain Makefile.  `make` builds bin/calpa (objects under build/),
+# `make test` runs every cmocka test and the command-line tests, `make demo`
+# shows the main job on a built-in default.
+#   SANITIZE=address,undefined  DEBUG=1  V=1  NO_CUDA=1  NO_MPI=1  NO_NCCL=1
+CC ?= cc
+CUDA_HOME ?= /usr/local/cuda
+export CUDA_HOME
+
+ifneq ($(SANITIZE),)
+  BUILD := build/san-$(subst $(comma),-,$(SANITIZE))
+else ifneq ($(DEBUG),)
+  BUILD := build/debug
+else
+  BUILD := build/release
+endif
+comma := ,
+BIN := bin/calpa$(if $(SANITIZE),-san,)$(if $(DEBUG),-debug,)
+
+Q := $(if $(V),,@)
+CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+          -g -MMD -MP -Icommon -Imodels -Iplanner -Isim -Iexec
+CFLAGS += $(if $(DEBUG),-O0,-O2)
+LDLIBS := -lglpk -lcjson -lm
+ifneq ($(SANITIZE),)
+  CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+  LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+# Required Debian packages: install them (scripts/install-deps.sh) if any is missing.
+DEPS_OK := $(shell [ -f /usr/include/glpk.h ] && [ -f /usr/include/cjson/cJSON.h ] && \
+             [ -f /usr/include/cmocka.h ] && command -v jq >/dev/null && echo 1)
+ifneq ($(DEPS_OK),1)
+  $(info calpa: installing missing packages with scripts/install-deps.sh)
+  $(if $(shell sh scripts/install-deps.sh >&2 && echo ok),,$(error install the packages above, then run make again))
+endif
+
+# Optional parts, probed once per NO_* combination.
+CONFIG := build/config$(if $(NO_CUDA),-nocuda)$(if $(NO_MPI),-nompi)$(if $(NO_NCCL),-nonccl).mk
+-include $(CONFIG)
+$(CONFIG): scripts/configure.sh
+	@sh scripts/configure.sh $@ "$(NO_CUDA)" "$(NO_MPI)" "$(NO_NCCL)"
+CFLAGS += -DCALPA_HAVE_MPI=$(HAVE_MPI) -DCALPA_HAVE_CUDA=$(HAVE_CUDA) -DCALPA_HAVE_NCCL=$(HAVE_NCCL)
+
+LIB_SRC := $(wildcard common/*.c models/*.c planner/*.c sim/*.c exec/*.c)
+LIB_SRC := $(filter-out common/main.c,$(LIB_SRC))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB := $(BUILD)/libcalpa.a
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+
+.PHONY: all test demo bench clean distclean deps
+all: $(BIN)
+
+$(BUILD)/%.o: %.c $(CONFIG)
+	@mkdir -p $(dir $@)
+	$(if $(Q),@echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BIN): $(BUILD)/common/main.o $(LIB)
+	@mkdir -p bin
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: tests/%.c $(LIB) $(CONFIG)
+	@mkdir -p $(dir $@)
+	$(if $(Q),@echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -Itests $< $(LIB) $(LDFLAGS) $(LDLIBS) -lcmocka -o $@
+
+# Every cmocka binary, then the command-line tests; one summary line at the end.
+test: $(BIN) $(TEST_BIN)
+	$(Q)sh scripts/run-tests.sh "$(BIN)" $(TEST_BIN)
+
+demo: $(BIN)
+	$(Q)sh scripts/demo.sh "$(BIN)"
+
+bench: $(BIN)
+	$(Q)sh scripts/bench.sh "$(BIN)"
+
+deps:
+	sh scripts/install-deps.sh
+
+clean:
+	rm -rf build bin
+
+-include $(LIB_OBJ:.o=.d) $(BUILD)/common/main.d

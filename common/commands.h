@@ -1,0 +1,9 @@
+/* commands.h - every subcommand of bin/calpa; main.c dispatches on these. */
+#ifndef CALPA_COMMANDS_H
+#define CALPA_COMMANDS_H
+
+int cmd_model(int argc, char **argv);   /* models/cmd_model.c */
+int cmd_cluster(int argc, char **argv); /* planner/cmd_cluster.c */
+int cmd_profile(int argc, char **argv); /* planner/cmd_profile.c */
+
+#endif
