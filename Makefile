@@ -3,6 +3,7 @@
 # shows the main job on a built-in default.
 #   SANITIZE=address,undefined  DEBUG=1  V=1  NO_CUDA=1  NO_MPI=1  NO_NCCL=1
 CC ?= cc
+.DEFAULT_GOAL := all
 CUDA_HOME ?= /usr/local/cuda
 export CUDA_HOME
 
@@ -17,7 +18,7 @@ comma := ,
 BIN := bin/calpa$(if $(SANITIZE),-san,)$(if $(DEBUG),-debug,)
 
 Q := $(if $(V),,@)
-CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-format-truncation \
           -g -MMD -MP -Icommon -Imodels -Iplanner -Isim -Iexec
 CFLAGS += $(if $(DEBUG),-O0,-O2)
 LDLIBS := -lglpk -lcjson -lm
