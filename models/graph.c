@@ -764,6 +764,19 @@ double graph_peak_bytes(const Graph *g)
     return persistent + activation_peak(g);
 }
 
+double graph_stash_bytes(const Graph *g)
+{
+    int end_fwd = 0; /* first op after the forward pass */
+    while (end_fwd < g->n_op && g->op[end_fwd].phase == PH_FORWARD) end_fwd++;
+    double b = 0;
+    for (int t = 0; t < g->n_t; t++) {
+        const Tensor *x = &g->t[t];
+        if (x->persistent || x->producer >= end_fwd) continue;
+        if (x->last_use >= end_fwd) b += owned_bytes(x);
+    }
+    return b;
+}
+
 void graph_stats(const Graph *g, GraphStats *s)
 {
     memset(s, 0, sizeof *s);

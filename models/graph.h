@@ -206,6 +206,11 @@ void graph_stats(const Graph *g, GraphStats *s);
  * from liveness. In-place outputs (alias) take no new memory. */
 double graph_peak_bytes(const Graph *g);
 
+/* Bytes that the forward pass leaves live for the backward pass (the
+ * activations stashed per micro-batch: what pipeline schedules multiply by
+ * the number of micro-batches in flight). Excludes persistent tensors. */
+double graph_stash_bytes(const Graph *g);
+
 /* Checks structural invariants (ids in range, operands defined before use,
  * labels consistent); returns CALPA_OK or EFAIL with a message. Tests use it. */
 CalpaStatus graph_validate(const Graph *g, Err *e);
