@@ -12,6 +12,7 @@ static const Command COMMANDS[] = {
     {"model", cmd_model, "describe a model: parameters, FLOPs, layers, operators, memory"},
     {"cluster", cmd_cluster, "describe a cluster: nodes, devices, links"},
     {"profile", cmd_profile, "hardware profiles: 'profile show FILE'"},
+    {"shard", cmd_shard, "intra-op pass: shard every operator on one device mesh (ILP)"},
 };
 #define N_COMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])
 
