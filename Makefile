@@ -7,6 +7,7 @@ CC ?= cc
 CUDA_HOME ?= /usr/local/cuda
 export CUDA_HOME
 
+comma := ,
 ifneq ($(SANITIZE),)
   BUILD := build/san-$(subst $(comma),-,$(SANITIZE))
 else ifneq ($(DEBUG),)
@@ -14,7 +15,6 @@ else ifneq ($(DEBUG),)
 else
   BUILD := build/release
 endif
-comma := ,
 BIN := bin/calpa$(if $(SANITIZE),-san,)$(if $(DEBUG),-debug,)
 
 Q := $(if $(V),,@)

@@ -59,8 +59,11 @@ CalpaStatus spec_parse(Spec *s, const char *what, const char *text, Err *e)
     name[nlen] = '\0';
     spec_init(s, what, src, name);
     free(name);
-    if (nlen == 0)
-        return err_set(e, CALPA_EINPUT, "%s spec %s: empty name", what, s->src);
+    if (nlen == 0) {
+        err_set(e, CALPA_EINPUT, "%s spec %s: empty name", what, s->src);
+        spec_free(s);
+        return CALPA_EINPUT;
+    }
     if (!colon) return CALPA_OK;
     char *rest = xstrdup(colon + 1);
     CalpaStatus st = CALPA_OK;
