@@ -28,8 +28,7 @@ ifneq ($(SANITIZE),)
 endif
 
 # Required Debian packages: install them (scripts/install-deps.sh) if any is missing.
-DEPS_OK := $(shell [ -f /usr/include/glpk.h ] && [ -f /usr/include/cjson/cJSON.h ] && \
-             [ -f /usr/include/cmocka.h ] && command -v jq >/dev/null && echo 1)
+DEPS_OK := $(shell sh scripts/install-deps.sh --check && echo 1)
 ifneq ($(DEPS_OK),1)
   $(info calpa: installing missing packages with scripts/install-deps.sh)
   $(if $(shell sh scripts/install-deps.sh >&2 && echo ok),,$(error install the packages above, then run make again))

@@ -5,6 +5,7 @@
 #   GLPK (intra-op ILP), cJSON (config/plan files), cmocka (tests),
 #   gnuplot (plots), OpenMPI (multi-process exec), OpenBLAS (CPU GEMMs),
 #   jq (command-line tests).
+# `install-deps.sh --check` only tells (exit 0: nothing missing).
 # CUDA, cuBLAS and NCCL come from the CUDA toolkit in $CUDA_HOME, not from here.
 set -eu
 PKGS="libglpk-dev libcjson-dev libcmocka-dev gnuplot-nox libopenmpi-dev openmpi-bin libopenblas-dev jq make gcc"
@@ -15,6 +16,7 @@ for p in $PKGS; do
     fi
 done
 [ -z "$missing" ] && exit 0
+[ "${1:-}" = "--check" ] && exit 1
 cmd="apt-get install -y --no-install-recommends$missing"
 if [ "$(id -u)" != 0 ]; then
     echo "calpa needs these Debian packages:$missing" >&2

@@ -405,6 +405,47 @@ static void test_moe_groups(void **state)
     graph_free(&g);
 }
 
+/* Backward operators come from the forward labels: for C = A·B with
+ * "bh,hk->bk", dA is "bk,hk->bh" and dB is "bh,bk->hk", each with the
+ * forward FLOPs; operands are produced before they are read. */
+static void test_backward_labels(void **state)
+{
+    (void)state;
+    Graph g;
+    graph_init(&g, "tiny", 8);
+    int64_t xs[2] = {8, 4}, ws[2] = {4, 6}, ys[2] = {8, 6};
+    int x = graph_tensor(&g, "x", TK_INPUT, DT_F32, 2, xs, 0);
+    int w1 = graph_tensor(&g, "w1", TK_WEIGHT, DT_F32, 2, ws, 0);
+    int tgt = graph_tensor(&g, "y", TK_INPUT, DT_F32, 2, ys, 0);
+    int in[2] = {x, w1}, h, loss;
+    int mm = graph_op(&g, OP_MATMUL, "mm", "bh,hk->bk", in, 2, &h, TK_ACT, DT_F32, NULL, NULL,
+                      0, PH_FORWARD);
+    int in2[2] = {h, tgt};
+    graph_op(&g, OP_LOSS_MSE, "loss", "bk,bk->", in2, 2, &loss, TK_ACT, DT_F32, NULL, NULL, 0,
+             PH_FORWARD);
+    assert_true(g.op[mm].flops == 2.0 * 8 * 4 * 6);
+    graph_build_training(&g, loss, 0);
+    Err e;
+    assert_int_equal(graph_validate(&g, &e), CALPA_OK);
+    /* loss_bwd, dB (no dA: x is data), sgd */
+    assert_int_equal(g.n_op, 5);
+    const Op *db = &g.op[3];
+    assert_int_equal(db->type, OP_MATMUL);
+    assert_int_equal(db->phase, PH_BACKWARD);
+    assert_int_equal(db->fwd, mm);
+    assert_string_equal(db->lab[0], "bh");
+    assert_string_equal(db->lab[1], "bk");
+    assert_string_equal(db->lab[2], "hk");
+    assert_true(db->flops == g.op[mm].flops);
+    assert_int_equal(g.t[w1].grad, db->out[0]);
+    assert_int_equal(g.t[db->out[0]].kind, TK_GRAD);
+    assert_int_equal(g.op[4].type, OP_SGD);
+    /* the input x is live until dB reads it; the activation h until loss_bwd */
+    assert_int_equal(g.t[x].last_use, 3);
+    assert_int_equal(g.t[h].last_use, 2);
+    graph_free(&g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -422,6 +463,7 @@ int main(void)
         cmocka_unit_test(test_bad_specs),
         cmocka_unit_test(test_json_specs),
         cmocka_unit_test(test_moe_groups),
+        cmocka_unit_test(test_backward_labels),
     };
     return cmocka_run_group_tests_name("models", tests, NULL, NULL);
 }
