@@ -167,7 +167,7 @@ CalpaStatus spec_double(Spec *s, const char *key, double *out, double min,
     return CALPA_OK;
 }
 
-CalpaStatus spec_str(Spec *s, const char *key, const char **out)
+CalpaStatus spec_string(Spec *s, const char *key, const char **out)
 {
     SpecKV *kv = find(s, key);
     if (!kv) return CALPA_OK;

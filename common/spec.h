@@ -49,7 +49,7 @@ CalpaStatus spec_int32(Spec *s, const char *key, int *out, int min, int max,
                        Err *e);
 CalpaStatus spec_double(Spec *s, const char *key, double *out, double min,
                         double max, Err *e);
-CalpaStatus spec_str(Spec *s, const char *key, const char **out);
+CalpaStatus spec_string(Spec *s, const char *key, const char **out);
 /* *out becomes the index of the value in choices (NULL-terminated). */
 CalpaStatus spec_choice(Spec *s, const char *key, const char *const *choices,
                         int *out, Err *e);

@@ -391,7 +391,7 @@ static void acc_grad(AD *ad, int x, int c, int layer)
     l[xt->ndim] = '\0';
     snprintf(eq, sizeof eq, "%s,%s->%s", l, l, l);
     char name[GRAPH_NAME_LEN + 8];
-    snprintf(name, sizeof name, "d%s.acc", xt->name);
+    snprintf(name, sizeof name, "d%s.acc%d", xt->name, g->n_op); /* unique */
     int out;
     graph_op(g, OP_ADD, name, eq, in, 2, &out, g->t[c].kind, g->t[c].dtype, NULL, NULL, layer,
              PH_BACKWARD);

@@ -147,7 +147,7 @@ static CalpaStatus read_keys(Spec *s, ModelConfig *m, Err *e)
     static const char *const OPTS[] = {"sgd", "adam", NULL};
     TRY(spec_choice(s, "optimizer", OPTS, &m->adam, e));
     const char *dt = NULL;
-    spec_str(s, "dtype", &dt);
+    spec_string(s, "dtype", &dt);
     if (dt) {
         int d = dtype_parse(dt);
         if (d != DT_F32 && d != DT_F16 && d != DT_BF16)

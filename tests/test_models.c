@@ -186,6 +186,13 @@ static void test_all_presets_valid(void **state)
                 assert_true((s.ops_by_phase[p] > 0) == (p != PH_RECOMPUTE || want_rc));
             for (int o = 0; o < g.n_op; o++)
                 assert_true(g.op[o].layer >= 0 && g.op[o].layer < g.n_layers);
+            /* operator names are unique (plan files refer to them) */
+            if (i < 3) {
+                for (int o = 0; o < g.n_op; o++)
+                    for (int q = o + 1; q < g.n_op; q++)
+                        if (!strcmp(g.op[o].name, g.op[q].name))
+                            fail_msg("%s: two ops named %s", m.name, g.op[o].name);
+            }
             graph_free(&g);
         }
     }
