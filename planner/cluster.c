@@ -1129,14 +1129,18 @@ void cluster_print(const Cluster *c, FILE *f)
                     fmt_rate(in->pcie_bw_bytes_per_s, b2, sizeof b2));
             int k = g->devices_per_node;
             fprintf(f, "          %5s", "");
-            for (int x = 0; x < k; x++) fprintf(f, " GPU%-2d", x);
+            for (int x = 0; x < k; x++) fprintf(f, " %5s%d", "GPU", x);
             fputc('\n', f);
             for (int y = 0; y < k; y++) {
                 fprintf(f, "          GPU%-2d", y);
-                for (int x = 0; x < k; x++)
-                    fprintf(f, " %-5s", x == y ? "X" : in->nvlinks[y][x] == 0 ? "PCIe" :
-                                         in->nvlinks[y][x] == 1 ? "NV1" :
-                                         in->nvlinks[y][x] == 2 ? "NV2" : "NV3+");
+                for (int x = 0; x < k; x++) {
+                    int l = in->nvlinks[y][x];
+                    char cell[8];
+                    if (x == y) snprintf(cell, sizeof cell, "X");
+                    else if (l == 0) snprintf(cell, sizeof cell, "PCIe");
+                    else snprintf(cell, sizeof cell, "NV%d", l);
+                    fprintf(f, " %6s", cell);
+                }
                 fputc('\n', f);
             }
             fprintf(f, "          ring over all %d GPUs: %s per GPU per direction\n", k,
