@@ -752,7 +752,9 @@ CalpaStatus cluster_parse(const char *spec_or_path, Cluster *out, Err *e)
             /* Name a nameless file's cluster after the file. */
             const char *b = strrchr(spec_or_path, '/');
             b = b ? b + 1 : spec_or_path;
-            snprintf(out->name, sizeof out->name, "%.*s", (int)(strcspn(b, ".")), b);
+            size_t n = strlen(b);
+            if (n > 5 && !strcmp(b + n - 5, ".json")) n -= 5;
+            snprintf(out->name, sizeof out->name, "%.*s", (int)n, b);
         }
         cJSON_Delete(j);
         return st;
