@@ -187,3 +187,40 @@ CalpaStatus json_get_string(const cJSON *obj, const char *key, const char **out,
     return CALPA_OK;
 }
 
+
+CalpaStatus json_check_keys(const cJSON *obj, const char *const *allowed, const char *src,
+                            const char *path, Err *e)
+{
+    for (const cJSON *it = obj->child; it; it = it->next) {
+        int ok = 0;
+        for (int i = 0; allowed[i] && !ok; i++) ok = !strcmp(it->string, allowed[i]);
+        if (!ok) {
+            char list[512] = "";
+            for (int i = 0; allowed[i]; i++) {
+                size_t l = strlen(list);
+                snprintf(list + l, sizeof list - l, "%s%s", i ? ", " : "", allowed[i]);
+            }
+            return err_set(e, CALPA_EINPUT, "%s: unknown key '%s%s' (valid keys: %s)", src, path,
+                           it->string, list);
+        }
+    }
+    return CALPA_OK;
+}
+
+CalpaStatus json_num(const cJSON *obj, const char *key, int required, double *out, double lo,
+                     int strict, const char *src, const char *path, Err *e)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!it) {
+        if (required) return err_set(e, CALPA_EINPUT, "%s: missing key '%s%s'", src, path, key);
+        return CALPA_OK;
+    }
+    if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble))
+        return err_set(e, CALPA_EINPUT, "%s: key '%s%s' must be a number", src, path, key);
+    double v = it->valuedouble;
+    if (strict ? !(v > lo) : !(v >= lo))
+        return err_set(e, CALPA_EINPUT, "%s: key '%s%s': %g must be %s %g", src, path, key, v,
+                       strict ? ">" : ">=", lo);
+    *out = v;
+    return CALPA_OK;
+}

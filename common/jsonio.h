@@ -53,6 +53,16 @@ CalpaStatus json_get_int(const cJSON *obj, const char *key, long long *out,
                          long long min, long long max, const char *src, Err *e);
 CalpaStatus json_get_string(const cJSON *obj, const char *key, const char **out,
                             const char *src, Err *e);
+/* EINPUT naming the first key of obj that is not in allowed (NULL-
+ * terminated), with the valid keys; path prefixes the key ("gemm[0]."). */
+CalpaStatus json_check_keys(const cJSON *obj, const char *const *allowed, const char *src,
+                            const char *path, Err *e);
+
+/* A finite number under key, >= lo (> lo when strict); absent is an error
+ * only when required. Messages name src, path + key and the value. */
+CalpaStatus json_num(const cJSON *obj, const char *key, int required, double *out, double lo,
+                     int strict, const char *src, const char *path, Err *e);
+
 /* Like the getters above but the key must be present. */
 CalpaStatus json_need(const cJSON *obj, const char *key, int type_mask,
                       const cJSON **out, const char *src, Err *e);

@@ -343,44 +343,6 @@ static CalpaStatus cluster_finalize(Cluster *c, const char *src, Err *e)
 
 /* ------------------------------------------------------------ JSON in */
 
-static CalpaStatus check_keys(const cJSON *obj, const char *const *allowed,
-                              const char *src, Err *e)
-{
-    for (const cJSON *it = obj->child; it; it = it->next) {
-        int ok = 0;
-        for (int i = 0; allowed[i] && !ok; i++) ok = !strcmp(it->string, allowed[i]);
-        if (!ok) {
-            char list[512] = "";
-            for (int i = 0; allowed[i]; i++) {
-                size_t l = strlen(list);
-                snprintf(list + l, sizeof list - l, "%s%s", i ? ", " : "", allowed[i]);
-            }
-            return err_set(e, CALPA_EINPUT, "%s: unknown key '%s' (valid keys: %s)", src,
-                           it->string, list);
-        }
-    }
-    return CALPA_OK;
-}
-
-/* A number under key: required or not; must be >= lo (> lo when strict). */
-static CalpaStatus jnum(const cJSON *obj, const char *key, int required, double *out,
-                        double lo, int strict, const char *src, Err *e)
-{
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!it) {
-        if (required) return err_set(e, CALPA_EINPUT, "%s: missing key '%s'", src, key);
-        return CALPA_OK;
-    }
-    if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble))
-        return err_set(e, CALPA_EINPUT, "%s: key '%s' must be a number", src, key);
-    double v = it->valuedouble;
-    if (strict ? !(v > lo) : !(v >= lo))
-        return err_set(e, CALPA_EINPUT, "%s: key '%s': %g must be %s %g", src, key, v,
-                       strict ? ">" : ">=", lo);
-    *out = v;
-    return CALPA_OK;
-}
-
 static CalpaStatus jint(const cJSON *obj, const char *key, int required, int *out,
                         int lo, int hi, const char *src, Err *e)
 {
@@ -440,13 +402,13 @@ static CalpaStatus device_from_json(const cJSON *j, const char *src, DeviceType 
                                        "memory_bw_bytes_per_s", NULL};
     CalpaStatus st;
     memset(d, 0, sizeof *d);
-    if ((st = check_keys(j, keys, dsrc, e))) return st;
+    if ((st = json_check_keys(j, keys, dsrc, "", e))) return st;
     if ((st = jname(j, "name", 1, d->name, sizeof d->name, dsrc, e))) return st;
-    if ((st = jnum(j, "peak_flops_fp32", 1, &d->peak_flops_fp32, 0, 1, dsrc, e))) return st;
-    if ((st = jnum(j, "peak_flops_fp16", 1, &d->peak_flops_fp16, 0, 0, dsrc, e))) return st;
-    if ((st = jnum(j, "peak_flops_bf16", 1, &d->peak_flops_bf16, 0, 0, dsrc, e))) return st;
-    if ((st = jnum(j, "memory_bytes", 1, &d->memory_bytes, 0, 1, dsrc, e))) return st;
-    return jnum(j, "memory_bw_bytes_per_s", 1, &d->memory_bw_bytes_per_s, 0, 1, dsrc, e);
+    if ((st = json_num(j, "peak_flops_fp32", 1, &d->peak_flops_fp32, 0, 1, dsrc, "", e))) return st;
+    if ((st = json_num(j, "peak_flops_fp16", 1, &d->peak_flops_fp16, 0, 0, dsrc, "", e))) return st;
+    if ((st = json_num(j, "peak_flops_bf16", 1, &d->peak_flops_bf16, 0, 0, dsrc, "", e))) return st;
+    if ((st = json_num(j, "memory_bytes", 1, &d->memory_bytes, 0, 1, dsrc, "", e))) return st;
+    return json_num(j, "memory_bw_bytes_per_s", 1, &d->memory_bw_bytes_per_s, 0, 1, dsrc, "", e);
 }
 
 static CalpaStatus intra_from_json(const cJSON *j, const char *src, IntraLink *in, Err *e)
@@ -455,7 +417,7 @@ static CalpaStatus intra_from_json(const cJSON *j, const char *src, IntraLink *i
                                        "pcie_bw_bytes_per_s", "nvlinks", NULL};
     CalpaStatus st;
     memset(in, 0, sizeof *in);
-    if ((st = check_keys(j, keys, src, e))) return st;
+    if ((st = json_check_keys(j, keys, src, "", e))) return st;
     const cJSON *t;
     if ((st = json_need(j, "topology", cJSON_String, &t, src, e))) return st;
     if (!strcmp(t->valuestring, "nvswitch")) in->topology = INTRA_NVSWITCH;
@@ -464,8 +426,8 @@ static CalpaStatus intra_from_json(const cJSON *j, const char *src, IntraLink *i
         return err_set(e, CALPA_EINPUT,
                        "%s: key 'topology': '%s' is not one of nvswitch|hybrid_cube_mesh", src,
                        t->valuestring);
-    if ((st = jnum(j, "bw_bytes_per_s", 1, &in->bw_bytes_per_s, 0, 1, src, e))) return st;
-    if ((st = jnum(j, "latency_s", 1, &in->latency_s, 0, 0, src, e))) return st;
+    if ((st = json_num(j, "bw_bytes_per_s", 1, &in->bw_bytes_per_s, 0, 1, src, "", e))) return st;
+    if ((st = json_num(j, "latency_s", 1, &in->latency_s, 0, 0, src, "", e))) return st;
     int mesh = in->topology == INTRA_HYBRID_CUBE_MESH;
     const cJSON *pcie = cJSON_GetObjectItemCaseSensitive(j, "pcie_bw_bytes_per_s");
     const cJSON *nv = cJSON_GetObjectItemCaseSensitive(j, "nvlinks");
@@ -473,7 +435,7 @@ static CalpaStatus intra_from_json(const cJSON *j, const char *src, IntraLink *i
         return err_set(e, CALPA_EINPUT, "%s: key '%s' applies to topology hybrid_cube_mesh only",
                        src, pcie ? "pcie_bw_bytes_per_s" : "nvlinks");
     if (!mesh) return CALPA_OK;
-    if ((st = jnum(j, "pcie_bw_bytes_per_s", 0, &in->pcie_bw_bytes_per_s, 0, 1, src, e)))
+    if ((st = json_num(j, "pcie_bw_bytes_per_s", 0, &in->pcie_bw_bytes_per_s, 0, 1, src, "", e)))
         return st;
     if (!nv) {
         mesh_set_dgx1(in);
@@ -517,15 +479,15 @@ static CalpaStatus inter_from_json(const cJSON *j, const char *src, InterLink *i
     CalpaStatus st;
     memset(in, 0, sizeof *in);
     in->nics = 1;
-    if ((st = check_keys(j, keys, src, e))) return st;
+    if ((st = json_check_keys(j, keys, src, "", e))) return st;
     const char *topo = NULL;
     if ((st = json_get_string(j, "topology", &topo, src, e))) return st;
     if (topo && strcmp(topo, "fat_tree"))
         return err_set(e, CALPA_EINPUT, "%s: key 'topology': '%s' is not one of fat_tree", src,
                        topo);
-    if ((st = jnum(j, "bw_bytes_per_s", 1, &in->bw_bytes_per_s, 0, 1, src, e))) return st;
+    if ((st = json_num(j, "bw_bytes_per_s", 1, &in->bw_bytes_per_s, 0, 1, src, "", e))) return st;
     if ((st = jint(j, "nics", 0, &in->nics, 1, 64, src, e))) return st;
-    return jnum(j, "latency_s", 1, &in->latency_s, 0, 0, src, e);
+    return json_num(j, "latency_s", 1, &in->latency_s, 0, 0, src, "", e);
 }
 
 /* Turns {"preset": P, k: v...} into a spec and applies it; src for messages. */
@@ -572,7 +534,7 @@ static CalpaStatus group_from_json(const cJSON *j, const char *src, NodeGroup *g
     }
     static const char *const keys[] = {"name", "nodes", "devices_per_node", "device",
                                        "intra", "inter", NULL};
-    if ((st = check_keys(j, keys, src, e))) return st;
+    if ((st = json_check_keys(j, keys, src, "", e))) return st;
     snprintf(g->name, sizeof g->name, "group");
     if ((st = jname(j, "name", 0, g->name, sizeof g->name, src, e))) return st;
     if ((st = jint(j, "nodes", 1, &g->nodes, 1, 1 << 20, src, e))) return st;
@@ -689,7 +651,7 @@ static CalpaStatus cluster_from_json_inner(const cJSON *j, const char *src, Clus
     static const char *const keys[] = {"name", "groups", "inter_group", "nodes", "devices",
                                        "devices_per_node", "heterogeneous", "device", "intra",
                                        "inter", NULL};
-    if ((st = check_keys(j, keys, src, e))) return st;
+    if ((st = json_check_keys(j, keys, src, "", e))) return st;
     int n = cJSON_IsArray(groups) ? cJSON_GetArraySize(groups) : 0;
     if (n < 1)
         return err_set(e, CALPA_EINPUT, "%s: key 'groups' must be a non-empty list", src);
@@ -707,10 +669,10 @@ static CalpaStatus cluster_from_json_inner(const cJSON *j, const char *src, Clus
         snprintf(isrc, sizeof isrc, "%s: inter_group", src);
         static const char *const ikeys[] = {"bw_bytes_per_s", "latency_s", NULL};
         if (!cJSON_IsObject(ig)) return err_set(e, CALPA_EINPUT, "%s: must be an object", isrc);
-        if ((st = check_keys(ig, ikeys, isrc, e))) return st;
-        if ((st = jnum(ig, "bw_bytes_per_s", 1, &c->inter_group_bw_bytes_per_s, 0, 1, isrc, e)))
+        if ((st = json_check_keys(ig, ikeys, isrc, "", e))) return st;
+        if ((st = json_num(ig, "bw_bytes_per_s", 1, &c->inter_group_bw_bytes_per_s, 0, 1, isrc, "", e)))
             return st;
-        if ((st = jnum(ig, "latency_s", 1, &c->inter_group_latency_s, 0, 0, isrc, e))) return st;
+        if ((st = json_num(ig, "latency_s", 1, &c->inter_group_latency_s, 0, 0, isrc, "", e))) return st;
         c->has_inter_group = 1;
     }
     if (!c->name[0]) snprintf(c->name, sizeof c->name, "%s", c->groups[0].name);

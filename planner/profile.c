@@ -185,25 +185,6 @@ const CollTable *profile_coll_table(const Profile *p, CollKind kind, int group_s
 
 /* ---------------------------------------------------------------- JSON in */
 
-static CalpaStatus check_keys(const cJSON *obj, const char *const *allowed, const char *src,
-                              const char *path, Err *e)
-{
-    for (const cJSON *it = obj->child; it; it = it->next) {
-        int ok = 0;
-        for (int i = 0; allowed[i] && !ok; i++) ok = !strcmp(it->string, allowed[i]);
-        if (!ok) {
-            char list[512] = "";
-            for (int i = 0; allowed[i]; i++) {
-                size_t l = strlen(list);
-                snprintf(list + l, sizeof list - l, "%s%s", i ? ", " : "", allowed[i]);
-            }
-            return err_set(e, CALPA_EINPUT, "%s: unknown key '%s%s' (valid keys: %s)", src, path,
-                           it->string, list);
-        }
-    }
-    return CALPA_OK;
-}
-
 /* Item key of obj; path prefixes key in messages ("gemm[0]."). */
 static const cJSON *item(const cJSON *obj, const char *key)
 {
@@ -213,22 +194,6 @@ static const cJSON *item(const cJSON *obj, const char *key)
 static CalpaStatus missing(const char *src, const char *path, const char *key, Err *e)
 {
     return err_set(e, CALPA_EINPUT, "%s: missing key '%s%s'", src, path, key);
-}
-
-/* A finite number >= lo (> lo when strict). */
-static CalpaStatus num(const cJSON *obj, const char *key, int required, double *out, double lo,
-                       int strict, const char *src, const char *path, Err *e)
-{
-    const cJSON *it = item(obj, key);
-    if (!it) return required ? missing(src, path, key, e) : CALPA_OK;
-    if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble))
-        return err_set(e, CALPA_EINPUT, "%s: key '%s%s' must be a number", src, path, key);
-    double v = it->valuedouble;
-    if (strict ? !(v > lo) : !(v >= lo))
-        return err_set(e, CALPA_EINPUT, "%s: key '%s%s': %g must be %s %g", src, path, key, v,
-                       strict ? ">" : ">=", lo);
-    *out = v;
-    return CALPA_OK;
 }
 
 static CalpaStatus str(const cJSON *obj, const char *key, int required, const char **out,
@@ -309,7 +274,7 @@ static CalpaStatus gemm_from_json(const cJSON *j, GemmTable *t, const char *src,
     if (!cJSON_IsObject(j))
         return err_set(e, CALPA_EINPUT, "%s: key '%.*s' must be an object", src,
                        (int)strlen(path) - 1, path);
-    if ((st = check_keys(j, keys, src, path, e))) return st;
+    if ((st = json_check_keys(j, keys, src, path, e))) return st;
     const char *dt = NULL;
     if ((st = str(j, "dtype", 1, &dt, src, path, e))) return st;
     int d = dtype_parse(dt);
@@ -378,7 +343,7 @@ static CalpaStatus coll_from_json(const cJSON *j, CollTable *t, const char *src,
     if (!cJSON_IsObject(j))
         return err_set(e, CALPA_EINPUT, "%s: key '%.*s' must be an object", src,
                        (int)strlen(path) - 1, path);
-    if ((st = check_keys(j, keys, src, path, e))) return st;
+    if ((st = json_check_keys(j, keys, src, path, e))) return st;
     const char *s = NULL;
     if ((st = str(j, "kind", 1, &s, src, path, e))) return st;
     int k = coll_kind_parse(s);
@@ -411,8 +376,8 @@ static CalpaStatus coll_from_json(const cJSON *j, CollTable *t, const char *src,
                        "time_s",
                        src, (int)strlen(path) - 1, path);
     if (fit) {
-        if ((st = num(j, "alpha_s", 1, &t->alpha_s, 0, 0, src, path, e))) return st;
-        return num(j, "beta_s_per_byte", 1, &t->beta_s_per_byte, 0, 1, src, path, e);
+        if ((st = json_num(j, "alpha_s", 1, &t->alpha_s, 0, 0, src, path, e))) return st;
+        return json_num(j, "beta_s_per_byte", 1, &t->beta_s_per_byte, 0, 1, src, path, e);
     }
     return samples_from_json(j, &t->bytes, &t->time_s, &t->nsamples, src, path, e);
 }
@@ -440,7 +405,7 @@ static CalpaStatus profile_from_json_inner(const cJSON *j, const char *src, Prof
         return err_set(e, CALPA_EINPUT, "%s: key 'version' must be the number %d", src,
                        PROFILE_VERSION);
     }
-    if ((st = check_keys(j, keys, src, "", e))) return st;
+    if ((st = json_check_keys(j, keys, src, "", e))) return st;
     if ((st = name_into(j, "device", 1, p->device, sizeof p->device, src, "", e))) return st;
     if ((st = str(j, "source", 1, &s, src, "", e))) return st;
     if (strcmp(s, "analytic") && strcmp(s, "measured"))
@@ -462,14 +427,14 @@ static CalpaStatus profile_from_json_inner(const cJSON *j, const char *src, Prof
             p->notes[p->nnotes++] = xstrdup(x->valuestring);
         }
     }
-    if ((st = num(j, "peak_flops_fp32", 1, &p->peak_flops_fp32, 0, 1, src, "", e))) return st;
-    if ((st = num(j, "peak_flops_fp16", 1, &p->peak_flops_fp16, 0, 0, src, "", e))) return st;
-    if ((st = num(j, "peak_flops_bf16", 1, &p->peak_flops_bf16, 0, 0, src, "", e))) return st;
-    if ((st = num(j, "memory_bw_bytes_per_s", 1, &p->memory_bw_bytes_per_s, 0, 1, src, "", e)))
+    if ((st = json_num(j, "peak_flops_fp32", 1, &p->peak_flops_fp32, 0, 1, src, "", e))) return st;
+    if ((st = json_num(j, "peak_flops_fp16", 1, &p->peak_flops_fp16, 0, 0, src, "", e))) return st;
+    if ((st = json_num(j, "peak_flops_bf16", 1, &p->peak_flops_bf16, 0, 0, src, "", e))) return st;
+    if ((st = json_num(j, "memory_bw_bytes_per_s", 1, &p->memory_bw_bytes_per_s, 0, 1, src, "", e)))
         return st;
-    if ((st = num(j, "kernel_launch_s", 1, &p->kernel_launch_s, 0, 0, src, "", e))) return st;
-    if ((st = num(j, "op_overhead_s", 1, &p->op_overhead_s, 0, 0, src, "", e))) return st;
-    if ((st = num(j, "collective_bw_efficiency", 1, &p->collective_bw_efficiency, 0, 1, src, "",
+    if ((st = json_num(j, "kernel_launch_s", 1, &p->kernel_launch_s, 0, 0, src, "", e))) return st;
+    if ((st = json_num(j, "op_overhead_s", 1, &p->op_overhead_s, 0, 0, src, "", e))) return st;
+    if ((st = json_num(j, "collective_bw_efficiency", 1, &p->collective_bw_efficiency, 0, 1, src, "",
                   e)))
         return st;
     if (p->collective_bw_efficiency > 1)
@@ -498,7 +463,7 @@ static CalpaStatus profile_from_json_inner(const cJSON *j, const char *src, Prof
     if (!cJSON_IsObject(m))
         return err_set(e, CALPA_EINPUT, "%s: key 'memory' must be an object", src);
     static const char *const mkeys[] = {"bytes", "time_s", "note", NULL};
-    if ((st = check_keys(m, mkeys, src, "memory.", e))) return st;
+    if ((st = json_check_keys(m, mkeys, src, "memory.", e))) return st;
     p->memory.note = note_dup(m, src, "memory.", e, &st);
     if (st) return st;
     if ((st = samples_from_json(m, &p->memory.bytes, &p->memory.time_s, &p->memory.n, src,
