@@ -200,9 +200,12 @@ static void fill_op_strategy(const CostGraph *cg, const Op *o, Strategy *s)
 
 /* Is letter at index li of role r "canonical" on mesh dim m: no earlier
  * letter of the same role could take m instead (unless it is used on the
- * other mesh dim)? Keeps Alpa's one-letter-per-role dot strategies. */
+ * other mesh dim)? Keeps Alpa's one-letter-per-role dot strategies for the
+ * space and contraction roles (Alpa's HLO dots have one dim per role);
+ * batch letters (batch, heads) are all kept, as Alpa's Sb_i strategies. */
 static int canonical(const Letters *L, const int *ok, int li, int m, const char *assign)
 {
+    if (L->role[li] == 0) return 1; /* every batch letter (b, heads) is its own choice */
     for (int j = 0; j < li; j++)
         if (L->role[j] == L->role[li] && ok[j * MESH_NDIM + m] &&
             assign[1 - m] != L->letters[j])
@@ -596,11 +599,51 @@ static double partial_ar(const CostGraph *cg, int t, const ShardSpec *sp, uint8_
     return c;
 }
 
+/* An add that sums two gradient contributions (same labels, each read only
+ * here): its output stays a partial sum when the operand it follows is one
+ * (the all-reduce can wait until after the sum). */
+static int assoc_add(const CostGraph *cg, int op)
+{
+    const Op *o = &cg->g->op[op];
+    if (o->type != OP_ADD || o->n_in != 2) return 0;
+    if (strcmp(o->lab[0], o->lab[1]) || strcmp(o->lab[0], o->lab[2])) return 0;
+    int t0 = o->in[0], t1 = o->in[1];
+    if (t0 == t1 || cg->n_users[t0] != 1 || cg->n_users[t1] != 1) return 0;
+    return cg->node[cg->tensor_node[t0]].op >= 0 && cg->node[cg->tensor_node[t1]].op >= 0;
+}
+
+static int followed_input(const CostGraph *cg, int op)
+{
+    const Op *o = &cg->g->op[op];
+    for (int k = 0; k < o->n_in; k++)
+        if (cg->tensor_node[o->in[k]] == cg->node[op].follows) return k;
+    return 0;
+}
+
+/* Partial mask of tensor t when its producer picks own strategy k (through
+ * associative adds: the followed operand's mask). own_of(n) gives the own
+ * strategy of node n. */
+static uint8_t partial_own(const CostGraph *cg, int t, const int *own, int root_strategy)
+{
+    for (;;) {
+        int n = cg->tensor_node[t];
+        if (cg->node[n].op < 0) return 0;
+        int k = own ? own[n] : cg_node_strategy(cg, n, root_strategy);
+        int op = cg->node[n].op;
+        if (!assoc_add(cg, op) || cg->node[op].follows < 0)
+            return cg->node[n].s[k].partial[cg->tensor_out[t]];
+        int fi = followed_input(cg, op), tin = cg->g->op[op].in[fi];
+        const ShardSpec *src = own ? node_out_spec(cg, cg->tensor_node[tin], own[cg->tensor_node[tin]],
+                                                   cg->tensor_out[tin])
+                                   : cg_tensor_spec(cg, tin, root_strategy);
+        if (!spec_equal(src, &cg->node[n].s[k].spec[fi], cg->g->t[tin].ndim)) return 0;
+        t = tin;
+    }
+}
+
 static uint8_t tensor_partial(const CostGraph *cg, int t, int root_strategy)
 {
-    int n = cg->tensor_node[t];
-    if (cg->node[n].op < 0) return 0;
-    return cg->node[n].s[cg_node_strategy(cg, n, root_strategy)].partial[cg->tensor_out[t]];
+    return partial_own(cg, t, NULL, root_strategy);
 }
 
 /* Associative add of two partial sums (AllReduceReassociate): when both
@@ -610,13 +653,10 @@ static uint8_t tensor_partial(const CostGraph *cg, int t, int root_strategy)
 static void add_assoc_bonus(CostGraph *cg, int op)
 {
     const Graph *g = cg->g;
+    if (!assoc_add(cg, op)) return;
     const Op *o = &g->op[op];
-    if (o->type != OP_ADD || o->n_in != 2) return;
-    if (strcmp(o->lab[0], o->lab[1]) || strcmp(o->lab[0], o->lab[2])) return;
     int t0 = o->in[0], t1 = o->in[1];
-    if (t0 == t1 || cg->n_users[t0] != 1 || cg->n_users[t1] != 1) return;
     int n0 = cg->tensor_node[t0], n1 = cg->tensor_node[t1];
-    if (cg->node[n0].op < 0 || cg->node[n1].op < 0) return;
     int rp = find_root(cg, op), r0 = find_root(cg, n0), r1 = find_root(cg, n1);
     int nd = g->t[t0].ndim;
     /* the other summand's root must be the add's root */
@@ -837,9 +877,8 @@ uint8_t cg_fused_mask(const CostGraph *cg, int op, const int *own)
     const Op *o = &cg->g->op[op];
     int t0 = o->in[0], t1 = o->in[1], nd = cg->g->t[t0].ndim;
     int n0 = cg->tensor_node[t0], n1 = cg->tensor_node[t1];
-    const Strategy *s0 = &cg->node[n0].s[own[n0]], *s1 = &cg->node[n1].s[own[n1]];
     const Strategy *ps = &cg->node[op].s[own[op]];
-    uint8_t p0 = s0->partial[cg->tensor_out[t0]], p1 = s1->partial[cg->tensor_out[t1]];
+    uint8_t p0 = partial_own(cg, t0, own, 0), p1 = partial_own(cg, t1, own, 0);
     const ShardSpec *a = node_out_spec(cg, n0, own[n0], cg->tensor_out[t0]);
     const ShardSpec *b = node_out_spec(cg, n1, own[n1], cg->tensor_out[t1]);
     if (p0 && p0 == p1 && spec_equal(a, b, nd) && spec_equal(a, &ps->spec[0], nd) &&
