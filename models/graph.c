@@ -123,6 +123,7 @@ int graph_tensor(Graph *g, const char *name, TensorKind kind, DType dt, int ndim
     t.grad = -1;
     t.alias = -1;
     t.persistent = kind == TK_WEIGHT || kind == TK_MASTER || kind == TK_OPT_STATE;
+    t.io = 0;
     VEC_PUSH(g->t, g->n_t, g->cap_t, t);
     return g->n_t - 1;
 }
@@ -804,6 +805,67 @@ void graph_stats(const Graph *g, GraphStats *s)
         s->ops_by_type[o->type]++;
     }
     s->activation_peak_bytes = activation_peak(g);
+}
+
+void graph_slice(const Graph *g, int first, int last, Graph *out, int *t_map, int *op_map)
+{
+    graph_init(out, g->name, g->batch);
+    out->n_layers = g->n_layers;
+    out->compute_dtype = g->compute_dtype;
+    out->mixed = g->mixed;
+    out->recompute = g->recompute;
+    int *tm = xmalloc(sizeof(int) * (size_t)(g->n_t ? g->n_t : 1));
+    int *om = xmalloc(sizeof(int) * (size_t)(g->n_op ? g->n_op : 1));
+    for (int t = 0; t < g->n_t; t++) tm[t] = -1;
+    for (int i = 0; i < g->n_op; i++) {
+        const Op *o = &g->op[i];
+        om[i] = -1;
+        if (o->layer < first || o->layer > last) continue;
+        Op c = *o;
+        for (int k = 0; k < o->n_in + o->n_out; k++) {
+            int t = k < o->n_in ? o->in[k] : o->out[k - o->n_in];
+            if (tm[t] < 0) {
+                Tensor x = g->t[t];
+                if (k < o->n_in && (x.producer < 0 || om[x.producer] < 0)) {
+                    /* read here, produced elsewhere (or a source) */
+                    if (x.producer >= 0 || (x.layer >= 0 && (x.layer < first || x.layer > last)))
+                        x.io |= TENSOR_RECV;
+                    x.producer = -1;
+                } else {
+                    x.producer = out->n_op;
+                }
+                x.alias = x.alias >= 0 && tm[x.alias] >= 0 ? tm[x.alias] : -1;
+                x.grad = -1;
+                x.weight = x.weight >= 0 ? tm[x.weight] : -1;
+                x.last_use = -1;
+                VEC_PUSH(out->t, out->n_t, out->cap_t, x);
+                tm[t] = out->n_t - 1;
+            }
+            if (k < o->n_in) c.in[k] = tm[t];
+            else c.out[k - o->n_in] = tm[t];
+        }
+        c.fwd = o->fwd >= 0 ? om[o->fwd] : -1;
+        om[i] = out->n_op;
+        VEC_PUSH(out->op, out->n_op, out->cap_op, c);
+    }
+    /* weight <-> grad links inside the slice; tensors read by other layers */
+    for (int t = 0; t < g->n_t; t++) {
+        if (tm[t] < 0) continue;
+        if (g->t[t].grad >= 0 && tm[g->t[t].grad] >= 0) out->t[tm[t]].grad = tm[g->t[t].grad];
+    }
+    for (int i = 0; i < g->n_op; i++) {
+        if (om[i] >= 0) continue;
+        const Op *o = &g->op[i];
+        for (int k = 0; k < o->n_in; k++) {
+            int t = tm[o->in[k]];
+            if (t >= 0 && out->t[t].producer >= 0) out->t[t].io |= TENSOR_SEND;
+        }
+    }
+    graph_liveness(out);
+    if (t_map) memcpy(t_map, tm, sizeof(int) * (size_t)g->n_t);
+    if (op_map) memcpy(op_map, om, sizeof(int) * (size_t)g->n_op);
+    free(tm);
+    free(om);
 }
 
 CalpaStatus graph_validate(const Graph *g, Err *e)

@@ -106,7 +106,11 @@ typedef struct {
     int grad;      /* for TK_WEIGHT: its gradient tensor; else -1 */
     int alias;     /* an in-place output: the tensor it overwrites; else -1 */
     int persistent;/* lives across steps (weights, master, optimizer state) */
+    int io;        /* in a slice (graph_slice): TENSOR_RECV if another stage
+                      produces it, TENSOR_SEND if another stage reads it */
 } Tensor;
+
+enum { TENSOR_RECV = 1, TENSOR_SEND = 2 };
 
 typedef struct {
     char name[GRAPH_NAME_LEN];
@@ -210,6 +214,16 @@ double graph_peak_bytes(const Graph *g);
  * activations stashed per micro-batch: what pipeline schedules multiply by
  * the number of micro-batches in flight). Excludes persistent tensors. */
 double graph_stash_bytes(const Graph *g);
+
+/* The operators of layers [first, last] (every phase, original order) as a
+ * graph of their own: a pipeline stage.  Tensors those operators read but
+ * that another layer produces become source tensors marked TENSOR_RECV
+ * (activations from the previous stage, gradients from the next one, a
+ * tied weight used by two stages); tensors they produce that another layer
+ * reads are marked TENSOR_SEND.  t_map (if not NULL, g->n_t entries) gets
+ * each tensor's id in out, or -1; op_map (g->n_op entries) likewise. Names
+ * are kept, so a stage's operators are found by name. O(ops + tensors). */
+void graph_slice(const Graph *g, int first, int last, Graph *out, int *t_map, int *op_map);
 
 /* Checks structural invariants (ids in range, operands defined before use,
  * labels consistent); returns CALPA_OK or EFAIL with a message. Tests use it. */

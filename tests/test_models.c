@@ -453,6 +453,56 @@ static void test_backward_labels(void **state)
     graph_free(&g);
 }
 
+/* Slicing a GPT into pipeline stages: every op in exactly one stage, each
+ * slice valid, weights partitioned (the tied embedding is received by the
+ * last stage), and the layer boundary carries b·s·h activations forward
+ * and their gradients back. */
+static void test_slice_stages(void **state)
+{
+    (void)state;
+    ModelConfig m;
+    Graph g;
+    build("gpt:hidden=64,heads=4,layers=4,seq=16,vocab=100", 2, RECOMPUTE_FULL, &m, &g);
+    GraphStats gs;
+    graph_stats(&g, &gs);
+    const int cuts[3][2] = {{0, 1}, {2, 2}, {3, 3}};
+    int *seen = calloc((size_t)g.n_op, sizeof(int));
+    double params = 0;
+    for (int s = 0; s < 3; s++) {
+        Graph st;
+        int *om = malloc(sizeof(int) * (size_t)g.n_op);
+        graph_slice(&g, cuts[s][0], cuts[s][1], &st, NULL, om);
+        Err e;
+        if (graph_validate(&st, &e) != CALPA_OK) fail_msg("stage %d: %s", s, e.msg);
+        for (int i = 0; i < g.n_op; i++)
+            if (om[i] >= 0) {
+                seen[i]++;
+                assert_string_equal(st.op[om[i]].name, g.op[i].name);
+            }
+        int n_recv_act = 0, n_send_act = 0, tied = 0;
+        for (int t = 0; t < st.n_t; t++) {
+            const Tensor *x = &st.t[t];
+            if (x->kind == TK_WEIGHT && x->alias < 0 && !(x->io & TENSOR_RECV))
+                params += (double)tensor_numel(x);
+            if (x->kind == TK_WEIGHT && (x->io & TENSOR_RECV)) tied++;
+            if (x->kind == TK_ACT && (x->io & TENSOR_RECV)) {
+                n_recv_act++;
+                assert_int_equal(tensor_numel(x), 2 * 16 * 64);
+            }
+            if (x->kind == TK_ACT && (x->io & TENSOR_SEND)) n_send_act++;
+        }
+        assert_int_equal(n_recv_act, s == 0 ? 0 : 1);
+        assert_int_equal(n_send_act, s == 2 ? 0 : 1);
+        assert_int_equal(tied, s == 2 ? 1 : 0); /* wte, read by the LM head */
+        free(om);
+        graph_free(&st);
+    }
+    for (int i = 0; i < g.n_op; i++) assert_int_equal(seen[i], 1);
+    assert_true(params == gs.params);
+    free(seen);
+    graph_free(&g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -471,6 +521,7 @@ int main(void)
         cmocka_unit_test(test_json_specs),
         cmocka_unit_test(test_moe_groups),
         cmocka_unit_test(test_backward_labels),
+        cmocka_unit_test(test_slice_stages),
     };
     return cmocka_run_group_tests_name("models", tests, NULL, NULL);
 }
