@@ -764,11 +764,25 @@ static void compact_edges(CostGraph *cg)
         SEdge *ed = &out[i];
         int nu = cg->node[ed->u].n, nv = cg->node[ed->v].n;
         double *xu = extra_of(cg, ed->u), *xv = extra_of(cg, ed->v);
+        if (nv == 1) { /* the whole edge is a cost on u */
+            for (int a = 0; a < nu; a++) xu[a] += ed->cost[a];
+            free(ed->cost);
+            continue;
+        }
+        if (nu == 1) {
+            for (int b = 0; b < nv; b++) xv[b] += ed->cost[b];
+            free(ed->cost);
+            continue;
+        }
+        /* separable a[i] + b[j] (checked without forbidden entries, which
+         * would not cancel) */
         int sep = 1;
         for (int a = 0; a < nu && sep; a++)
             for (int b = 0; b < nv && sep; b++) {
                 double r = ed->cost[a * nv + b] - ed->cost[a * nv] - ed->cost[b] + ed->cost[0];
-                if (fabs(r) > 1e-9 * (1 + fabs(ed->cost[a * nv + b]))) sep = 0;
+                if (ed->cost[a * nv + b] >= SHARD_INF ||
+                    fabs(r) > 1e-9 * (1 + fabs(ed->cost[a * nv + b])))
+                    sep = 0;
             }
         if (sep) {
             for (int a = 0; a < nu; a++) xu[a] += ed->cost[a * nv];
