@@ -209,6 +209,22 @@ const Cluster *net_cluster(const Net *n) { return n->c; }
 int64_t net_now_ps(const Net *n) { return n->now; }
 int net_active_flows(const Net *n) { return n->active; }
 NetStats net_stats(const Net *n) { return n->st; }
+int net_num_links(const Net *n) { return n->nlinks; }
+
+double net_link_capacity(const Net *n, int link)
+{
+    CHECK(link >= 0 && link < n->nlinks);
+    return n->links[link].cap;
+}
+
+int net_flow_links(const Net *n, int flow, int links[MAX_HOPS])
+{
+    CHECK(flow >= 0 && flow < n->nslots);
+    const Flow *f = &n->flows[flow];
+    if (f->state != FLOW_ACTIVE) return 0;
+    for (int i = 0; i < f->nl; i++) links[i] = f->link[i];
+    return f->nl;
+}
 
 /* ---------------------------------------------------------------- paths */
 

@@ -129,6 +129,12 @@ int net_advance(Net *n, int64_t t_ps, const NetDone **done);
 int net_active_flows(const Net *n);
 /* Current rate (bytes/s) of an active flow (0 once drained). Refills first. */
 double net_flow_rate(Net *n, int flow);
+/* Introspection (tests, reports): the link count, a link's capacity
+ * (bytes/s), and the links of an active flow's path written to links[0..3]
+ * (returns how many; 0 once drained or on one device). */
+int net_num_links(const Net *n);
+double net_link_capacity(const Net *n, int link);
+int net_flow_links(const Net *n, int flow, int links[4]);
 /* Counters since net_create. */
 NetStats net_stats(const Net *n);
 
