@@ -135,7 +135,7 @@ void collective_config_default(CollConfig *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     net_config_default(&cfg->net);
-    cfg->chunk_bytes = 1048576.0;
+    cfg->chunk_bytes = 131072.0;
     cfg->max_chunks = 64;
 }
 
@@ -503,6 +503,34 @@ static void inst_nodes(CollSim *s, Inst *I)
     free(slot_node);
 }
 
+/* On cube-mesh nodes, puts the group's ranks of each node in the order of
+ * an NVLink Hamiltonian cycle of them (when one exists), so that rings and
+ * the intra-node phases of hierarchical run over NVLink; updates q. */
+static void inst_nvlink_order(CollSim *s, Inst *I)
+{
+    const Cluster *c = s->c;
+    for (int sl = 0; sl < I->nslots; sl++) {
+        int a = I->slot_start[sl], b = I->slot_start[sl + 1], k = b - a;
+        if (k < 3) continue;
+        DevLoc l0 = cluster_locate(c, I->devs[I->slot_ranks[a]]);
+        if (c->groups[l0.group].intra.topology != INTRA_HYBRID_CUBE_MESH) continue;
+        unsigned mask = 0;
+        int rank_of_local[CLUSTER_MESH_MAX];
+        for (int i = a; i < b; i++) {
+            int loc = cluster_locate(c, I->devs[I->slot_ranks[i]]).local;
+            mask |= 1u << loc;
+            rank_of_local[loc] = I->slot_ranks[i];
+        }
+        const MeshRings *m = mesh_rings(s, l0.group, mask);
+        if (m->ncyc == 0) continue;
+        for (int i = 0; i < k; i++) {
+            int r = rank_of_local[m->cyc[0][i]];
+            I->slot_ranks[a + i] = r;
+            I->q[r] = i;
+        }
+    }
+}
+
 /* The ring orders: channels and the order of each (see collective.h). */
 static void inst_rings(CollSim *s, Inst *I)
 {
@@ -532,30 +560,7 @@ static void inst_rings(CollSim *s, Inst *I)
             }
         }
     } else {
-        int p = 0;
-        for (int sl = 0; sl < I->nslots; sl++) {
-            int a = I->slot_start[sl], b = I->slot_start[sl + 1], k = b - a;
-            int done = 0;
-            if (k >= 3) {
-                DevLoc l0 = cluster_locate(c, I->devs[I->slot_ranks[a]]);
-                if (c->groups[l0.group].intra.topology == INTRA_HYBRID_CUBE_MESH) {
-                    unsigned mask = 0;
-                    int rank_of_local[CLUSTER_MESH_MAX];
-                    for (int i = a; i < b; i++) {
-                        int loc = cluster_locate(c, I->devs[I->slot_ranks[i]]).local;
-                        mask |= 1u << loc;
-                        rank_of_local[loc] = I->slot_ranks[i];
-                    }
-                    const MeshRings *m = mesh_rings(s, l0.group, mask);
-                    if (m->ncyc > 0) {
-                        for (int i = 0; i < k; i++) I->ord[p++] = rank_of_local[m->cyc[0][i]];
-                        done = 1;
-                    }
-                }
-            }
-            if (!done)
-                for (int i = a; i < b; i++) I->ord[p++] = I->slot_ranks[i];
-        }
+        for (int p = 0; p < n; p++) I->ord[p] = I->slot_ranks[p]; /* nodes in turn */
     }
     for (int ch = 0; ch < I->nch; ch++)
         for (int p = 0; p < n; p++) I->pos[ch * n + I->ord[ch * n + p]] = p;
@@ -738,26 +743,26 @@ static void gen_tree(const Inst *I, int ch, int r, int k, Step *st)
     int U = I->up[idx];
     if (k < U) { /* reduce up */
         if (nk == 0) {
-            op_send(st, p, I->chunk, k == 0, k);
+            op_send(st, p, I->chunk, 1, k);
         } else if (p < 0) {
             for (int i = 0; i < nk; i++) op_recv(st, kids[i]);
         } else {
             if (k < K)
                 for (int i = 0; i < nk; i++) op_recv(st, kids[i]);
-            if (k >= 1) op_send(st, p, I->chunk, k == 1, k - 1);
+            if (k >= 1) op_send(st, p, I->chunk, 1, k - 1);
         }
         return;
     }
     int kd = k - U; /* broadcast down */
     if (p < 0) {
-        for (int i = 0; i < nk; i++) op_send(st, kids[i], I->chunk, kd == 0, I->up[ch * n + kids[i]] + kd);
+        for (int i = 0; i < nk; i++) op_send(st, kids[i], I->chunk, 1, I->up[ch * n + kids[i]] + kd);
     } else if (nk == 0) {
         op_recv(st, p);
     } else {
         if (kd < K) op_recv(st, p);
         if (kd >= 1)
             for (int i = 0; i < nk; i++)
-                op_send(st, kids[i], I->chunk, kd == 1, I->up[ch * n + kids[i]] + kd - 1);
+                op_send(st, kids[i], I->chunk, 1, I->up[ch * n + kids[i]] + kd - 1);
     }
 }
 
@@ -773,12 +778,12 @@ static void gen_step(const Inst *I, int ch, int r, int k, Step *st)
         } else if (I->kind == COLL_BROADCAST) {
             int p = chain_pos(I, ch, r), K = I->K;
             if (p == 0) {
-                op_send(st, chain_at(I, ch, 1), I->chunk, k == 0, k);
+                op_send(st, chain_at(I, ch, 1), I->chunk, 1, k);
             } else if (p == n - 1) {
                 op_recv(st, chain_at(I, ch, p - 1));
             } else {
                 if (k < K) op_recv(st, chain_at(I, ch, p - 1));
-                if (k >= 1) op_send(st, chain_at(I, ch, p + 1), I->chunk, k == 1, k - 1);
+                if (k >= 1) op_send(st, chain_at(I, ch, p + 1), I->chunk, 1, k - 1);
             }
         } else {
             int p = I->pos[ch * n + r];
@@ -1018,6 +1023,7 @@ static int start_inst(CollSim *s, const CollSpec *spec, CollAlgo algo, int64_t t
     I->root = spec->kind == COLL_BROADCAST ? spec->root : 0;
     I->nch = 1;
     inst_nodes(s, I);
+    inst_nvlink_order(s, I);
     if (algo == COLL_ALGO_HIERARCHICAL && !hier_ok(I)) I->algo = algo = COLL_ALGO_RING;
     if (I->n < 2) {
         /* nothing to move: completes now */
