@@ -82,7 +82,7 @@ typedef struct {
 /* uint64 -> int open-addressing map (key 0 reserved). */
 typedef struct {
     uint64_t *key;
-    int *val;
+    int64_t *val;
     int cap, n;
 } Map;
 
@@ -106,6 +106,7 @@ struct CollSim {
     int npfree, cappfree;
     Map early; /* arrivals ahead of their receiver's step */
     Map memo;  /* auto selection */
+    Map times; /* collective_time_memo: spec hash -> time_ps * 8 + algo */
     MeshRings **mesh; /* [group][mask], lazily */
     int *node_scratch; /* per node, -1 */
     CollDone *done;
@@ -181,7 +182,7 @@ static int map_find(const Map *m, uint64_t key)
     }
 }
 
-static void map_put(Map *m, uint64_t key, int val);
+static void map_put(Map *m, uint64_t key, int64_t val);
 
 static void map_grow(Map *m)
 {
@@ -196,7 +197,7 @@ static void map_grow(Map *m)
     free(old.val);
 }
 
-static void map_put(Map *m, uint64_t key, int val)
+static void map_put(Map *m, uint64_t key, int64_t val)
 {
     CHECK(key != 0);
     if (2 * (m->n + 1) > m->cap) map_grow(m);
@@ -375,6 +376,7 @@ void collective_sim_destroy(CollSim *s)
     free(s->pfree);
     map_free(&s->early);
     map_free(&s->memo);
+    map_free(&s->times);
     if (s->mesh) {
         for (int g = 0; g < s->c->ngroups; g++) free(s->mesh[g]);
         free(s->mesh);
@@ -860,7 +862,7 @@ static void prog_run(CollSim *s, int id, int ch, int r)
         P->got = 0;
         int mi = map_find(&s->early, early_key(id, ch * I->n + r, P->step));
         if (mi >= 0) {
-            P->got = s->early.val[mi];
+            P->got = (int)s->early.val[mi];
             map_del_at(&s->early, mi);
         }
         P->sends_left = 0;
@@ -950,6 +952,7 @@ static uint64_t spec_hash(const CollSpec *spec)
     uint64_t h = 1469598103934665603ULL;
 #define H(x) h = (h ^ (uint64_t)(x)) * 1099511628211ULL
     H(spec->kind);
+    H(spec->algo);
     H(spec->n);
     H(spec->root);
     uint64_t b;
@@ -1163,6 +1166,22 @@ CalpaStatus collective_time_alone(const Cluster *c, const CollConfig *cfg, const
     out->refills = st.refills;
     collective_sim_destroy(s);
     return CALPA_OK;
+}
+
+int64_t collective_time_memo(CollSim *s, const CollSpec *spec, CollAlgo *used)
+{
+    CHECK(collective_check(s, spec, NULL) == CALPA_OK);
+    uint64_t key = spec_hash(spec);
+    int mi = map_find(&s->times, key);
+    if (mi < 0) {
+        CollResult r;
+        CHECK(collective_time_alone(s->c, &s->cfg, spec, &r, NULL) == CALPA_OK);
+        map_put(&s->times, key, r.time_ps * 8 + (int64_t)r.algo);
+        mi = map_find(&s->times, key);
+    }
+    int64_t v = s->times.val[mi];
+    if (used) *used = (CollAlgo)(v % 8);
+    return v / 8;
 }
 
 /* --------------------------------------------------------- independence */

@@ -160,6 +160,14 @@ int collective_active(const CollSim *s);
 CalpaStatus collective_time_alone(const Cluster *c, const CollConfig *cfg, const CollSpec *spec,
                                   CollResult *out, Err *e);
 
+/* spec's time alone (ps), memoised in s per (kind, algorithm, devices,
+ * bytes, root); *used (may be NULL) receives the algorithm.  For an engine:
+ * a collective whose links no concurrent transfer can touch (e.g. a tensor-
+ * parallel all-reduce on an NVSwitch node while only NICs carry other
+ * traffic) takes exactly this time, so it need not be simulated flow by
+ * flow.  spec must pass collective_check (checked). Does not advance s. */
+int64_t collective_time_memo(CollSim *s, const CollSpec *spec, CollAlgo *used);
+
 /* 1 when collectives on groups a and b can never share a link in this
  * model (disjoint devices and node sets, or disjoint devices on shared
  * NVSwitch nodes with disjoint rail NICs): an engine may then simulate one

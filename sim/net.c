@@ -7,10 +7,11 @@
  *   (2) pop the link with the smallest fair share rem_l / u_l (ties: lowest
  *       link id) from a heap; each of its unfrozen flows gets that share and
  *       freezes; every other link l' of such a flow loses the share from
- *       rem_l' and one from u_l', and is pushed again with its new share;
+ *       rem_l' and one from u_l';
  *   (3) repeat until the heap is empty.
- * Shares never decrease while filling, so stale heap entries (an older
- * version of a link) are skipped.  This is the classic water-filling; the
+ * Shares never decrease while filling, so instead of re-queueing a link at
+ * every change, an entry popped below the link's current share is queued
+ * again at that share (lazy update).  This is the classic water-filling; the
  * test compares it with a brute-force one that raises all rates in small
  * rounds.
  */
@@ -32,7 +33,6 @@ typedef struct {
     unsigned mark;   /* refill epoch */
     double rem;      /* refill scratch */
     int unfrozen;
-    unsigned ver;
 } Link;
 
 typedef struct {
@@ -61,7 +61,6 @@ typedef struct {
 typedef struct {
     double share;
     int link;
-    unsigned ver;
 } FillEnt;
 
 struct Net {
@@ -450,7 +449,7 @@ static int fill_before(const FillEnt *x, const FillEnt *y)
 
 static void fill_push(Net *n, double share, int link)
 {
-    FillEnt ev = {share, link, n->links[link].ver};
+    FillEnt ev = {share, link};
     vec_reserve((void **)&n->fill, &n->capfill, n->nfill + 1, sizeof *n->fill);
     int i = n->nfill++;
     while (i > 0) {
@@ -531,15 +530,21 @@ static void refill(Net *n)
         Link *l = &n->links[id];
         l->rem = l->cap;
         l->unfrozen = l->nflows;
-        l->ver++;
         if (l->nflows > 0) fill_push(n, l->rem / l->unfrozen, id);
     }
     double floor_share = 0; /* shares never decrease; guards rounding */
     while (n->nfill > 0) {
         FillEnt top = fill_pop(n);
         Link *l = &n->links[top.link];
-        if (top.ver != l->ver || l->unfrozen == 0) continue;
-        double share = fmax((l->rem > 0 ? l->rem : 0) / l->unfrozen, floor_share);
+        if (l->unfrozen == 0) continue;
+        double share = (l->rem > 0 ? l->rem : 0) / l->unfrozen;
+        if (share > top.share) {
+            /* an outdated entry: the link's share has grown since (shares
+             * only grow while filling), so queue it again at its new share */
+            fill_push(n, share, top.link);
+            continue;
+        }
+        share = fmax(share, floor_share);
         floor_share = share;
         for (int j = 0; j < l->nflows; j++) {
             Flow *f = &n->flows[l->flows[j]];
@@ -552,9 +557,6 @@ static void refill(Net *n)
                 Link *l2 = &n->links[f->link[k]];
                 l2->rem -= share;
                 l2->unfrozen--;
-                l2->ver++;
-                if (l2->unfrozen > 0) fill_push(n, (l2->rem > 0 ? l2->rem : 0) / l2->unfrozen,
-                                                f->link[k]);
             }
             if (old != share) {
                 int slot = (int)(f - n->flows);
