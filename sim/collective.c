@@ -22,6 +22,7 @@
 #define MAX_OPS 4
 #define MAX_KIDS 3
 #define MAX_MESH_CYCLES 16
+#define SELECT_SIM_MAX_RANKS 1024 /* auto selection simulates up to this size */
 
 typedef struct {
     int nsend;
@@ -980,6 +981,10 @@ CollAlgo collective_select(CollSim *s, const CollSpec *spec)
     default: return COLL_ALGO_RING;
     }
     if (spec->n < 3 || !spans_nodes(s->c, spec->devs, spec->n)) return COLL_ALGO_RING;
+    /* Shortcut: beyond 1024 ranks simulating the ring alone (2(n-1) x n
+     * flows) costs seconds, and its latency chain 2(n-1) alpha already
+     * exceeds the tree's at any size up to GBs: take the tree. */
+    if (spec->n > SELECT_SIM_MAX_RANKS) return COLL_ALGO_TREE;
     uint64_t key = spec_hash(spec);
     int mi = map_find(&s->memo, key);
     if (mi >= 0) return (CollAlgo)s->memo.val[mi];

@@ -49,9 +49,10 @@
  *
  * Auto selection (NCCL-like): all_reduce within one node -> ring; across
  * nodes -> tree or ring, whichever takes less time alone on the group, as
- * simulated by this model (memoised per group shape and size).  NCCL picks
- * with its own cost model; ours is the simulator itself, so the crossover
- * follows the topology.  Other kinds have one algorithm each.
+ * simulated by this model (memoised per group and size); beyond 1024 ranks
+ * -> tree without simulating (the ring's 2(n-1) latency chain dominates).
+ * NCCL picks with its own cost model; ours is the simulator itself, so the
+ * crossover follows the topology.  Other kinds have one algorithm each.
  */
 #ifndef CALPA_COLLECTIVE_H
 #define CALPA_COLLECTIVE_H
