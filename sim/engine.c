@@ -1,0 +1,538 @@
+/*
+ * engine.c - the event loop over device programs (see engine.h).
+ *
+ * State per task: dependencies left; per (device, stream): the next task in
+ * program order and whether the stream is busy.  Collective instances and
+ * send/recv pairs are found once by sorting tasks on their match id.  The
+ * loop takes the earlier of the event queue's next compute completion and
+ * the network's next completion, so equal-time work happens in a fixed
+ * order (network first, then the queue in insertion order).
+ */
+#include "engine.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cost.h"
+#include "evq.h"
+
+enum { EV_DONE = 1 };
+
+typedef struct {
+    int64_t match;
+    int gidx;
+} MatchRef;
+
+typedef struct {
+    int first, n;       /* members: refs[first .. first+n) */
+    int arrived;
+    int64_t start_ps;
+} CollInst;
+
+typedef struct {
+    int send, recv;     /* global task indices, -1 if not simulated */
+    int arrived;        /* data has arrived */
+    int recv_waiting;   /* the recv is at the head of its stream */
+    int64_t xfer_start_ps, arrive_ps;
+} Pair;
+
+typedef struct {
+    const Lowered *l;
+    const SimOptions *o;
+    CollSim *cs;
+    EventQueue q;
+    int64_t now;
+    int np;
+    int *base;          /* task_base */
+    int *remaining;     /* deps left per global task */
+    int *succ_off, *succ; /* successors (global indices) */
+    int *sq_off, *sq;   /* per (prog, stream): task ids in order */
+    int *sq_head;
+    uint8_t *busy;      /* per (prog, stream) */
+    int *inst_of;       /* per global task: collective instance or pair, -1 */
+    MatchRef *refs;
+    CollInst *inst;
+    int n_inst;
+    Pair *pair;
+    int n_pair;
+    double *lop_time;   /* per local op, seconds (-1 = not yet) */
+    int64_t *start, *end;
+    double *stash, *stash_peak;
+    int *inflight, *inflight_peak;
+    int64_t events;
+    Err *e;
+    int failed;
+} Eng;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void sim_options_default(SimOptions *o, const Profile *p, const Cluster *c)
+{
+    memset(o, 0, sizeof *o);
+    o->prof = p;
+    o->cluster = c;
+    collective_config_default(&o->coll);
+    double eff = p && p->collective_bw_efficiency > 0 ? p->collective_bw_efficiency : 1;
+    net_config_uniform(&o->coll.net, eff);
+    o->algo = COLL_ALGO_AUTO;
+}
+
+double sim_compute_time(const Profile *p, const LocalOp *op)
+{
+    double t;
+    if (op->gemm) t = cost_bmm_time(p, op->dtype, op->batch, op->m, op->n, op->k);
+    else t = op->bytes > 0 ? cost_memory_time(p, op->bytes) : 0;
+    return t + p->op_overhead_s;
+}
+
+static const Task *task_at(const Eng *g, int p, int t) { return &g->l->prog[p].task[t]; }
+
+static int64_t task_dur_ps(Eng *g, const Task *t)
+{
+    double s;
+    if (t->fixed_s >= 0) s = t->fixed_s;
+    else if (t->lop >= 0) {
+        if (g->lop_time[t->lop] < 0) g->lop_time[t->lop] = sim_compute_time(g->o->prof, &g->l->lop[t->lop]);
+        s = g->lop_time[t->lop];
+    } else s = 0;
+    return (int64_t)llround(s * 1e12);
+}
+
+static void try_stream(Eng *g, int p, int s);
+
+static void complete(Eng *g, int p, int t)
+{
+    int gi = g->base[p] + t;
+    const Task *tk = task_at(g, p, t);
+    g->end[gi] = g->now;
+    int si = p * STREAM_COUNT + tk->stream;
+    g->busy[si] = 0;
+    g->sq_head[si]++;
+    if (tk->mem_delta_bytes != 0) {
+        g->stash[p] += tk->mem_delta_bytes;
+        g->inflight[p] += tk->mem_delta_bytes > 0 ? 1 : -1;
+        if (g->stash[p] > g->stash_peak[p]) g->stash_peak[p] = g->stash[p];
+        if (g->inflight[p] > g->inflight_peak[p]) g->inflight_peak[p] = g->inflight[p];
+    }
+    for (int k = g->succ_off[gi]; k < g->succ_off[gi + 1]; k++) {
+        int sg = g->succ[k];
+        if (--g->remaining[sg] == 0) {
+            const Task *st = task_at(g, p, sg - g->base[p]);
+            try_stream(g, p, st->stream);
+        }
+    }
+    try_stream(g, p, tk->stream);
+}
+
+static int prog_of(const Eng *g, int gi)
+{
+    int lo = 0, hi = g->np - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (g->base[mid] <= gi) lo = mid;
+        else hi = mid - 1;
+    }
+    return lo;
+}
+
+static void start_coll(Eng *g, CollInst *in, int tag)
+{
+    int gi = g->refs[in->first].gidx;
+    int p = prog_of(g, gi);
+    const Program *pr = &g->l->prog[p];
+    const Task *t = &pr->task[gi - g->base[p]];
+    const DevGroup *grp = &pr->group[t->group];
+    CollSpec spec = {t->coll, grp->devs, grp->n, t->bytes, 0,
+                     t->coll == COLL_ALL_REDUCE ? g->o->algo : COLL_ALGO_AUTO};
+    in->start_ps = g->now;
+    if (grp->n < 2 || t->bytes <= 0) {
+        /* nothing to move: completes now (through the queue) */
+        evq_push(&g->q, g->now, EV_DONE, -1 - tag, 0);
+        return;
+    }
+    if (collective_start(g->cs, &spec, (int64_t)tag * 2, g->e) < 0) {
+        g->failed = 1;
+        return;
+    }
+    for (int s = pr->shadow_off[t->group]; s < pr->shadow_off[t->group + 1]; s++) {
+        CollSpec sh = spec;
+        sh.devs = pr->shadow[s].devs;
+        sh.n = pr->shadow[s].n;
+        if (collective_start(g->cs, &sh, -2, g->e) < 0) {
+            g->failed = 1;
+            return;
+        }
+    }
+}
+
+static void coll_done(Eng *g, int inst)
+{
+    CollInst *in = &g->inst[inst];
+    for (int k = 0; k < in->n; k++) {
+        int gi = g->refs[in->first + k].gidx;
+        int p = prog_of(g, gi);
+        g->start[gi] = in->start_ps;
+        complete(g, p, gi - g->base[p]);
+    }
+}
+
+static void pair_done(Eng *g, int pi)
+{
+    Pair *pa = &g->pair[pi];
+    pa->arrived = 1;
+    pa->arrive_ps = g->now;
+    if (pa->send >= 0) {
+        int p = prog_of(g, pa->send);
+        g->start[pa->send] = pa->xfer_start_ps;
+        complete(g, p, pa->send - g->base[p]);
+    }
+    if (pa->recv >= 0 && pa->recv_waiting) {
+        int p = prog_of(g, pa->recv);
+        if (g->start[pa->recv] < pa->xfer_start_ps) g->start[pa->recv] = pa->xfer_start_ps;
+        complete(g, p, pa->recv - g->base[p]);
+    }
+}
+
+static void try_stream(Eng *g, int p, int s)
+{
+    int si = p * STREAM_COUNT + s;
+    if (g->busy[si] || g->failed) return;
+    int h = g->sq_head[si];
+    if (h >= g->sq_off[si + 1] - g->sq_off[si]) return;
+    int t = g->sq[g->sq_off[si] + h];
+    int gi = g->base[p] + t;
+    if (g->remaining[gi] > 0) return;
+    const Task *tk = task_at(g, p, t);
+    g->busy[si] = 1;
+    g->start[gi] = g->now;
+    switch (tk->kind) {
+    case TASK_COMPUTE:
+        evq_push(&g->q, g->now + task_dur_ps(g, tk), EV_DONE, p, t);
+        break;
+    case TASK_COLL: {
+        int ii = g->inst_of[gi];
+        CollInst *in = &g->inst[ii];
+        if (++in->arrived == in->n) start_coll(g, in, ii);
+        break;
+    }
+    case TASK_SEND: {
+        int pi = g->inst_of[gi];
+        Pair *pa = &g->pair[pi];
+        pa->xfer_start_ps = g->now;
+        int dst = tk->peer;
+        if (tk->bytes <= 0 && net_latency_ps(collective_net(g->cs), g->l->prog[p].device, dst) == 0)
+            evq_push(&g->q, g->now, EV_DONE, -1 - (g->n_inst + pi), 0);
+        else
+            collective_start_p2p(g->cs, g->l->prog[p].device, dst, tk->bytes,
+                                 (int64_t)pi * 2 + 1);
+        break;
+    }
+    case TASK_RECV: {
+        int pi = g->inst_of[gi];
+        Pair *pa = &g->pair[pi];
+        if (pa->arrived) {
+            if (g->start[gi] < pa->xfer_start_ps) g->start[gi] = pa->xfer_start_ps;
+            evq_push(&g->q, g->now, EV_DONE, p, t);
+        } else {
+            pa->recv_waiting = 1;
+        }
+        break;
+    }
+    default:
+        CHECK(0);
+    }
+}
+
+static int cmp_ref(const void *a, const void *b)
+{
+    const MatchRef *x = a, *y = b;
+    if (x->match != y->match) return x->match < y->match ? -1 : 1;
+    return x->gidx - y->gidx;
+}
+
+/* Exposed communication and busy time of one device from its task times. */
+typedef struct {
+    int64_t t;
+    int kind; /* -1 compute, else CommKind */
+    int d;    /* +1 / -1 */
+} Edge;
+
+static int cmp_edge(const void *a, const void *b)
+{
+    const Edge *x = a, *y = b;
+    if (x->t != y->t) return x->t < y->t ? -1 : 1;
+    return x->d - y->d; /* ends first */
+}
+
+static void device_stats(const Eng *g, int p, int64_t iter, SimDevice *d)
+{
+    const Program *pr = &g->l->prog[p];
+    Edge *ev = xmalloc(sizeof *ev * (size_t)(2 * pr->n_task + 1));
+    int n = 0;
+    for (int t = 0; t < pr->n_task; t++) {
+        int gi = g->base[p] + t;
+        const Task *tk = &pr->task[t];
+        int64_t s = g->start[gi], e = g->end[gi];
+        if (e <= s) continue;
+        int kind = tk->kind == TASK_COMPUTE ? -1 : (int)tk->comm;
+        if (tk->kind == TASK_COMPUTE) d->busy_ps += e - s;
+        ev[n++] = (Edge){s, kind, +1};
+        ev[n++] = (Edge){e, kind, -1};
+    }
+    qsort(ev, (size_t)n, sizeof *ev, cmp_edge);
+    int cnt[COMM_KIND_COUNT + 1] = {0};
+    static const int PRIO[COMM_KIND_COUNT] = {COMM_TP, COMM_PP, COMM_DP, COMM_EP};
+    int64_t prev = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t dt = ev[i].t - prev;
+        if (dt > 0 && cnt[0] == 0)
+            for (int k = 0; k < COMM_KIND_COUNT; k++)
+                if (cnt[1 + PRIO[k]] > 0) {
+                    d->exposed_ps[PRIO[k]] += dt;
+                    break;
+                }
+        prev = ev[i].t;
+        cnt[ev[i].kind + 1] += ev[i].d;
+    }
+    free(ev);
+    int64_t exposed = 0;
+    for (int k = 0; k < COMM_KIND_COUNT; k++) exposed += d->exposed_ps[k];
+    d->bubble_fraction = iter > 0 ? (double)(iter - d->busy_ps - exposed) / (double)iter : 0;
+}
+
+CalpaStatus sim_run(const Lowered *l, const SimOptions *o, SimResult *r, Err *e)
+{
+    memset(r, 0, sizeof *r);
+    double wall0 = now_s();
+    Eng g;
+    memset(&g, 0, sizeof g);
+    g.l = l;
+    g.o = o;
+    g.e = e;
+    g.np = l->n_prog;
+    g.base = xcalloc((size_t)g.np + 1, sizeof(int));
+    for (int p = 0; p < g.np; p++) g.base[p + 1] = g.base[p] + l->prog[p].n_task;
+    int nt = g.base[g.np];
+    g.remaining = xmalloc(sizeof(int) * (size_t)(nt + 1));
+    g.succ_off = xcalloc((size_t)nt + 1, sizeof(int));
+    for (int p = 0; p < g.np; p++) {
+        const Program *pr = &l->prog[p];
+        for (int t = 0; t < pr->n_task; t++) {
+            g.remaining[g.base[p] + t] = pr->task[t].ndep;
+            for (int k = 0; k < pr->task[t].ndep; k++)
+                g.succ_off[g.base[p] + pr->dep[pr->task[t].dep0 + k] + 1]++;
+        }
+    }
+    for (int i = 0; i < nt; i++) g.succ_off[i + 1] += g.succ_off[i];
+    g.succ = xmalloc(sizeof(int) * (size_t)(g.succ_off[nt] + 1));
+    {
+        int *fill = xcalloc((size_t)nt + 1, sizeof(int));
+        for (int p = 0; p < g.np; p++) {
+            const Program *pr = &l->prog[p];
+            for (int t = 0; t < pr->n_task; t++)
+                for (int k = 0; k < pr->task[t].ndep; k++) {
+                    int d = g.base[p] + pr->dep[pr->task[t].dep0 + k];
+                    g.succ[g.succ_off[d] + fill[d]++] = g.base[p] + t;
+                }
+        }
+        free(fill);
+    }
+    int ns = g.np * STREAM_COUNT;
+    g.sq_off = xcalloc((size_t)ns + 1, sizeof(int));
+    g.sq = xmalloc(sizeof(int) * (size_t)(nt + 1));
+    g.sq_head = xcalloc((size_t)ns, sizeof(int));
+    g.busy = xcalloc((size_t)ns, 1);
+    for (int p = 0; p < g.np; p++)
+        for (int t = 0; t < l->prog[p].n_task; t++)
+            g.sq_off[p * STREAM_COUNT + l->prog[p].task[t].stream + 1]++;
+    for (int i = 0; i < ns; i++) g.sq_off[i + 1] += g.sq_off[i];
+    {
+        int *fill = xcalloc((size_t)ns, sizeof(int));
+        for (int p = 0; p < g.np; p++)
+            for (int t = 0; t < l->prog[p].n_task; t++) {
+                int si = p * STREAM_COUNT + l->prog[p].task[t].stream;
+                g.sq[g.sq_off[si] + fill[si]++] = t;
+            }
+        free(fill);
+    }
+    /* collective instances and send/recv pairs by match */
+    g.inst_of = xmalloc(sizeof(int) * (size_t)(nt + 1));
+    MatchRef *cref = xmalloc(sizeof *cref * (size_t)(nt + 1));
+    MatchRef *pref = xmalloc(sizeof *pref * (size_t)(nt + 1));
+    int nc = 0, npr = 0;
+    for (int p = 0; p < g.np; p++)
+        for (int t = 0; t < l->prog[p].n_task; t++) {
+            const Task *tk = &l->prog[p].task[t];
+            int gi = g.base[p] + t;
+            g.inst_of[gi] = -1;
+            if (tk->kind == TASK_COLL) cref[nc++] = (MatchRef){tk->match, gi};
+            else if (tk->kind == TASK_SEND || tk->kind == TASK_RECV)
+                pref[npr++] = (MatchRef){tk->match, gi};
+        }
+    qsort(cref, (size_t)nc, sizeof *cref, cmp_ref);
+    qsort(pref, (size_t)npr, sizeof *pref, cmp_ref);
+    g.refs = cref;
+    g.inst = xcalloc((size_t)nc + 1, sizeof *g.inst);
+    for (int i = 0; i < nc;) {
+        int j = i;
+        while (j < nc && cref[j].match == cref[i].match) g.inst_of[cref[j++].gidx] = g.n_inst;
+        g.inst[g.n_inst].first = i;
+        g.inst[g.n_inst++].n = j - i;
+        i = j;
+    }
+    g.pair = xcalloc((size_t)npr + 1, sizeof *g.pair);
+    for (int i = 0; i < npr;) {
+        int j = i;
+        Pair *pa = &g.pair[g.n_pair];
+        pa->send = pa->recv = -1;
+        while (j < npr && pref[j].match == pref[i].match) {
+            int gi = pref[j].gidx, p = prog_of(&g, gi);
+            const Task *tk = &l->prog[p].task[gi - g.base[p]];
+            if (tk->kind == TASK_SEND) pa->send = gi;
+            else pa->recv = gi;
+            g.inst_of[gi] = g.n_pair;
+            j++;
+        }
+        g.n_pair++;
+        i = j;
+    }
+    free(pref);
+    g.lop_time = xmalloc(sizeof(double) * (size_t)(l->n_lop + 1));
+    for (int i = 0; i < l->n_lop; i++) g.lop_time[i] = -1;
+    g.start = xmalloc(sizeof(int64_t) * (size_t)(nt + 1));
+    g.end = xmalloc(sizeof(int64_t) * (size_t)(nt + 1));
+    for (int i = 0; i < nt; i++) g.start[i] = g.end[i] = -1;
+    g.stash = xcalloc((size_t)g.np, sizeof(double));
+    g.stash_peak = xcalloc((size_t)g.np, sizeof(double));
+    g.inflight = xcalloc((size_t)g.np, sizeof(int));
+    g.inflight_peak = xcalloc((size_t)g.np, sizeof(int));
+    g.cs = collective_sim_create(o->cluster, &o->coll);
+    evq_init(&g.q);
+
+    /* run */
+    for (int p = 0; p < g.np; p++)
+        for (int s = 0; s < STREAM_COUNT; s++) try_stream(&g, p, s);
+    int64_t coll_events = 0;
+    int64_t *tags = NULL;
+    int tag_cap = 0;
+    while (!g.failed) {
+        const Event *pk = evq_peek(&g.q);
+        int64_t te = pk ? pk->time_ps : NET_TIME_NEVER;
+        int64_t tn = collective_next_time_ps(g.cs);
+        if (te == NET_TIME_NEVER && tn == NET_TIME_NEVER) break;
+        if (tn <= te) {
+            const CollDone *done;
+            int nd = collective_advance(g.cs, tn, &done);
+            g.now = tn;
+            /* copy the tags: completing tasks may start collectives */
+            if (nd > tag_cap) {
+                tag_cap = 2 * nd;
+                tags = xrealloc(tags, sizeof *tags * (size_t)tag_cap);
+            }
+            for (int q = 0; q < nd; q++) tags[q] = done[q].tag;
+            for (int q = 0; q < nd && !g.failed; q++) {
+                coll_events++;
+                if (tags[q] < 0) continue; /* a shadow group */
+                if (tags[q] % 2 == 0) coll_done(&g, (int)(tags[q] / 2));
+                else pair_done(&g, (int)(tags[q] / 2));
+            }
+            continue;
+        }
+        if (g.cs && te > collective_now_ps(g.cs)) collective_advance(g.cs, te, NULL);
+        Event ev;
+        evq_pop(&g.q, &ev);
+        g.now = ev.time_ps;
+        g.events++;
+        if (ev.a >= 0) complete(&g, ev.a, ev.b);
+        else {
+            int id = -1 - ev.a;
+            if (id < g.n_inst) coll_done(&g, id);
+            else pair_done(&g, id - g.n_inst);
+        }
+    }
+    free(tags);
+    CalpaStatus st = CALPA_OK;
+    if (g.failed) st = CALPA_EFAIL;
+    for (int p = 0; p < g.np && st == CALPA_OK; p++)
+        for (int s = 0; s < STREAM_COUNT; s++) {
+            int si = p * STREAM_COUNT + s;
+            if (g.sq_head[si] < g.sq_off[si + 1] - g.sq_off[si]) {
+                int t = g.sq[g.sq_off[si] + g.sq_head[si]];
+                const Task *tk = &l->prog[p].task[t];
+                st = err_set(e, CALPA_EFAIL, "sim: deadlock: device %d task %d (%s on %s, "
+                             "micro-batch %d) never completed", l->prog[p].device, t,
+                             task_kind_name(tk->kind), stream_name(tk->stream), tk->mb);
+                break;
+            }
+        }
+    /* results */
+    NetStats ns_ = net_stats(collective_net(g.cs));
+    int64_t iter = 0;
+    for (int i = 0; i < nt; i++)
+        if (g.end[i] > iter) iter = g.end[i];
+    r->iteration_ps = iter;
+    r->iteration_s = (double)iter * 1e-12;
+    r->tasks = nt;
+    r->flows = ns_.flows_done;
+    r->events = g.events + coll_events + ns_.flows_done;
+    r->n_dev = g.np;
+    r->dev = xcalloc((size_t)g.np + 1, sizeof *r->dev);
+    r->fits_memory = 1;
+    for (int p = 0; p < g.np; p++) {
+        SimDevice *d = &r->dev[p];
+        device_stats(&g, p, iter, d);
+        const Program *pr = &l->prog[p];
+        d->stash_peak_bytes = g.stash_peak[p];
+        d->peak_inflight = g.inflight_peak[p];
+        d->peak_bytes = pr->weight_bytes + pr->grad_bytes + pr->optimizer_bytes +
+                        g.stash_peak[p] + pr->temp_bytes;
+        if (d->peak_bytes > r->peak_memory_bytes) r->peak_memory_bytes = d->peak_bytes;
+        double cap = cluster_group_of(o->cluster, pr->device)->device.memory_bytes;
+        if (cap > 0 && d->peak_bytes > cap) r->fits_memory = 0;
+        r->compute_s += (double)d->busy_ps * 1e-12 / g.np;
+        for (int k = 0; k < COMM_KIND_COUNT; k++)
+            r->exposed_s[k] += (double)d->exposed_ps[k] * 1e-12 / g.np;
+        r->bubble_fraction += d->bubble_fraction / g.np;
+    }
+    r->start_ps = g.start;
+    r->end_ps = g.end;
+    r->task_base = g.base;
+    collective_sim_destroy(g.cs);
+    evq_free(&g.q);
+    free(g.remaining);
+    free(g.succ_off);
+    free(g.succ);
+    free(g.sq_off);
+    free(g.sq);
+    free(g.sq_head);
+    free(g.busy);
+    free(g.inst_of);
+    free(g.refs);
+    free(g.inst);
+    free(g.pair);
+    free(g.lop_time);
+    free(g.stash);
+    free(g.stash_peak);
+    free(g.inflight);
+    free(g.inflight_peak);
+    r->wall_s = now_s() - wall0;
+    if (st != CALPA_OK) sim_result_free(r);
+    return st;
+}
+
+void sim_result_free(SimResult *r)
+{
+    if (!r) return;
+    free(r->dev);
+    free(r->start_ps);
+    free(r->end_ps);
+    free(r->task_base);
+    memset(r, 0, sizeof *r);
+}

@@ -1,0 +1,1189 @@
+/*
+ * lower.c - the one lowering (see lower.h): tensor layouts from einsum
+ * letters, the collectives between layouts, and the per-device programs
+ * that follow the pipeline schedule's order.
+ *
+ * Passes:
+ *   1. op -> virtual stage (by layer), letters per op (given or Megatron's);
+ *   2. layouts: every tensor's layout as produced (which axis each mesh dim
+ *      splits, which mesh dims it is a partial sum over), source tensors
+ *      take the layout their first reader asks for (slicing is free);
+ *   3. local operators (shapes on one device) for the oracle;
+ *   4. per device: the schedule's work items in order, each emitting its
+ *      operators' tasks with the reshard collectives, recvs and sends they
+ *      need; then the iteration tail (gradient sync buckets, tied-weight
+ *      gradient all-reduce, optimizer, ZeRO gathers).
+ * Same-stream dependencies are implied by stream order and not listed.
+ */
+#include "lower.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "collective.h"
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static const char *const TASK_KIND_NAMES[TASK_KIND_COUNT] = {"compute", "coll", "send", "recv"};
+static const char *const STREAM_NAMES[STREAM_COUNT] = {"compute", "tp comm", "dp comm",
+                                                       "pp send", "pp recv", "ep comm"};
+static const char *const COMM_NAMES[COMM_KIND_COUNT] = {"tp", "dp", "pp", "ep"};
+
+const char *task_kind_name(TaskKind k)
+{
+    return (unsigned)k < TASK_KIND_COUNT ? TASK_KIND_NAMES[k] : "?";
+}
+const char *stream_name(StreamId s) { return (unsigned)s < STREAM_COUNT ? STREAM_NAMES[s] : "?"; }
+const char *comm_kind_name(CommKind k)
+{
+    return (unsigned)k < COMM_KIND_COUNT ? COMM_NAMES[k] : "?";
+}
+
+Task task_blank(TaskKind k, StreamId s)
+{
+    Task t;
+    memset(&t, 0, sizeof t);
+    t.kind = k;
+    t.stream = s;
+    t.work = TASK_WORK_ITER;
+    t.mb = t.chunk = t.op = t.tensor = t.lop = t.group = t.peer = -1;
+    t.fixed_s = -1;
+    t.match = -1;
+    return t;
+}
+
+void program_init(Program *p, int dev, int stage)
+{
+    memset(p, 0, sizeof *p);
+    p->device = dev;
+    p->stage = stage;
+    p->shadow_off = xcalloc(1, sizeof(int));
+}
+
+void program_free(Program *p)
+{
+    if (!p) return;
+    free(p->task);
+    free(p->dep);
+    for (int i = 0; i < p->n_group; i++) free(p->group[i].devs);
+    free(p->group);
+    for (int i = 0; i < p->n_shadow; i++) free(p->shadow[i].devs);
+    free(p->shadow);
+    free(p->shadow_off);
+    memset(p, 0, sizeof *p);
+}
+
+int program_add(Program *p, const Task *t, const int *deps, int ndeps)
+{
+    if (p->n_task == p->cap_task) {
+        p->cap_task = p->cap_task ? 2 * p->cap_task : 256;
+        p->task = xrealloc(p->task, sizeof *p->task * (size_t)p->cap_task);
+    }
+    if (p->n_dep + ndeps > p->cap_dep) {
+        while (p->n_dep + ndeps > p->cap_dep) p->cap_dep = p->cap_dep ? 2 * p->cap_dep : 256;
+        p->dep = xrealloc(p->dep, sizeof *p->dep * (size_t)p->cap_dep);
+    }
+    int id = p->n_task++;
+    Task *n = &p->task[id];
+    *n = *t;
+    n->id = id;
+    n->dep0 = p->n_dep;
+    n->ndep = 0;
+    for (int i = 0; i < ndeps; i++) {
+        CHECK(deps[i] >= 0 && deps[i] < id);
+        int dup = 0;
+        for (int j = 0; j < n->ndep; j++) dup |= p->dep[n->dep0 + j] == deps[i];
+        if (!dup) p->dep[p->n_dep++] = deps[i], n->ndep++;
+    }
+    return id;
+}
+
+static int add_group(Program *p, const int *devs, int n, const DevGroup *shadows, int ns)
+{
+    if (p->n_group == p->cap_group) {
+        p->cap_group = p->cap_group ? 2 * p->cap_group : 16;
+        p->group = xrealloc(p->group, sizeof *p->group * (size_t)p->cap_group);
+    }
+    p->shadow_off = xrealloc(p->shadow_off, sizeof(int) * (size_t)(p->cap_group + 1));
+    DevGroup *g = &p->group[p->n_group];
+    g->n = n;
+    g->devs = xmalloc(sizeof(int) * (size_t)(n ? n : 1));
+    memcpy(g->devs, devs, sizeof(int) * (size_t)n);
+    for (int i = 0; i < ns; i++) {
+        if (p->n_shadow == p->cap_shadow) {
+            p->cap_shadow = p->cap_shadow ? 2 * p->cap_shadow : 16;
+            p->shadow = xrealloc(p->shadow, sizeof *p->shadow * (size_t)p->cap_shadow);
+        }
+        DevGroup *s = &p->shadow[p->n_shadow++];
+        s->n = shadows[i].n;
+        s->devs = xmalloc(sizeof(int) * (size_t)s->n);
+        memcpy(s->devs, shadows[i].devs, sizeof(int) * (size_t)s->n);
+    }
+    p->n_group++;
+    p->shadow_off[p->n_group] = p->n_shadow;
+    return p->n_group - 1;
+}
+
+int program_group(Program *p, const int *devs, int n) { return add_group(p, devs, n, NULL, 0); }
+
+/* Open-addressing map int64 -> int (keys >= 0). */
+typedef struct {
+    int64_t *key;
+    int *val;
+    size_t cap, n;
+} IMap;
+
+static void imap_init(IMap *m, size_t cap)
+{
+    size_t c = 64;
+    while (c < 2 * cap) c *= 2;
+    m->cap = c;
+    m->n = 0;
+    m->key = xmalloc(sizeof(int64_t) * c);
+    m->val = xmalloc(sizeof(int) * c);
+    for (size_t i = 0; i < c; i++) m->key[i] = -1;
+}
+static void imap_free(IMap *m)
+{
+    free(m->key);
+    free(m->val);
+}
+static void imap_clear(IMap *m)
+{
+    if (!m->n) return;
+    for (size_t i = 0; i < m->cap; i++) m->key[i] = -1;
+    m->n = 0;
+}
+static size_t imap_slot(const IMap *m, int64_t k)
+{
+    uint64_t h = (uint64_t)k * 0x9E3779B97F4A7C15ull;
+    size_t i = (size_t)(h >> 20) & (m->cap - 1);
+    while (m->key[i] != -1 && m->key[i] != k) i = (i + 1) & (m->cap - 1);
+    return i;
+}
+static int imap_get(const IMap *m, int64_t k)
+{
+    size_t i = imap_slot(m, k);
+    return m->key[i] == k ? m->val[i] : -1;
+}
+static void imap_put(IMap *m, int64_t k, int v)
+{
+    if (2 * (m->n + 1) > m->cap) {
+        IMap b;
+        imap_init(&b, m->cap);
+        for (size_t i = 0; i < m->cap; i++)
+            if (m->key[i] != -1) imap_put(&b, m->key[i], m->val[i]);
+        imap_free(m);
+        *m = b;
+    }
+    size_t i = imap_slot(m, k);
+    if (m->key[i] == -1) m->n++;
+    m->key[i] = k;
+    m->val[i] = v;
+}
+
+/* ---- layouts ------------------------------------------------------------ */
+
+typedef struct {
+    int8_t ax[GRAPH_MAX_DIMS]; /* mesh dim splitting each axis, -1 none */
+    uint8_t partial;           /* bit d: partial sum over mesh dim d */
+    uint8_t set;
+} Layout;
+
+static int is_generic(const Op *o)
+{
+    return o->phase == PH_OPTIMIZER || (o->type == OP_ADD && o->phase == PH_BACKWARD && o->fwd < 0) ||
+           o->type == OP_RESHAPE;
+}
+
+/* W pass (zero-bubble): backward operators producing only weight gradients. */
+static int is_w_op(const Graph *g, const Op *o)
+{
+    if (o->phase != PH_BACKWARD) return 0;
+    for (int k = 0; k < o->n_out; k++)
+        if (g->t[o->out[k]].kind != TK_GRAD) return 0;
+    return o->n_out > 0;
+}
+
+static Layout layout_from_labels(const char *lab, const char L[LOWER_MESH_NDIM])
+{
+    Layout l;
+    memset(&l, 0, sizeof l);
+    l.set = 1;
+    int n = (int)strlen(lab);
+    for (int a = 0; a < GRAPH_MAX_DIMS; a++) l.ax[a] = -1;
+    for (int a = 0; a < n && a < GRAPH_MAX_DIMS; a++)
+        for (int d = 0; d < LOWER_MESH_NDIM; d++)
+            if (L[d] && lab[a] == L[d]) l.ax[a] = (int8_t)d;
+    return l;
+}
+
+static double split_product(const Layout *l, int ndim, const int shape[LOWER_MESH_NDIM])
+{
+    double f = 1;
+    for (int a = 0; a < ndim; a++)
+        if (l->ax[a] >= 0) f *= shape[l->ax[a]];
+    return f;
+}
+
+/* ---- Megatron letters ------------------------------------------------- */
+
+static int op_has_letter(const Op *o, char c)
+{
+    for (int k = 0; k < o->n_in + o->n_out; k++)
+        if (strchr(o->lab[k], c)) return 1;
+    return 0;
+}
+
+static int letter_divides(const Graph *g, const Op *o, char c, int n)
+{
+    if (n <= 1) return 1;
+    for (int k = 0; k < o->n_in + o->n_out; k++) {
+        const char *p = strchr(o->lab[k], c);
+        if (!p) continue;
+        int t = k < o->n_in ? o->in[k] : o->out[k - o->n_in];
+        return g->t[t].shape[p - o->lab[k]] % n == 0;
+    }
+    return 0;
+}
+
+void lower_letters_megatron(const Graph *g, int dp, int tp, int seq_parallel,
+                            char (*letters)[LOWER_MESH_NDIM])
+{
+    static const char TP_LETTERS[] = "nfve";
+    for (int i = 0; i < g->n_op; i++) {
+        const Op *o = &g->op[i];
+        letters[i][0] = letters[i][1] = 0;
+        if (o->phase == PH_RECOMPUTE && o->fwd >= 0) {
+            letters[i][0] = letters[o->fwd][0];
+            letters[i][1] = letters[o->fwd][1];
+            continue;
+        }
+        if (is_generic(o)) continue;
+        if (dp > 1 && op_has_letter(o, 'b') && letter_divides(g, o, 'b', dp)) letters[i][0] = 'b';
+        if (tp > 1) {
+            for (const char *c = TP_LETTERS; *c; c++)
+                if (op_has_letter(o, *c) && letter_divides(g, o, *c, tp)) {
+                    letters[i][1] = *c;
+                    break;
+                }
+            if (!letters[i][1] && seq_parallel && op_has_letter(o, 's') &&
+                letter_divides(g, o, 's', tp))
+                letters[i][1] = 's';
+        }
+    }
+}
+
+/* ---- the lowering context ------------------------------------------- */
+
+typedef struct {
+    const LowerSpec *sp;
+    const Graph *g;
+    int p, v, V, m;
+    Schedule sched;
+    char (*L)[LOWER_MESH_NDIM]; /* letters, normalised to the op's mesh */
+    int *op_vs;                 /* op -> virtual stage */
+    Layout *lay;                /* tensor -> layout as produced */
+    int *first_reader;          /* tensor -> first reading op */
+    /* cross-stage: per tensor, bitmask-free list of destination vstages */
+    int *xdst_off, *xdst;       /* CSR over tensors */
+    Layout *xlay;               /* per (tensor, dst) entry: layout the receiver keeps */
+    Lowered *out;
+} Ctx;
+
+static const int *stage_shape(const Ctx *c, int vs) { return c->sp->mesh_shape[vs % c->p]; }
+
+/* Layout an operator needs for input k (generic ops: what the tensor has). */
+static Layout need_layout(const Ctx *c, int op, int k, const Layout *have)
+{
+    const Op *o = &c->g->op[op];
+    if (is_generic(o)) {
+        Layout l = *have;
+        l.partial = 0;
+        if (o->type == OP_ADD && o->phase == PH_BACKWARD) { /* associative: keep common partials */
+            l.partial = 0xff;
+            for (int q = 0; q < o->n_in; q++) l.partial &= c->lay[o->in[q]].partial;
+        }
+        return l;
+    }
+    return layout_from_labels(o->lab[k], c->L[op]);
+}
+
+/* Device at logical position pos of stage st. */
+static int stage_dev(const Ctx *c, int st, const int pos[LOWER_MESH_NDIM])
+{
+    const int *sh = c->sp->mesh_shape[st];
+    int r = pos[0] % sh[0], col = pos[1] % sh[1];
+    return c->sp->mesh_devs[st][r * sh[1] + col];
+}
+
+/* The group along mesh dim d through position pos of stage st, with the
+ * shadow groups (its siblings that may share links) when folding. */
+static int mesh_group(Ctx *c, Program *pr, int st, const int pos[LOWER_MESH_NDIM], int d)
+{
+    const int *sh = c->sp->mesh_shape[st];
+    int n = sh[d], other = 1 - d;
+    int *devs = xmalloc(sizeof(int) * (size_t)n);
+    int q[2] = {pos[0], pos[1]};
+    for (int i = 0; i < n; i++) {
+        q[d] = i;
+        devs[i] = stage_dev(c, st, q);
+    }
+    DevGroup *sh_g = NULL;
+    int ns = 0;
+    if (c->sp->fold && sh[other] > 1) {
+        sh_g = xcalloc((size_t)sh[other], sizeof *sh_g);
+        for (int j = 0; j < sh[other]; j++) {
+            if (j == pos[other]) continue;
+            int *sd = xmalloc(sizeof(int) * (size_t)n);
+            q[other] = j;
+            for (int i = 0; i < n; i++) {
+                q[d] = i;
+                sd[i] = stage_dev(c, st, q);
+            }
+            if (!collective_groups_independent(c->sp->cluster, devs, n, sd, n)) {
+                sh_g[ns].n = n;
+                sh_g[ns++].devs = sd;
+            } else {
+                free(sd);
+            }
+        }
+    }
+    /* reuse an identical group */
+    for (int gi = 0; gi < pr->n_group; gi++)
+        if (pr->group[gi].n == n && !memcmp(pr->group[gi].devs, devs, sizeof(int) * (size_t)n)) {
+            for (int i = 0; i < ns; i++) free(sh_g[i].devs);
+            free(sh_g);
+            free(devs);
+            return gi;
+        }
+    int gi = add_group(pr, devs, n, sh_g, ns);
+    for (int i = 0; i < ns; i++) free(sh_g[i].devs);
+    free(sh_g);
+    free(devs);
+    return gi;
+}
+
+/* A collective instance id: the same on every member of the group (the
+ * group's devices share the stage, the task id and the position along the
+ * other mesh dimension), distinct between groups. */
+static int64_t coll_match(int st, int id, const int pos[LOWER_MESH_NDIM], int d)
+{
+    return ((int64_t)(st + 1) << 48) | ((int64_t)id << 16) | (int64_t)(pos[1 - d] & 0xffff);
+}
+
+/* Per-device emission state. */
+typedef struct {
+    Ctx *c;
+    Program *pr;
+    int st;                 /* physical stage */
+    int pos[LOWER_MESH_NDIM];
+    IMap prod;              /* (tensor, mb) -> producing task */
+    IMap recv;              /* (tensor, mb) -> task holding the received tensor */
+    IMap item;              /* per work item: (tensor, layout key) -> resharded task */
+    int *grad_last;         /* tensor -> producing task in the last micro-batch */
+    int last_compute;       /* last compute task emitted */
+} Em;
+
+static int64_t tm_key(const Ctx *c, int t, int mb) { return (int64_t)t * (c->m + 1) + (mb + 1); }
+
+static int64_t layout_key(const Layout *l)
+{
+    int64_t k = l->partial;
+    for (int a = 0; a < GRAPH_MAX_DIMS; a++) k = k * 3 + (l->ax[a] + 1);
+    return k;
+}
+
+/* Emits the collectives turning layout *have into need for tensor t of
+ * stage vs; returns the last task (or dep_task if none needed). */
+static int emit_reshard(Em *em, int vs, int t, Layout *have, const Layout *need, int dep_task,
+                        int mb, int chunk, int work)
+{
+    Ctx *c = em->c;
+    const Tensor *T = &c->g->t[t];
+    const int *sh = stage_shape(c, vs);
+    double local = tensor_bytes(T) / split_product(have, T->ndim, sh);
+    int last = dep_task;
+    for (int d = LOWER_MESH_NDIM - 1; d >= 0; d--) {
+        if (sh[d] <= 1) continue;
+        int pa = -1, ra = -1;
+        for (int a = 0; a < T->ndim; a++) {
+            if (have->ax[a] == d) pa = a;
+            if (need->ax[a] == d) ra = a;
+        }
+        CollKind k;
+        double S;
+        if ((have->partial & (1u << d)) && !(need->partial & (1u << d))) {
+            if (ra >= 0 && pa < 0) {
+                k = COLL_REDUCE_SCATTER, S = local;
+                have->ax[ra] = (int8_t)d;
+                local /= sh[d];
+            } else {
+                k = COLL_ALL_REDUCE, S = local;
+            }
+            have->partial &= (uint8_t) ~(1u << d);
+        } else if (pa == ra) {
+            continue;
+        } else if (pa >= 0 && ra < 0) {
+            local *= sh[d];
+            k = COLL_ALL_GATHER, S = local;
+            have->ax[pa] = -1;
+        } else if (pa < 0) { /* slice: free */
+            have->ax[ra] = (int8_t)d;
+            local /= sh[d];
+            continue;
+        } else {
+            k = COLL_ALL_TO_ALL, S = local;
+            have->ax[pa] = -1;
+            have->ax[ra] = (int8_t)d;
+        }
+        Task tk = task_blank(TASK_COLL, k == COLL_ALL_TO_ALL ? STREAM_EP : STREAM_TP);
+        tk.coll = k;
+        tk.comm = k == COLL_ALL_TO_ALL ? COMM_EP : COMM_TP;
+        tk.bytes = S;
+        tk.tensor = t;
+        tk.op = T->producer;
+        tk.mb = mb, tk.chunk = chunk, tk.work = work;
+        tk.group = mesh_group(c, em->pr, em->st, em->pos, d);
+        int deps[1] = {last};
+        int id = program_add(em->pr, &tk, deps, last >= 0 ? 1 : 0);
+        em->pr->task[id].match = coll_match(em->st, id, em->pos, d);
+        last = id;
+    }
+    return last;
+}
+
+/* Bytes a cross-stage transfer of t to virtual stage dst moves per device,
+ * and the scatter/gather factor (1 if none). */
+static double xfer_bytes(const Ctx *c, int t, const Layout *rl, int dst_vs, int *sg)
+{
+    const Tensor *T = &c->g->t[t];
+    const int *sh = stage_shape(c, dst_vs);
+    double b = tensor_bytes(T) / split_product(rl, T->ndim, sh);
+    *sg = 1;
+    if (c->sp->scatter_gather && sh[1] > 1) {
+        int rep = 1;
+        for (int a = 0; a < T->ndim; a++)
+            if (rl->ax[a] == 1) rep = 0;
+        if (rep) *sg = sh[1];
+    }
+    return b / *sg;
+}
+
+static int64_t xfer_match(const Ctx *c, int t, int mb, int dst_vs)
+{
+    return ((int64_t)t * c->m + mb) * c->V + dst_vs;
+}
+
+static int xdst_index(const Ctx *c, int t, int dst_vs)
+{
+    for (int i = c->xdst_off[t]; i < c->xdst_off[t + 1]; i++)
+        if (c->xdst[i] == dst_vs) return i;
+    return -1;
+}
+
+static void emit_op(Em *em, int o, int vs, int mb, int chunk, int work)
+{
+    Ctx *c = em->c;
+    const Graph *g = c->g;
+    const Op *op = &g->op[o];
+    int deps[OP_MAX_IN * 2 + 2], nd = 0;
+    for (int k = 0; k < op->n_in; k++) {
+        int t = op->in[k];
+        const Tensor *T = &g->t[t];
+        if (T->producer < 0) continue;
+        int po = T->producer, pvs = c->op_vs[po];
+        if (T->kind == TK_GRAD && pvs != vs) continue; /* tied weight: iteration tail */
+        if (op->phase == PH_OPTIMIZER) continue;         /* gradient sync: iteration tail */
+        Layout have;
+        int src_task;
+        if (pvs != vs) {
+            int xi = xdst_index(c, t, vs);
+            CHECK(xi >= 0);
+            have = c->xlay[xi];
+            src_task = imap_get(&em->recv, tm_key(c, t, mb));
+            if (src_task < 0) {
+                int sg;
+                Task r = task_blank(TASK_RECV, STREAM_PP_RECV);
+                r.bytes = xfer_bytes(c, t, &have, vs, &sg);
+                r.tensor = t, r.op = po, r.mb = mb, r.chunk = chunk, r.work = work;
+                r.comm = COMM_PP;
+                r.peer = stage_dev(c, pvs % c->p, em->pos);
+                r.match = xfer_match(c, t, mb, vs);
+                src_task = program_add(em->pr, &r, NULL, 0);
+                if (sg > 1) {
+                    Task a = task_blank(TASK_COLL, STREAM_TP);
+                    a.coll = COLL_ALL_GATHER;
+                    a.comm = COMM_PP;
+                    a.bytes = r.bytes * sg;
+                    a.tensor = t, a.op = po, a.mb = mb, a.chunk = chunk, a.work = work;
+                    a.group = mesh_group(c, em->pr, em->st, em->pos, 1);
+                    int id = program_add(em->pr, &a, &src_task, 1);
+                    em->pr->task[id].match = coll_match(em->st, id, em->pos, 1);
+                    src_task = id;
+                }
+                imap_put(&em->recv, tm_key(c, t, mb), src_task);
+            }
+        } else {
+            have = c->lay[t];
+            src_task = imap_get(&em->prod, tm_key(c, t, mb));
+            if (src_task < 0) src_task = imap_get(&em->prod, tm_key(c, t, -1));
+        }
+        Layout need = need_layout(c, o, k, &have);
+        int same = !(have.partial & ~need.partial);
+        for (int a = 0; a < T->ndim && same; a++)
+            if (have.ax[a] != need.ax[a] && have.ax[a] >= 0) same = 0;
+        int dep = src_task;
+        if (!same) {
+            int64_t key = (int64_t)t * 4096 * 1024 + (layout_key(&need) % (4096 * 1024));
+            int r = imap_get(&em->item, key);
+            if (r < 0) {
+                Layout h = have;
+                r = emit_reshard(em, vs, t, &h, &need, src_task, mb, chunk, work);
+                imap_put(&em->item, key, r);
+            }
+            dep = r;
+        }
+        if (dep >= 0 && em->pr->task[dep].stream != STREAM_COMPUTE) deps[nd++] = dep;
+    }
+    Task tk = task_blank(TASK_COMPUTE, STREAM_COMPUTE);
+    tk.op = o;
+    tk.lop = c->out->op_lop[o];
+    tk.mb = mb, tk.chunk = chunk, tk.work = work;
+    int id = program_add(em->pr, &tk, deps, nd);
+    em->last_compute = id;
+    for (int k = 0; k < op->n_out; k++) {
+        int t = op->out[k];
+        imap_put(&em->prod, tm_key(c, t, mb), id);
+        if (mb == c->m - 1 || mb < 0) em->grad_last[t] = id;
+        if (g->t[t].kind == TK_GRAD) continue;
+        for (int i = c->xdst_off[t]; i < c->xdst_off[t + 1]; i++) {
+            int dvs = c->xdst[i], sg;
+            Task s = task_blank(TASK_SEND, STREAM_PP_SEND);
+            s.bytes = xfer_bytes(c, t, &c->xlay[i], dvs, &sg);
+            s.tensor = t, s.op = o, s.mb = mb, s.chunk = chunk, s.work = work;
+            s.comm = COMM_PP;
+            s.peer = stage_dev(c, dvs % c->p, em->pos);
+            s.match = xfer_match(c, t, mb, dvs);
+            program_add(em->pr, &s, &id, 1);
+        }
+    }
+}
+
+/* Local bytes of tensor t (layout of the weight for optimizer tensors). */
+static double local_bytes(const Ctx *c, int t, int vs)
+{
+    const Tensor *T = &c->g->t[t];
+    const Layout *l = &c->lay[t];
+    if (T->weight >= 0 && (T->kind == TK_OPT_STATE || T->kind == TK_MASTER || !l->set))
+        l = &c->lay[T->weight];
+    if (!l->set) return tensor_bytes(T);
+    return tensor_bytes(T) / split_product(l, T->ndim, stage_shape(c, vs));
+}
+
+/* The iteration tail of one device: gradient sync, optimizer, ZeRO gathers. */
+static void emit_tail(Em *em)
+{
+    Ctx *c = em->c;
+    const Graph *g = c->g;
+    const LowerSpec *sp = c->sp;
+    int st = em->st;
+    const int *sh = sp->mesh_shape[st];
+    int end = em->last_compute;
+    /* tied weights: gradients crossing stages, all-reduced between the two stages */
+    int *tied_task = xcalloc((size_t)g->n_t, sizeof(int));
+    int tied_ids[16], ntied = 0;
+    for (int t = 0; t < g->n_t; t++) tied_task[t] = -1;
+    for (int o = 0; o < g->n_op; o++) {
+        const Op *op = &g->op[o];
+        int vs = c->op_vs[o];
+        for (int k = 0; k < op->n_in; k++) {
+            int t = op->in[k];
+            const Tensor *T = &g->t[t];
+            if (T->kind != TK_GRAD || T->producer < 0 || tied_task[t] >= 0) continue;
+            int pvs = c->op_vs[T->producer];
+            if (pvs == vs || (pvs % c->p != st && vs % c->p != st) || pvs % c->p == vs % c->p)
+                continue;
+            int other = pvs % c->p == st ? vs % c->p : pvs % c->p;
+            int devs[2] = {em->pr->device, stage_dev(c, other, em->pos)};
+            if (devs[0] > devs[1]) devs[0] = devs[1], devs[1] = em->pr->device;
+            Task a = task_blank(TASK_COLL, STREAM_DP);
+            a.coll = COLL_ALL_REDUCE;
+            a.comm = COMM_DP;
+            a.bytes = local_bytes(c, t, pvs);
+            a.tensor = t;
+            a.op = T->producer;
+            a.group = program_group(em->pr, devs, 2);
+            a.match = ((int64_t)1 << 62) | ((int64_t)t << 20) | (em->pos[0] * 1024 + em->pos[1]);
+            int id = program_add(em->pr, &a, &end, end >= 0 ? 1 : 0);
+            tied_task[t] = id;
+            if (ntied < 16) tied_ids[ntied++] = id;
+        }
+    }
+    /* optimizer ops of this stage, and their gradients */
+    int *opt = xmalloc(sizeof(int) * (size_t)g->n_op);
+    int nopt = 0;
+    for (int o = 0; o < g->n_op; o++)
+        if (g->op[o].phase == PH_OPTIMIZER && c->op_vs[o] >= 0 && c->op_vs[o] % c->p == st)
+            opt[nopt++] = o;
+    int *sync_of = xmalloc(sizeof(int) * (size_t)(nopt ? nopt : 1));
+    int *members = xmalloc(sizeof(int) * (size_t)(nopt ? nopt : 1));
+    int *bdeps = xmalloc(sizeof(int) * (size_t)(3 * nopt + 2));
+    for (int j = 0; j < nopt; j++) sync_of[j] = -1;
+    /* buckets in backward order (last layer first), one series per partial mask */
+    double bucket_bytes = sp->bucket_bytes > 0 ? sp->bucket_bytes : INFINITY;
+    int nb = 0;
+    for (unsigned mask = 1; mask < (1u << LOWER_MESH_NDIM); mask++) {
+        double acc = 0;
+        int nbd = 0, nm = 0;
+        for (int j = nopt - 1; j >= -1; j--) {
+            if (j >= 0) {
+                const Op *op = &g->op[opt[j]];
+                int gt = op->n_in > 1 ? op->in[1] : -1;
+                if (gt < 0) continue;
+                unsigned pm = c->lay[gt].partial;
+                for (int d = 0; d < LOWER_MESH_NDIM; d++)
+                    if (sh[d] <= 1) pm &= ~(1u << d);
+                if (pm != mask) continue;
+                members[nm++] = j;
+                acc += local_bytes(c, gt, c->op_vs[opt[j]]);
+                if (sp->dp_overlap && em->grad_last[gt] >= 0) bdeps[nbd++] = em->grad_last[gt];
+                if (tied_task[gt] >= 0) bdeps[nbd++] = tied_task[gt];
+                if (acc < bucket_bytes) continue;
+            }
+            if (!nm) continue;
+            if ((!sp->dp_overlap || !nbd) && end >= 0) bdeps[nbd++] = end;
+            int last = -1;
+            for (int d = 0; d < LOWER_MESH_NDIM; d++) {
+                if (!(mask & (1u << d))) continue;
+                int zero = sp->zero >= 1 && d == 0;
+                Task a = task_blank(TASK_COLL, d == 0 ? STREAM_DP : STREAM_TP);
+                a.coll = zero ? COLL_REDUCE_SCATTER : COLL_ALL_REDUCE;
+                a.comm = d == 0 ? COMM_DP : COMM_TP;
+                a.bytes = acc;
+                a.group = mesh_group(c, em->pr, st, em->pos, d);
+                a.mb = nb; /* bucket index */
+                int id = program_add(em->pr, &a, bdeps, nbd);
+                em->pr->task[id].match = coll_match(st, id, em->pos, d);
+                last = id;
+                nbd = 0;
+                bdeps[nbd++] = id;
+            }
+            for (int q = 0; q < nm; q++) sync_of[members[q]] = last;
+            nb++;
+            acc = 0, nbd = 0, nm = 0;
+        }
+    }
+    /* optimizer, then ZeRO all-gathers of the updated weights per bucket */
+    int dp = sh[0];
+    double gather = 0;
+    int last_opt = -1;
+    for (int j = 0; j < nopt; j++) {
+        int o = opt[j];
+        int deps[18], nd = 0;
+        if (sync_of[j] >= 0) deps[nd++] = sync_of[j];
+        if (j == 0)
+            for (int q = 0; q < ntied; q++) deps[nd++] = tied_ids[q];
+        Task tk = task_blank(TASK_COMPUTE, STREAM_COMPUTE);
+        tk.op = o;
+        tk.lop = c->out->op_lop[o];
+        int id = program_add(em->pr, &tk, deps, nd);
+        last_opt = id;
+        em->last_compute = id;
+        if (sp->zero >= 1 && dp > 1) gather += local_bytes(c, g->op[o].in[0], c->op_vs[o]);
+    }
+    if (sp->zero >= 1 && dp > 1 && gather > 0) {
+        Task a = task_blank(TASK_COLL, STREAM_DP);
+        a.coll = COLL_ALL_GATHER;
+        a.comm = COMM_DP;
+        a.bytes = gather;
+        a.group = mesh_group(c, em->pr, st, em->pos, 0);
+        int id = program_add(em->pr, &a, &last_opt, 1);
+        em->pr->task[id].match = coll_match(st, id, em->pos, 0);
+    }
+    free(bdeps);
+    free(sync_of);
+    free(members);
+    free(opt);
+    free(tied_task);
+}
+
+/* Static memory of one device of stage st (weights, gradients, optimizer). */
+static void static_memory(Ctx *c, int st, Program *pr)
+{
+    const Graph *g = c->g;
+    int dp = c->sp->mesh_shape[st][0], z = c->sp->zero;
+    uint8_t *seen = xcalloc((size_t)g->n_t, 1);
+    for (int o = 0; o < g->n_op; o++) {
+        const Op *op = &g->op[o];
+        int vs = c->op_vs[o];
+        if (vs < 0 || vs % c->p != st) continue;
+        for (int k = 0; k < op->n_in; k++) {
+            int t = op->in[k];
+            const Tensor *T = &g->t[t];
+            if (seen[t]) continue;
+            if (T->kind == TK_WEIGHT) {
+                seen[t] = 1;
+                double b = local_bytes(c, t, vs);
+                pr->weight_bytes += z >= 3 ? b / dp : b;
+                /* its gradient buffer (compute dtype, like the weight) */
+                pr->grad_bytes += z >= 2 ? b / dp : b;
+            } else if (T->kind == TK_OPT_STATE || T->kind == TK_MASTER) {
+                seen[t] = 1;
+                double b = local_bytes(c, t, vs);
+                pr->optimizer_bytes += z >= 1 ? b / dp : b;
+            }
+        }
+    }
+    free(seen);
+}
+
+/* Activation stash of one micro-batch on virtual stage vs, and the
+ * transient peak of one pass (non-stashed tensors live at once). */
+static void stage_memory(Ctx *c, int vs, double *stash, double *temp)
+{
+    const Graph *g = c->g;
+    uint8_t *mark = xcalloc((size_t)g->n_t, 1);
+    *stash = 0;
+    for (int o = 0; o < g->n_op; o++) {
+        const Op *op = &g->op[o];
+        if (c->op_vs[o] != vs || (op->phase != PH_BACKWARD && op->phase != PH_RECOMPUTE)) continue;
+        for (int k = 0; k < op->n_in; k++) {
+            int t = op->in[k];
+            const Tensor *T = &g->t[t];
+            if (mark[t] || T->kind != TK_ACT || T->producer < 0) continue;
+            if (g->op[T->producer].phase != PH_FORWARD) continue;
+            mark[t] = 1;
+            *stash += local_bytes(c, t, vs);
+        }
+    }
+    double live = 0, peak = 0;
+    double *freed_at = xcalloc((size_t)g->n_op + 1, sizeof(double));
+    for (int o = 0; o < g->n_op; o++) {
+        const Op *op = &g->op[o];
+        if (c->op_vs[o] != vs || op->phase == PH_OPTIMIZER) continue;
+        for (int k = 0; k < op->n_out; k++) {
+            int t = op->out[k];
+            const Tensor *T = &g->t[t];
+            if (mark[t] || T->persistent || T->alias >= 0 || T->kind == TK_GRAD) continue;
+            double b = local_bytes(c, t, vs);
+            live += b;
+            int lu = T->last_use > o ? T->last_use : o;
+            freed_at[lu] += b;
+        }
+        if (live > peak) peak = live;
+        live -= freed_at[o];
+    }
+    *temp = peak;
+    free(freed_at);
+    free(mark);
+}
+
+/* Local operator shapes and sizes. */
+static void local_ops(Ctx *c)
+{
+    const Graph *g = c->g;
+    Lowered *out = c->out;
+    out->lop = xcalloc((size_t)g->n_op, sizeof *out->lop);
+    out->op_lop = xmalloc(sizeof(int) * (size_t)g->n_op);
+    for (int o = 0; o < g->n_op; o++) {
+        const Op *op = &g->op[o];
+        int vs = c->op_vs[o];
+        out->op_lop[o] = -1;
+        if (vs < 0) continue;
+        const int *sh = stage_shape(c, vs);
+        LocalOp *l = &out->lop[out->n_lop];
+        l->op = o;
+        l->type = op->type;
+        l->dtype = op->n_out ? g->t[op->out[0]].dtype : g->compute_dtype;
+        if (l->dtype != DT_F16 && l->dtype != DT_BF16 && l->dtype != DT_F32) l->dtype = g->compute_dtype;
+        double div = 1;
+        for (int d = 0; d < LOWER_MESH_NDIM; d++)
+            if (c->L[o][d]) div *= sh[d];
+        if (op->phase == PH_OPTIMIZER && c->sp->zero >= 1) div *= sh[0];
+        l->flops = op->flops / div;
+        double bytes = 0;
+        for (int k = 0; k < op->n_in + op->n_out; k++) {
+            int t = k < op->n_in ? op->in[k] : op->out[k - op->n_in];
+            const Tensor *T = &g->t[t];
+            double b;
+            if (is_generic(op)) {
+                b = local_bytes(c, t, vs);
+                if (op->phase == PH_OPTIMIZER && c->sp->zero >= 1) b /= sh[0];
+            } else {
+                Layout ly = layout_from_labels(op->lab[k], c->L[o]);
+                b = tensor_bytes(T) / split_product(&ly, T->ndim, sh);
+            }
+            bytes += b;
+        }
+        l->bytes = op->type == OP_RESHAPE ? 0 : bytes;
+        if (op_is_gemm(op->type) && op->n_in >= 2) {
+            const char *A = op->lab[0], *B = op->lab[1], *O = op->lab[op->n_in];
+            double bt = 1, m = 1, n = 1, k = 1;
+            char seen[64] = {0};
+            int ns = 0;
+            const char *all[3] = {A, B, O};
+            for (int s = 0; s < 3; s++)
+                for (const char *p = all[s]; *p; p++) {
+                    if (memchr(seen, *p, (size_t)ns)) continue;
+                    seen[ns++] = *p;
+                    double size = (double)graph_op_dim(g, op, *p);
+                    for (int d = 0; d < LOWER_MESH_NDIM; d++)
+                        if (c->L[o][d] == *p) size = ceil(size / sh[d]);
+                    int inA = strchr(A, *p) != NULL, inB = strchr(B, *p) != NULL,
+                        inO = strchr(O, *p) != NULL;
+                    if (inA && inB && inO) bt *= size;
+                    else if (inA && inO) m *= size;
+                    else if (inB && inO) n *= size;
+                    else k *= size;
+                }
+            if (op->type == OP_CONV2D || op->type == OP_CONV2D_BWD_DATA ||
+                op->type == OP_CONV2D_BWD_FILTER) {
+                /* implicit GEMM: keep m, n from the labels, k from the FLOPs */
+                k = l->flops / (2 * bt * m * n);
+                if (k < 1) k = 1;
+            }
+            l->gemm = 1;
+            l->batch = bt, l->m = m, l->n = n, l->k = k;
+        }
+        out->n_lop++;
+    }
+}
+
+static CalpaStatus check_spec(const LowerSpec *sp, Err *e)
+{
+    if (!sp->g || !sp->cluster) return err_set(e, CALPA_EINPUT, "lower: no graph or cluster");
+    if (sp->stages < 1 || sp->chunks < 1 || sp->micro < 1)
+        return err_set(e, CALPA_EINPUT, "lower: %d stages, %d chunks, %d micro-batches must be "
+                       "positive", sp->stages, sp->chunks, sp->micro);
+    int V = sp->stages * sp->chunks;
+    int next = 0;
+    for (int j = 0; j < V; j++) {
+        if (sp->layer_first[j] != next || sp->layer_last[j] < sp->layer_first[j])
+            return err_set(e, CALPA_EINPUT, "lower: virtual stage %d has layers [%d, %d]; "
+                           "expected to start at layer %d", j, sp->layer_first[j],
+                           sp->layer_last[j], next);
+        next = sp->layer_last[j] + 1;
+    }
+    if (next != sp->g->n_layers)
+        return err_set(e, CALPA_EINPUT, "lower: stages cover layers [0, %d] of a %d-layer model",
+                       next - 1, sp->g->n_layers);
+    int nd = cluster_num_devices(sp->cluster);
+    for (int i = 0; i < sp->stages; i++) {
+        const int *sh = sp->mesh_shape[i];
+        if (sh[0] < 1 || sh[1] < 1)
+            return err_set(e, CALPA_EINPUT, "lower: stage %d has a %dx%d mesh", i, sh[0], sh[1]);
+        for (int k = 0; k < sh[0] * sh[1]; k++)
+            if (sp->mesh_devs[i][k] < 0 || sp->mesh_devs[i][k] >= nd)
+                return err_set(e, CALPA_EINPUT, "lower: stage %d uses device %d; the cluster has "
+                               "%d", i, sp->mesh_devs[i][k], nd);
+    }
+    return CALPA_OK;
+}
+
+void lower_free(Lowered *l)
+{
+    if (!l) return;
+    for (int i = 0; i < l->n_prog; i++) program_free(&l->prog[i]);
+    free(l->prog);
+    free(l->lop);
+    free(l->op_lop);
+    free(l->op_vstage);
+    free(l->stash_bytes);
+    memset(l, 0, sizeof *l);
+}
+
+CalpaStatus lower_build(const LowerSpec *sp, Lowered *out, Err *e)
+{
+    memset(out, 0, sizeof *out);
+    CalpaStatus st = check_spec(sp, e);
+    if (st) return st;
+    Ctx c;
+    memset(&c, 0, sizeof c);
+    c.sp = sp;
+    c.g = sp->g;
+    c.p = sp->stages, c.v = sp->chunks, c.V = c.p * c.v, c.m = sp->micro;
+    c.out = out;
+    const Graph *g = sp->g;
+    if ((st = schedule_build(sp->sched, c.p, c.m, c.v, &c.sched, e))) return st;
+    if (c.sched.chunks != c.v) {
+        schedule_free(&c.sched);
+        return err_set(e, CALPA_EINPUT, "lower: schedule %s runs 1 chunk per stage; the plan has "
+                       "%d", sched_name(sp->sched), c.v);
+    }
+    out->stages = c.p, out->chunks = c.v, out->micro = c.m, out->vstages = c.V;
+    out->sched = sp->sched;
+    out->split_w = c.sched.split_w;
+    out->folded = sp->fold;
+    /* 1. virtual stage of every op; letters */
+    int *layer_vs = xmalloc(sizeof(int) * (size_t)(g->n_layers ? g->n_layers : 1));
+    for (int j = 0; j < c.V; j++)
+        for (int l = sp->layer_first[j]; l <= sp->layer_last[j]; l++) layer_vs[l] = j;
+    c.op_vs = xmalloc(sizeof(int) * (size_t)g->n_op);
+    for (int o = 0; o < g->n_op; o++) {
+        int l = g->op[o].layer;
+        c.op_vs[o] = l >= 0 && l < g->n_layers ? layer_vs[l] : 0;
+    }
+    out->op_vstage = c.op_vs;
+    c.L = xcalloc((size_t)g->n_op, sizeof *c.L);
+    if (sp->letters) memcpy(c.L, sp->letters, sizeof *c.L * (size_t)g->n_op);
+    else lower_letters_megatron(g, sp->mesh_shape[0][0], sp->mesh_shape[0][1], 0, c.L);
+    for (int o = 0; o < g->n_op; o++) {
+        const int *sh = stage_shape(&c, c.op_vs[o]);
+        for (int d = 0; d < LOWER_MESH_NDIM; d++)
+            if (sh[d] <= 1 || !op_has_letter(&g->op[o], c.L[o][d]) || c.L[o][d] == 0)
+                c.L[o][d] = 0;
+        if (is_generic(&g->op[o])) c.L[o][0] = c.L[o][1] = 0;
+    }
+    /* 2. layouts */
+    c.lay = xcalloc((size_t)g->n_t, sizeof *c.lay);
+    for (int o = 0; o < g->n_op; o++) {
+        const Op *op = &g->op[o];
+        for (int k = 0; k < op->n_in; k++) {
+            int t = op->in[k];
+            if (c.lay[t].set) continue;
+            Layout l = is_generic(op) ? (Layout){.set = 1} : layout_from_labels(op->lab[k], c.L[o]);
+            if (is_generic(op))
+                for (int a = 0; a < GRAPH_MAX_DIMS; a++) l.ax[a] = -1;
+            c.lay[t] = l;
+        }
+        for (int k = 0; k < op->n_out; k++) {
+            int t = op->out[k];
+            Layout l;
+            if (is_generic(op)) {
+                l = op->n_in ? c.lay[op->in[0]] : (Layout){.set = 1};
+                if (op->type == OP_ADD) {
+                    l.partial = 0xff;
+                    for (int q = 0; q < op->n_in; q++) l.partial &= c.lay[op->in[q]].partial;
+                } else if (op->type == OP_RESHAPE) {
+                    Layout r;
+                    memset(&r, 0, sizeof r);
+                    r.set = 1;
+                    for (int a = 0; a < GRAPH_MAX_DIMS; a++) r.ax[a] = -1;
+                    r.ax[0] = l.ax[0];
+                    r.partial = l.partial;
+                    l = r;
+                } else {
+                    l.partial = 0;
+                }
+                if (op->phase == PH_OPTIMIZER && op->in[0] >= 0) {
+                    l = c.lay[op->in[0]];
+                    l.partial = 0;
+                }
+            } else {
+                l = layout_from_labels(op->lab[op->n_in + k], c.L[o]);
+                for (int d = 0; d < LOWER_MESH_NDIM; d++)
+                    if (c.L[o][d] && !strchr(op->lab[op->n_in + k], c.L[o][d]))
+                        l.partial |= (uint8_t)(1u << d);
+            }
+            l.set = 1;
+            c.lay[t] = l;
+        }
+    }
+    /* cross-stage destinations and the layout each receiver keeps */
+    c.xdst_off = xcalloc((size_t)g->n_t + 1, sizeof(int));
+    int cap = 16, nx = 0;
+    c.xdst = xmalloc(sizeof(int) * (size_t)cap);
+    c.xlay = xmalloc(sizeof(Layout) * (size_t)cap);
+    {
+        /* (tensor, destination vstage, first reader) in op order, then CSR by tensor */
+        int n = 0, capn = 64;
+        int (*pr)[3] = xmalloc(sizeof *pr * (size_t)capn);
+        for (int o = 0; o < g->n_op; o++) {
+            const Op *op = &g->op[o];
+            if (op->phase == PH_OPTIMIZER) continue;
+            for (int k = 0; k < op->n_in; k++) {
+                int t = op->in[k];
+                const Tensor *T = &g->t[t];
+                if (T->producer < 0 || T->kind == TK_GRAD || c.op_vs[T->producer] == c.op_vs[o])
+                    continue;
+                if (n == capn) capn *= 2, pr = xrealloc(pr, sizeof *pr * (size_t)capn);
+                pr[n][0] = t, pr[n][1] = o, pr[n][2] = k;
+                n++;
+            }
+        }
+        int *cnt = xcalloc((size_t)g->n_t + 1, sizeof(int));
+        for (int i = 0; i < n; i++) cnt[pr[i][0]]++;
+        for (int t = 0; t < g->n_t; t++) c.xdst_off[t + 1] = c.xdst_off[t] + cnt[t];
+        cap = n ? n : 1;
+        c.xdst = xrealloc(c.xdst, sizeof(int) * (size_t)cap);
+        c.xlay = xrealloc(c.xlay, sizeof(Layout) * (size_t)cap);
+        memset(cnt, 0, sizeof(int) * (size_t)(g->n_t + 1));
+        for (int i = 0; i < n; i++) {
+            int t = pr[i][0], o = pr[i][1], vs = c.op_vs[o];
+            int dup = 0;
+            for (int q = c.xdst_off[t]; q < c.xdst_off[t] + cnt[t]; q++) dup |= c.xdst[q] == vs;
+            if (dup) continue;
+            Layout have = c.lay[t];
+            Layout need = need_layout(&c, o, pr[i][2], &have);
+            need.partial = 0;
+            need.set = 1;
+            c.xdst[c.xdst_off[t] + cnt[t]] = vs;
+            c.xlay[c.xdst_off[t] + cnt[t]] = need;
+            cnt[t]++;
+        }
+        /* compact (duplicates left holes) */
+        nx = 0;
+        for (int t = 0; t < g->n_t; t++) {
+            int b = c.xdst_off[t];
+            c.xdst_off[t] = nx;
+            for (int q = 0; q < cnt[t]; q++) {
+                c.xdst[nx] = c.xdst[b + q];
+                c.xlay[nx++] = c.xlay[b + q];
+            }
+        }
+        c.xdst_off[g->n_t] = nx;
+        free(cnt);
+        free(pr);
+    }
+    /* 3. local ops; memory per virtual stage */
+    local_ops(&c);
+    out->stash_bytes = xcalloc((size_t)c.V, sizeof(double));
+    double *temp = xcalloc((size_t)c.V, sizeof(double));
+    for (int j = 0; j < c.V; j++) stage_memory(&c, j, &out->stash_bytes[j], &temp[j]);
+    /* 4. programs */
+    int nprog = 0;
+    for (int i = 0; i < c.p; i++)
+        nprog += sp->fold ? 1 : sp->mesh_shape[i][0] * sp->mesh_shape[i][1];
+    out->prog = xcalloc((size_t)nprog, sizeof *out->prog);
+    uint8_t *used = xcalloc((size_t)cluster_num_devices(sp->cluster), 1);
+    for (int i = 0; i < c.p; i++)
+        for (int k = 0; k < sp->mesh_shape[i][0] * sp->mesh_shape[i][1]; k++)
+            used[sp->mesh_devs[i][k]] = 1;
+    for (int d = 0; d < cluster_num_devices(sp->cluster); d++) out->ndevices += used[d];
+    free(used);
+    int *vs_off = xcalloc((size_t)c.V + 1, sizeof(int));
+    int *vs_ops = xmalloc(sizeof(int) * (size_t)(g->n_op ? g->n_op : 1));
+    for (int o = 0; o < g->n_op; o++) vs_off[c.op_vs[o] + 1]++;
+    for (int j = 0; j < c.V; j++) vs_off[j + 1] += vs_off[j];
+    {
+        int *fill = xcalloc((size_t)c.V, sizeof(int));
+        for (int o = 0; o < g->n_op; o++) vs_ops[vs_off[c.op_vs[o]] + fill[c.op_vs[o]]++] = o;
+        free(fill);
+    }
+    for (int i = 0; i < c.p; i++) {
+        const int *sh = sp->mesh_shape[i];
+        int npos = sp->fold ? 1 : sh[0] * sh[1];
+        for (int q = 0; q < npos; q++) {
+            Em em;
+            memset(&em, 0, sizeof em);
+            em.c = &c;
+            em.st = i;
+            em.pos[0] = q / sh[1], em.pos[1] = q % sh[1];
+            Program *pr = &out->prog[out->n_prog++];
+            program_init(pr, stage_dev(&c, i, em.pos), i);
+            pr->mesh_pos[0] = em.pos[0], pr->mesh_pos[1] = em.pos[1];
+            em.pr = pr;
+            em.last_compute = -1;
+            imap_init(&em.prod, 1024);
+            imap_init(&em.recv, 256);
+            imap_init(&em.item, 256);
+            em.grad_last = xmalloc(sizeof(int) * (size_t)g->n_t);
+            for (int t = 0; t < g->n_t; t++) em.grad_last[t] = -1;
+            for (int k = 0; k < c.sched.n[i]; k++) {
+                Work w = c.sched.order[i][k];
+                int vs = w.chunk * c.p + i;
+                imap_clear(&em.item);
+                int before = em.last_compute;
+                for (int qi = vs_off[vs]; qi < vs_off[vs + 1]; qi++) {
+                    int o = vs_ops[qi];
+                    const Op *op = &g->op[o];
+                    int in_item;
+                    if (w.kind == WORK_F) in_item = op->phase == PH_FORWARD;
+                    else if (w.kind == WORK_B)
+                        in_item = (op->phase == PH_RECOMPUTE || op->phase == PH_BACKWARD) &&
+                                  !(c.sched.split_w && is_w_op(g, op));
+                    else in_item = c.sched.split_w && is_w_op(g, op);
+                    if (in_item) emit_op(&em, o, vs, w.mb, w.chunk, w.kind);
+                }
+                if (em.last_compute != before && em.last_compute >= 0) {
+                    double s = out->stash_bytes[vs];
+                    if (w.kind == WORK_F) pr->task[em.last_compute].mem_delta_bytes += s;
+                    else if (w.kind == (c.sched.split_w ? WORK_W : WORK_B))
+                        pr->task[em.last_compute].mem_delta_bytes -= s;
+                }
+            }
+            emit_tail(&em);
+            static_memory(&c, i, pr);
+            for (int j = 0; j < c.v; j++) {
+                int vs = j * c.p + i;
+                if (temp[vs] > pr->temp_bytes) pr->temp_bytes = temp[vs];
+                if (out->stash_bytes[vs] > pr->stash_bytes_max) pr->stash_bytes_max = out->stash_bytes[vs];
+            }
+            imap_free(&em.prod);
+            imap_free(&em.recv);
+            imap_free(&em.item);
+            free(em.grad_last);
+        }
+    }
+    free(vs_off);
+    free(vs_ops);
+    free(temp);
+    free(layer_vs);
+    free(c.L);
+    free(c.lay);
+    free(c.xdst_off);
+    free(c.xdst);
+    free(c.xlay);
+    schedule_free(&c.sched);
+    return CALPA_OK;
+}
+
+/* ---- synthetic pipelines ---------------------------------------------- */
+
+void lower_synthetic_pipeline(const Schedule *s, const int *devs, double f_s, double b_s,
+                              double w_s, double act_bytes, double stash_bytes, Lowered *out)
+{
+    memset(out, 0, sizeof *out);
+    int p = s->stages, v = s->chunks, m = s->micro, V = p * v;
+    out->stages = p, out->chunks = v, out->micro = m, out->vstages = V;
+    out->sched = s->kind;
+    out->split_w = s->split_w;
+    out->ndevices = p;
+    out->prog = xcalloc((size_t)p, sizeof *out->prog);
+    out->n_prog = p;
+    out->stash_bytes = xcalloc((size_t)V, sizeof(double));
+    for (int j = 0; j < V; j++) out->stash_bytes[j] = stash_bytes;
+    double bytes = act_bytes < 0 ? 0 : act_bytes;
+    for (int i = 0; i < p; i++) {
+        Program *pr = &out->prog[i];
+        program_init(pr, devs[i], i);
+        pr->stash_bytes_max = stash_bytes;
+        /* recv task per (kind, vs, mb), created when first needed */
+        for (int k = 0; k < s->n[i]; k++) {
+            Work w = s->order[i][k];
+            int vs = w.chunk * p + i;
+            int deps[1], nd = 0;
+            int need_recv = (w.kind == WORK_F && vs > 0) || (w.kind == WORK_B && vs < V - 1);
+            if (need_recv) {
+                int from = w.kind == WORK_F ? vs - 1 : vs + 1;
+                Task r = task_blank(TASK_RECV, STREAM_PP_RECV);
+                r.bytes = bytes;
+                r.comm = COMM_PP;
+                r.peer = devs[from % p];
+                r.mb = w.mb, r.chunk = w.chunk, r.work = w.kind;
+                r.match = ((int64_t)w.kind * V + vs) * m + w.mb;
+                deps[nd++] = program_add(pr, &r, NULL, 0);
+            }
+            Task t = task_blank(TASK_COMPUTE, STREAM_COMPUTE);
+            t.fixed_s = w.kind == WORK_F ? f_s : w.kind == WORK_B ? b_s : w_s;
+            t.mb = w.mb, t.chunk = w.chunk, t.work = w.kind;
+            if (w.kind == WORK_F) t.mem_delta_bytes = stash_bytes;
+            else if (w.kind == (s->split_w ? WORK_W : WORK_B)) t.mem_delta_bytes = -stash_bytes;
+            int id = program_add(pr, &t, deps, nd);
+            int send_to = w.kind == WORK_F && vs < V - 1 ? vs + 1
+                          : w.kind == WORK_B && vs > 0   ? vs - 1
+                                                         : -1;
+            if (send_to >= 0) {
+                Task sd = task_blank(TASK_SEND, STREAM_PP_SEND);
+                sd.bytes = bytes;
+                sd.comm = COMM_PP;
+                sd.peer = devs[send_to % p];
+                sd.mb = w.mb, sd.chunk = w.chunk, sd.work = w.kind;
+                sd.match = ((int64_t)w.kind * V + send_to) * m + w.mb;
+                program_add(pr, &sd, &id, 1);
+            }
+        }
+    }
+}
