@@ -5,19 +5,20 @@
  * Execution: every (channel, rank) has a program counter.  Entering step k
  * starts its sends as flows (a node crossing of a split algorithm becomes
  * several sub-flows over distinct NICs) and sets how many flows step k must
- * receive.  A flow's completion counts for its sender (send done) and for
- * its receiver at the receiver's step index, which the algorithm names when
- * it generates the send; arrivals for a step the receiver has not reached
- * yet wait in a hash map.  Steps are generated on the fly from closed
- * forms, so memory is O(channels x ranks) per collective, not O(flows).
+ * receive.  A flow's drain counts for its sender (send done); its arrival,
+ * the path latency later (a timer in an EventQueue), counts for its
+ * receiver at the receiver's step index, which the algorithm names when it
+ * generates the send; arrivals for a step the receiver has not reached yet
+ * wait in a hash map.  Steps are generated on the fly from closed forms, so
+ * memory is O(channels x ranks) per collective, not O(flows).
  */
 #include "collective.h"
-
-#include "evq.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "evq.h"
 
 #define MAX_OPS 4
 #define MAX_KIDS 3
@@ -36,7 +37,7 @@ typedef struct {
 
 typedef struct {
     int step, nsteps;
-    int sends_left; /* flows of the current step not yet arrived */
+    int sends_left; /* flows of the current step not yet drained */
     int expect;     /* flows the current step receives */
     int got;        /* of which arrived */
 } Prog;

@@ -5,7 +5,7 @@
  *
  * Each algorithm is a program per (channel, rank): a sequence of steps, a
  * step being a few sends and receives.  A rank enters step k+1 when every
- * send of step k has arrived and every receive of step k has come in
+ * send of step k has drained and every receive of step k has come in
  * (dataflow, no global barrier); a message may arrive before its receiver
  * reaches that step.  Algorithms (S in nccl-tests' convention, coll.h):
  *
@@ -41,11 +41,13 @@
  * NCCL's channels leave a node through different NICs): a step's crossing
  * becomes min(NICs at both ends) parallel sub-flows.
  *
- * Per-step cost alpha: every send of a ring, hierarchical, pairwise or
- * sendrecv step pays its path latency (cluster intra/inter latency); a
- * pipelined chunk pays it only for the first chunk on each hop (NCCL's
- * model: latency per algorithm step, not per chunk).  Bandwidth
- * efficiency is the net's (NetConfig).
+ * Per-step cost alpha: every send pays its path latency (the cluster's
+ * intra- or inter-node latency) as a propagation delay: the message arrives
+ * alpha after its flow drains, while the sender may go on to its next step
+ * (NCCL pipelines steps through its buffers).  A ring all-reduce alone on a
+ * uniform node thus takes exactly 2(n-1)(alpha + S/(nB)); across nodes its
+ * latency is NCCL's (steps - crossings) alpha_intra + crossings alpha_inter.
+ * Bandwidth efficiency is the net's (NetConfig).
  *
  * Auto selection (NCCL-like): all_reduce within one node -> ring; across
  * nodes -> tree or ring, whichever takes less time alone on the group, as
