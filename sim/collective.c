@@ -1192,42 +1192,52 @@ int64_t collective_time_memo(CollSim *s, const CollSpec *spec, CollAlgo *used)
 
 /* --------------------------------------------------------- independence */
 
+static int cmp_i64(const void *x, const void *y)
+{
+    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+/* 1 when key is in the sorted array v[0..n-1]. */
+static int has_key(const int64_t *v, int n, int64_t key)
+{
+    return bsearch(&key, v, (size_t)n, sizeof *v, cmp_i64) != NULL;
+}
+
+static int crosses_groups(const Cluster *c, const int *d, int n)
+{
+    int g0 = cluster_locate(c, d[0]).group;
+    for (int i = 1; i < n; i++)
+        if (cluster_locate(c, d[i]).group != g0) return 1;
+    return 0;
+}
+
 int collective_groups_independent(const Cluster *c, const int *a, int na, const int *b, int nb)
 {
-    NetConfig nc;
-    net_config_default(&nc);
-    Net *net = net_create(c, &nc); /* for the rail NICs */
-    unsigned char *dev = xcalloc((size_t)c->ndevices, 1);
+    if (na < 1 || nb < 1) return 1;
+    int64_t *key = xmalloc(sizeof(int64_t) * (size_t)na);
     int ok = 1;
-    for (int i = 0; i < na; i++) dev[a[i]] = 1;
-    for (int i = 0; i < nb && ok; i++)
-        if (dev[b[i]]) ok = 0;
-    int across_a = na > 1 && spans_nodes(c, a, na), across_b = nb > 1 && spans_nodes(c, b, nb);
-    if (ok && across_a && across_b) {
-        /* NICs (and inter-group uplinks) used on each node: bit per NIC */
-        uint64_t *nics = xcalloc((size_t)c->nnodes, sizeof(uint64_t));
-        for (int i = 0; i < na; i++) {
-            DevLoc l = cluster_locate(c, a[i]);
-            nics[l.node] |= 1ULL << (net_rail_nic(net, a[i]) % 63);
+    /* (1) disjoint devices */
+    for (int i = 0; i < na; i++) key[i] = a[i];
+    qsort(key, (size_t)na, sizeof *key, cmp_i64);
+    for (int i = 0; i < nb && ok; i++) ok = !has_key(key, na, b[i]);
+    /* (2) when both cross nodes: disjoint (node, rail NIC) pairs, since a
+     * group's node crossings use only its own devices' rail NICs */
+    if (ok && na > 1 && nb > 1 && spans_nodes(c, a, na) && spans_nodes(c, b, nb)) {
+        for (int i = 0; i < na; i++)
+            key[i] = (int64_t)cluster_locate(c, a[i]).node * 4096 + net_cluster_rail_nic(c, a[i]);
+        qsort(key, (size_t)na, sizeof *key, cmp_i64);
+        for (int i = 0; i < nb && ok; i++)
+            ok = !has_key(key, na, (int64_t)cluster_locate(c, b[i]).node * 4096 +
+                                       net_cluster_rail_nic(c, b[i]));
+        /* (3) both crossing node groups through a shared node's uplink */
+        if (ok && c->has_inter_group && c->ngroups > 1 && crosses_groups(c, a, na) &&
+            crosses_groups(c, b, nb)) {
+            for (int i = 0; i < na; i++) key[i] = cluster_locate(c, a[i]).node;
+            qsort(key, (size_t)na, sizeof *key, cmp_i64);
+            for (int i = 0; i < nb && ok; i++) ok = !has_key(key, na, cluster_locate(c, b[i]).node);
         }
-        for (int i = 0; i < nb && ok; i++) {
-            DevLoc l = cluster_locate(c, b[i]);
-            if (nics[l.node] & (1ULL << (net_rail_nic(net, b[i]) % 63))) ok = 0;
-        }
-        if (ok && c->has_inter_group && c->ngroups > 1) {
-            /* both crossing groups through a shared node's uplink */
-            int ga = 0, gb = 0;
-            for (int i = 1; i < na; i++)
-                ga |= cluster_locate(c, a[i]).group != cluster_locate(c, a[0]).group;
-            for (int i = 1; i < nb; i++)
-                gb |= cluster_locate(c, b[i]).group != cluster_locate(c, b[0]).group;
-            if (ga && gb)
-                for (int i = 0; i < nb && ok; i++)
-                    if (nics[cluster_locate(c, b[i]).node]) ok = 0;
-        }
-        free(nics);
     }
-    free(dev);
-    net_destroy(net);
+    free(key);
     return ok;
 }

@@ -232,13 +232,15 @@ int net_nics(const Net *n, int dev)
     return n->node_nics[cluster_locate(n->c, dev).node];
 }
 
-int net_rail_nic(const Net *n, int dev)
+int net_cluster_rail_nic(const Cluster *c, int dev)
 {
-    DevLoc l = cluster_locate(n->c, dev);
-    int nics = n->node_nics[l.node];
-    int dpn = n->c->groups[l.group].devices_per_node;
+    DevLoc l = cluster_locate(c, dev);
+    int nics = c->groups[l.group].inter.nics > 0 ? c->groups[l.group].inter.nics : 1;
+    int dpn = c->groups[l.group].devices_per_node;
     return nics <= dpn ? (int)((int64_t)l.local * nics / dpn) : l.local % nics;
 }
+
+int net_rail_nic(const Net *n, int dev) { return net_cluster_rail_nic(n->c, dev); }
 
 /* Seconds -> picoseconds, rounding up, but a value within rounding noise of
  * an integer is that integer (so 1024 B at 1e11 B/s is 10240 ps). */

@@ -98,6 +98,9 @@ double net_path_bw(const Net *n, int src, int dst);
 int net_nics(const Net *n, int dev);
 /* The default (rail) NIC index of device dev on its node. */
 int net_rail_nic(const Net *n, int dev);
+/* The same from the cluster alone: local * nics / devices_per_node, or
+ * local % nics when nics > devices_per_node. O(groups). */
+int net_cluster_rail_nic(const Cluster *c, int dev);
 
 /* Starts a flow of bytes (>= 0, finite) from device src to dst at the
  * current time, arriving latency_ps (>= 0) after it drains; between nodes
