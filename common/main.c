@@ -13,6 +13,7 @@ static const Command COMMANDS[] = {
     {"cluster", cmd_cluster, "describe a cluster: nodes, devices, links"},
     {"profile", cmd_profile, "hardware profiles: 'profile show FILE'"},
     {"shard", cmd_shard, "intra-op pass: shard every operator on one device mesh (ILP)"},
+    {"plan", cmd_plan, "plan a model on a cluster: stages, meshes, sharding (Alpa and baselines)"},
     {"sim-collective", cmd_sim_collective, "simulate one collective over a sweep of sizes (nccl-tests table)"},
 };
 #define N_COMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])

@@ -1,0 +1,421 @@
+/*
+ * baselines.c - the planning methods other than Alpa's (see baselines.h).
+ *
+ * Every baseline is a set of candidate configurations (stage layer ranges,
+ * one submesh per stage, shard configs, micro-batch count) evaluated with
+ * the same stage costs as Alpa (stagecost.h), so the comparison is between
+ * search spaces, not cost models.  A candidate fits when every stage's
+ * peak + (in flight - 1) x stash stays within the usable memory; the best
+ * fitting candidate becomes the plan (interop_build_plan).  Graphs and
+ * stage caches are kept per micro-batch size, so a grid search pays for
+ * each distinct stage once.
+ */
+#include "baselines.h"
+#include "cli.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static const char *const METHODS[] = {"alpa",       "megatron",   "data",        "zero2",
+                                      "zero3",      "ppdp",       "deepspeed-moe", "inter-only",
+                                      "intra-only", "equal-layer", "equal-operator", NULL};
+
+const char *baseline_method_names(void)
+{
+    return "alpa, megatron, data, zero2, zero3, ppdp, deepspeed-moe, inter-only, intra-only, "
+           "equal-layer, equal-operator";
+}
+
+int baseline_known(const char *m)
+{
+    for (int i = 0; METHODS[i]; i++)
+        if (!strcmp(m, METHODS[i])) return 1;
+    return 0;
+}
+
+/* ------------------------------------------------ graphs per micro-batch */
+
+#define MAX_CTX 24
+typedef struct {
+    const PlanRequest *req;
+    int n;
+    long long b[MAX_CTX];
+    Graph g[MAX_CTX];
+    StageCtx x[MAX_CTX];
+    int bad[MAX_CTX]; /* model_build refused this micro-batch size */
+} Ctxs;
+
+/* The stage context of micro-batch size b (built on first use); NULL when
+ * the model cannot take that batch. */
+static StageCtx *ctx_get(Ctxs *c, long long b)
+{
+    for (int i = 0; i < c->n; i++)
+        if (c->b[i] == b) return c->bad[i] ? NULL : &c->x[i];
+    CHECK(c->n < MAX_CTX);
+    int i = c->n++;
+    c->b[i] = b;
+    Err e;
+    if (model_build(&c->req->model, b, c->req->recompute, &c->g[i], &e)) {
+        c->bad[i] = 1;
+        return NULL;
+    }
+    stagectx_init(&c->x[i], &c->g[i], c->req->cluster, c->req->prof);
+    c->x[i].model = &c->req->model;
+    c->x[i].recompute = c->req->recompute;
+    c->x[i].cross_stage_comm = c->req->cross_stage_comm;
+    c->x[i].individual = c->req->individual;
+    c->x[i].fold = c->req->fold;
+    c->x[i].time_limit_s = c->req->ilp_time_limit_s;
+    return &c->x[i];
+}
+
+static void ctxs_free(Ctxs *c, PlanStats *s)
+{
+    for (int i = 0; i < c->n; i++) {
+        if (c->bad[i]) continue;
+        s->n_problems += c->x[i].n_solved;
+        s->solve_s += c->x[i].solve_time_s;
+        s->n_folded += c->x[i].n_folded;
+        s->n_hits += c->x[i].n_hits;
+        stagectx_free(&c->x[i]);
+        graph_free(&c->g[i]);
+    }
+}
+
+/* Micro-batch counts K with B / K a multiple of unit: the request's, else
+ * micro-batch sizes unit x 2^k (at most 6 of them). */
+static int micro_counts(const PlanRequest *req, long long unit, int *K, int cap)
+{
+    long long B = req->global_batch;
+    int n = 0;
+    if (req->micro_batches || req->micro_batch_size) {
+        long long k = req->micro_batches ? req->micro_batches : B / req->micro_batch_size;
+        if (k >= 1 && B % k == 0 && (B / k) % unit == 0) K[n++] = (int)k;
+        return n;
+    }
+    for (long long b = unit; b <= B && n < cap && n < 6; b *= 2)
+        if (B % b == 0) K[n++] = (int)(B / b);
+    return n;
+}
+
+/* ------------------------------------------------ one candidate */
+
+typedef struct {
+    int pp, v;                 /* meshes, chunks per mesh */
+    Submesh sm;                /* every mesh */
+    MeshConfig cfg[16];        /* candidate configs per stage */
+    int n_cfg;
+    int first[256], last[256]; /* model layers of chunk j (pp x v chunks, layer order) */
+} Uniform;
+
+/* Evaluates a candidate: each stage takes its fastest config that fits.
+ * *total = predicted iteration time (INFINITY if something does not fit). */
+static CalpaStatus uniform_eval(const PlanRequest *req, StageCtx *x, int K, const Uniform *u,
+                                StageChoice *ch, double *total, Err *e)
+{
+    int n = u->pp * u->v;
+    double usable = interop_usable_bytes(req);
+    double tm[256] = {0}, sync[256] = {0};
+    *total = INFINITY;
+    for (int j = 0; j < n; j++) {
+        int mesh = j % u->pp;
+        int inflight = req->schedule == SCHED_GPIPE ? K : u->pp - mesh;
+        if (inflight > K) inflight = K;
+        double best = INFINITY;
+        int bc = -1;
+        StageCost bcost = {0};
+        for (int c = 0; c < u->n_cfg; c++) {
+            StageCost sc;
+            CalpaStatus st = stagecost_eval(x, u->first[j], u->last[j], u->sm, &u->cfg[c], &sc, e);
+            if (st) return st;
+            if (!sc.ok) continue;
+            double mem = sc.peak_bytes + (inflight - 1) * sc.stash_bytes;
+            if (mem * u->v > usable) continue;
+            if (sc.time_s < best) {
+                best = sc.time_s;
+                bc = c;
+                bcost = sc;
+            }
+        }
+        if (bc < 0) return CALPA_OK;
+        ch[j] = (StageChoice){u->first[j], u->last[j], u->sm, u->cfg[bc], mesh};
+        tm[mesh] += bcost.time_s;
+        sync[mesh] += bcost.sync_s;
+    }
+    double s = 0;
+    for (int q = 0; q < u->pp; q++) s = fmax(s, sync[q]);
+    SchedKind kind = req->schedule;
+    if (kind == SCHED_INTERLEAVED && u->v < 2) kind = SCHED_1F1B;
+    *total = interop_pipeline_time(tm, u->pp, K, kind, u->v) + s;
+    return CALPA_OK;
+}
+
+/* Chunks of equal layer counts (by = 0) or equal forward-operator counts
+ * (by = 1) over the model's layers. */
+static void split_layers(const Graph *g, int n, int by_ops, int *first, int *last)
+{
+    int L = g->n_layers;
+    if (!by_ops) {
+        for (int k = 0; k < n; k++) {
+            first[k] = (int)((long)k * L / n);
+            last[k] = (int)((long)(k + 1) * L / n) - 1;
+        }
+        return;
+    }
+    double *w = xcalloc((size_t)L + 1, sizeof *w), tot = 0;
+    for (int i = 0; i < g->n_op; i++)
+        if (g->op[i].phase == PH_FORWARD && g->op[i].layer >= 0) w[g->op[i].layer] += 1;
+    for (int l = 0; l < L; l++) tot += w[l];
+    int l = 0;
+    double acc = 0;
+    for (int k = 0; k < n; k++) {
+        first[k] = l;
+        double goal = tot * (k + 1) / n;
+        /* take layers while the next one brings the prefix closer to the goal,
+         * leaving at least one layer per remaining chunk */
+        while (l < L - (n - k - 1)) {
+            acc += w[l];
+            l++;
+            if (l >= L - (n - k - 1)) break;
+            if (fabs(acc + w[l] - goal) >= fabs(acc - goal)) break;
+        }
+        last[k] = l - 1;
+    }
+    last[n - 1] = L - 1;
+    free(w);
+}
+
+/* The submesh of a mesh of n devices: (1, n) inside a node, else whole
+ * nodes. 0 when it does not tile the cluster. */
+static int submesh_of(const Cluster *c, int n, Submesh *sm)
+{
+    int D = c->groups[0].devices_per_node;
+    if (n <= D) {
+        if (D % n) return 0;
+        *sm = (Submesh){1, n};
+        return 1;
+    }
+    if (n % D) return 0;
+    *sm = (Submesh){n / D, D};
+    return 1;
+}
+
+/* ------------------------------------------------ the search */
+
+typedef struct {
+    double total;
+    int K, n;
+    long long b;
+    StageChoice ch[256];
+} Best;
+
+static void consider(Best *best, double total, int K, long long b, const StageChoice *ch, int n)
+{
+    if (!(total < best->total)) return;
+    best->total = total;
+    best->K = K;
+    best->b = b;
+    best->n = n;
+    memcpy(best->ch, ch, (size_t)n * sizeof *ch);
+}
+
+static int divides_heads(const ModelConfig *m, int tp)
+{
+    if (m->family != FAM_GPT && m->family != FAM_MOE) return 1;
+    return m->heads % tp == 0;
+}
+
+CalpaStatus baseline_plan(const PlanRequest *req, Plan *out, PlanStats *stats, Err *e)
+{
+    memset(stats, 0, sizeof *stats);
+    plan_init(out);
+    const char *m = req->method;
+    if (!baseline_known(m))
+        return err_set(e, CALPA_EINPUT, "option --method: '%s' is not one of %s", m,
+                       baseline_method_names());
+    int is_meg = !strcmp(m, "megatron"), is_ppdp = !strcmp(m, "ppdp");
+    if ((req->tp || req->dp) && !is_meg)
+        return err_set(e, CALPA_EINPUT, "options --tp/--dp: only --method megatron takes them");
+    if (req->pp && !is_meg && !is_ppdp)
+        return err_set(e, CALPA_EINPUT, "option --pp: only --method megatron or ppdp take it");
+    if (!strcmp(m, "alpa")) return interop_plan(req, out, stats, e);
+    double t_start = now_s();
+    const Cluster *cl = req->cluster;
+    if (cl->ngroups != 1)
+        return err_set(e, CALPA_EINPUT, "cluster %s: heterogeneous clusters are not supported by "
+                       "--method %s", cl->name, m);
+    int D = cl->ndevices, Dn = cl->groups[0].devices_per_node;
+    long long B = req->global_batch;
+    if (req->micro_batches && B % req->micro_batches)
+        return err_set(e, CALPA_EFAIL, "global batch %lld is not divisible into %d micro-batches",
+                       B, req->micro_batches);
+    if (req->micro_batch_size && B % req->micro_batch_size)
+        return err_set(e, CALPA_EFAIL, "global batch %lld is not divisible into micro-batches of "
+                       "%lld", B, req->micro_batch_size);
+    if (!strcmp(m, "deepspeed-moe") && req->model.family != FAM_MOE)
+        return err_set(e, CALPA_EFAIL, "--method deepspeed-moe: %s is not a mixture-of-experts "
+                       "model", req->model_spec);
+    int nlayers = model_num_layers(&req->model);
+    int v = req->schedule == SCHED_INTERLEAVED ? req->virtual_stages : 1;
+    if (req->schedule == SCHED_INTERLEAVED && !is_meg && strcmp(m, "equal-layer") &&
+        strcmp(m, "equal-operator") && !is_ppdp)
+        return err_set(e, CALPA_EINPUT, "--schedule interleaved needs equal stages: use "
+                       "--method megatron, ppdp, equal-layer or equal-operator");
+    if (is_meg) {
+        if (req->tp && !divides_heads(&req->model, req->tp))
+            return err_set(e, CALPA_EFAIL, "--tp %d does not divide the %lld attention heads of "
+                           "%s", req->tp, (long long)req->model.heads, req->model_spec);
+        if (req->tp && req->tp > Dn)
+            return err_set(e, CALPA_EFAIL, "--tp %d: Megatron keeps tensor parallelism inside a "
+                           "node of %d devices", req->tp, Dn);
+        if (req->tp && req->pp && req->dp && req->tp * req->pp * req->dp != D)
+            return err_set(e, CALPA_EFAIL, "--tp %d x --pp %d x --dp %d = %d devices, but cluster "
+                           "%s has %d", req->tp, req->pp, req->dp, req->tp * req->pp * req->dp,
+                           cl->name, D);
+    }
+    if (req->pp && (D % req->pp || req->pp * v > nlayers))
+        return err_set(e, CALPA_EFAIL, "--pp %d: must divide the %d devices and give every stage "
+                       "a layer (%s has %d layers)", req->pp, D, req->model_spec, nlayers);
+    Ctxs cx = {.req = req};
+    Best best = {.total = INFINITY};
+    CalpaStatus st = CALPA_OK;
+    StageChoice ch[256];
+    Uniform u;
+    int Ks[8];
+    char why[200] = "nothing fits in memory";
+    if (!strcmp(m, "inter-only")) {
+        /* the stage DP over model layers, every stage on one device */
+        if (D > nlayers) {
+            st = err_set(e, CALPA_EFAIL, "--method inter-only: %d devices need %d stages but %s "
+                         "has only %d layers", D, D, req->model_spec, nlayers);
+            goto done;
+        }
+        int nK = micro_counts(req, 1, Ks, 8);
+        for (int ki = 0; ki < nK && !st; ki++) {
+            StageCtx *x = ctx_get(&cx, B / Ks[ki]);
+            if (!x) continue;
+            int L = nlayers, one = 1;
+            size_t nc = (size_t)L * L;
+            double *cost = xmalloc(nc * sizeof *cost);
+            int *succ = xmalloc(nc * sizeof *succ);
+            MeshConfig c1 = {{1, 1}, 0, -1, 0, 0};
+            for (size_t q = 0; q < nc; q++) {
+                cost[q] = INFINITY;
+                succ[q] = -1;
+            }
+            for (int i = 0; i < L && !st; i++)
+                for (int k = i; k < L && k - i + 1 <= L - D + 1 && !st; k++) {
+                    StageCost sc;
+                    if ((st = stagecost_eval(x, i, k, (Submesh){1, 1}, &c1, &sc, e))) break;
+                    stats->n_cost_entries++;
+                    size_t id = (size_t)i * L + k;
+                    succ[id] = interop_max_succ(&sc, interop_usable_bytes(req), Ks[ki],
+                                                req->schedule);
+                    if (succ[id] >= 0) cost[id] = sc.time_s;
+                }
+            if (!st) {
+                StageDP dp = {L, 1, &one, 1, D, cost, succ, 0, 0, req->dp_gap_s};
+                interop_schedule_coefs(req->schedule, Ks[ki], 1, &dp.coef_sum, &dp.coef_max);
+                StageDPResult r;
+                double t0 = now_s();
+                interop_dp(&dp, &r);
+                stats->dp_s += now_s() - t0;
+                stats->n_configs++;
+                for (int q = 0; q < r.n; q++)
+                    ch[q] = (StageChoice){r.first[q], r.last[q], {1, 1}, c1, q};
+                consider(&best, r.total, Ks[ki], B / Ks[ki], ch, r.n);
+            }
+            free(cost);
+            free(succ);
+        }
+        goto done;
+    }
+    /* the candidates of the grid methods: (tp, pp, dp) meshes and configs */
+    int single = !strcmp(m, "data") || !strcmp(m, "zero2") || !strcmp(m, "zero3") ||
+                 !strcmp(m, "deepspeed-moe") || !strcmp(m, "intra-only");
+    for (int tp = 1; tp <= (is_meg ? Dn : 1) && !st; tp *= 2) {
+        if (is_meg && req->tp && tp != req->tp) continue;
+        if (is_meg && !divides_heads(&req->model, tp)) continue;
+        for (int pp = 1; pp <= D && !st; pp++) {
+            if (single && pp > 1) break;
+            if ((D / tp) % pp || (D % tp) || pp * v > nlayers) continue;
+            if ((is_meg || is_ppdp) && req->pp && pp != req->pp) continue;
+            int dp = D / (tp * pp);
+            if (is_meg && req->dp && dp != req->dp) continue;
+            if (!strcmp(m, "equal-layer") || !strcmp(m, "equal-operator")) dp = D / pp;
+            memset(&u, 0, sizeof u);
+            u.pp = pp;
+            u.v = v;
+            if (!submesh_of(cl, D / pp, &u.sm)) continue;
+            long long unit = 1;
+            MeshConfig base = {{D / pp, 1}, 0, -1, 0, 0};
+            if (is_meg) {
+                u.cfg[0] = (MeshConfig){{dp, tp}, 0, 0, 0, 0};
+                u.n_cfg = 1;
+                unit = dp;
+            } else if (is_ppdp || !strcmp(m, "data") || !strcmp(m, "zero2") ||
+                       !strcmp(m, "zero3")) {
+                u.cfg[0] = base;
+                u.cfg[0].force_dp = 1;
+                u.cfg[0].prefer_reduce_scatter = !strcmp(m, "zero2");
+                u.cfg[0].zero3 = !strcmp(m, "zero3");
+                u.n_cfg = 1;
+                unit = D / pp;
+            } else if (!strcmp(m, "deepspeed-moe")) {
+                u.cfg[0] = base;
+                u.cfg[0].prefer_reduce_scatter = 1;
+                u.n_cfg = 1;
+                unit = D;
+            }
+            int nK = micro_counts(req, unit, Ks, 8);
+            if (nK == 0) {
+                snprintf(why, sizeof why, "no micro-batch size divides global batch %lld into "
+                         "multiples of %lld", B, unit);
+                continue;
+            }
+            for (int ki = 0; ki < nK && !st; ki++) {
+                long long b = B / Ks[ki];
+                StageCtx *x = ctx_get(&cx, b);
+                if (!x) continue;
+                if (!u.n_cfg || !strcmp(m, "intra-only") || !strcmp(m, "equal-layer") ||
+                    !strcmp(m, "equal-operator")) {
+                    u.n_cfg = interop_configs(u.sm, !strcmp(m, "intra-only") ? LOGICAL_ALL
+                                                                            : req->logical_space,
+                                              b, u.cfg, 16);
+                }
+                split_layers(x->g, pp * v, !strcmp(m, "equal-operator"), u.first, u.last);
+                double total;
+                if ((st = uniform_eval(req, x, Ks[ki], &u, ch, &total, e))) break;
+                stats->n_configs++;
+                consider(&best, total, Ks[ki], b, ch, pp * v);
+            }
+        }
+    }
+done:
+    if (!st && !isfinite(best.total)) {
+        char b1[32];
+        st = err_set(e, CALPA_EFAIL, "--method %s: no configuration of %s fits on %s (%s usable "
+                     "per device): %s", m, req->model_spec, cl->name,
+                     fmt_bytes(interop_usable_bytes(req), b1, sizeof b1), why);
+    }
+    stats->profile_s = now_s() - t_start - stats->dp_s;
+    if (!st) {
+        double t0 = now_s();
+        StageCtx *x = ctx_get(&cx, best.b);
+        st = interop_build_plan(req, x, best.ch, best.n, best.K, out, e);
+        stats->build_s = now_s() - t0;
+    }
+    ctxs_free(&cx, stats);
+    stats->total_s = now_s() - t_start;
+    if (!st) out->plan_time_s = stats->total_s;
+    return st;
+}

@@ -1,0 +1,814 @@
+/*
+ * interop.c - Alpa's inter-operator pass (see interop.h).
+ *
+ * The stage DP (alpa-algorithms.md §2.5).  L clustered layers, D devices,
+ * submeshes m with n_m devices and configs c; t(i,k,m,c) = per micro-batch
+ * time of layers i..k on submesh m under config c; succ(i,k,m,c) = the most
+ * stages that may follow that stage before memory overflows (§2.4).
+ *   (1) F[0][L][0] = 0;  F[s][i][j] = min Σ t over slicings of layers i..L-1
+ *       into exactly s stages on exactly j devices, every stage cost <= t_max
+ *   (2) F[s][i][j] = min over k > i, m, c with n_m <= j, s - 1 <= succ(i,k-1,m,c),
+ *       t(i,k-1,m,c) <= t_max of  F[s-1][k][j - n_m] + t(i,k-1,m,c)
+ *   (3) Fmax[s][i][j] = max(Fmax[s-1][k][j - n_m], t) along the argmin of (2)
+ *   (4) T(t_max) = min over s of  a F[s][0][D] + b Fmax[s][0][D]
+ *       with (a, b) the schedule's coefficients (5); Alpa: a = 1, b = B - 1
+ *   (5) pipeline time of stage (mesh) times t_i, B micro-batches:
+ *         gpipe, 1f1b:  Σ t_i + (B - 1) max t_i        (a, b) = (1, B - 1)
+ *         interleaved:  Σ t_i / v + (B - 1/v) max t_i   (v chunks per mesh: the
+ *                       warm-up and drain of (p-1) stages shrink by v)
+ *         zb-h1:        Σ t_i / 3 + (B - 1/3) max t_i   (the bubble (p-1)(F+B-W)
+ *                       with F = B = W = t/3 per stage, Qi et al.)
+ *   (6) t_max runs over the sorted unique finite costs; stop when
+ *       (a + b) t_max >= best (every later plan has max >= t_max, so its time is
+ *       at least that); skip a t_max within `gap` of the last one tried (Alpa's
+ *       1e-6 s; the fix of alpa#385 updates the last value).
+ *   (7) T* = min over t_max of T(t_max).
+ * One difference from Alpa: (4) minimises over s the objective itself, where
+ * Alpa takes the s of the smallest F and then adds its Fmax; ours is never
+ * worse and equals the brute force (a test).
+ */
+#include "interop.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "jsonio.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void plan_request_default(PlanRequest *r)
+{
+    memset(r, 0, sizeof *r);
+    r->method = "alpa";
+    r->recompute = RECOMPUTE_NONE;
+    r->schedule = SCHED_1F1B;
+    r->virtual_stages = 2;
+    r->layer_eps = 0.5;
+    r->imbalance_tolerance = 1.0;
+    r->submesh_space = SUBMESH_SMALL_POWER_OF_TWO;
+    r->logical_space = LOGICAL_SINGLE_NODE_MP;
+    r->memory_reserve = 0.1;
+    r->ilp_time_limit_s = 60;
+    r->dp_gap_s = 1e-6;
+    r->fold = 1;
+}
+
+double interop_usable_bytes(const PlanRequest *req)
+{
+    double mem = INFINITY;
+    for (int g = 0; g < req->cluster->ngroups; g++)
+        mem = fmin(mem, req->cluster->groups[g].device.memory_bytes);
+    return mem * (1 - req->memory_reserve);
+}
+
+int interop_max_succ(const StageCost *c, double usable, int B, SchedKind s)
+{
+    if (!c->ok || c->peak_bytes > usable) return -1;
+    double room = usable - c->peak_bytes;
+    if (c->stash_bytes <= 0 || room / c->stash_bytes >= B - 1) return 1 << 20;
+    if (s == SCHED_GPIPE) return -1; /* all B micro-batches are in flight */
+    double k = floor(room / c->stash_bytes); /* 1F1B: s stages after => s+1 in flight */
+    return k > (1 << 20) ? 1 << 20 : (int)k;
+}
+
+/* -------------------------------------------------------------- (5) */
+
+void interop_schedule_coefs(SchedKind s, int B, int v, double *a, double *b)
+{
+    switch (s) {
+    case SCHED_INTERLEAVED:
+        if (v < 1) v = 1;
+        *a = 1.0 / v;
+        *b = B - 1.0 / v;
+        break;
+    case SCHED_ZB_H1:
+        *a = 1.0 / 3;
+        *b = B - 1.0 / 3;
+        break;
+    default:
+        *a = 1;
+        *b = B - 1;
+    }
+}
+
+double interop_pipeline_time(const double *t, int n, int B, SchedKind s, int v)
+{
+    double a, b, sum = 0, mx = 0;
+    interop_schedule_coefs(s, B, v, &a, &b);
+    for (int i = 0; i < n; i++) {
+        sum += t[i];
+        if (t[i] > mx) mx = t[i];
+    }
+    if (n == 1) return B * sum; /* no pipeline: no bubble */
+    return a * sum + b * mx;
+}
+
+/* ------------------------------------------------------------ the DP */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+#define IDX(p, i, k, m, c) ((((size_t)(i) * (p)->L + (k)) * (p)->n_sub + (m)) * (p)->C + (c))
+
+void interop_dp(const StageDP *p, StageDPResult *r)
+{
+    int L = p->L, D = p->D, M = p->n_sub, C = p->C;
+    memset(r, 0, sizeof *r);
+    r->total = INFINITY;
+    size_t ncost = (size_t)L * L * M * C, nu = 0;
+    double *u = xmalloc(ncost * sizeof *u + 1);
+    for (size_t q = 0; q < ncost; q++)
+        if (isfinite(p->cost[q])) u[nu++] = p->cost[q];
+    qsort(u, nu, sizeof *u, cmp_double);
+    size_t NF = (size_t)(L + 1) * (L + 1) * (D + 1);
+#define FI(s, i, j) (((size_t)(s) * (L + 1) + (i)) * (D + 1) + (j))
+    double *F = xmalloc(NF * sizeof *F), *Fm = xmalloc(NF * sizeof *Fm);
+    int *ak = xmalloc(NF * sizeof(int)), *am = xmalloc(NF * sizeof(int)),
+        *ac = xmalloc(NF * sizeof(int));
+    double last = -INFINITY, best = INFINITY;
+    for (size_t q = 0; q < nu; q++) {
+        double tmax = u[q];
+        if (q > 0 && tmax == u[q - 1]) continue;
+        if ((p->coef_sum + p->coef_max) * tmax >= best) break; /* (6) */
+        if (tmax - last < p->gap) continue;                     /* (6) */
+        last = tmax;
+        r->n_tmax++;
+        for (size_t z = 0; z < NF; z++) F[z] = INFINITY;
+        F[FI(0, L, 0)] = 0; /* (1) */
+        Fm[FI(0, L, 0)] = 0;
+        for (int s = 1; s <= L; s++)
+            for (int i = L - 1; i >= 0; i--)
+                for (int k = i + 1; k <= L - (s - 1); k++)
+                    for (int m = 0; m < M; m++) {
+                        int nm = p->sub_devices[m];
+                        for (int c = 0; c < C; c++) {
+                            size_t id = IDX(p, i, k - 1, m, c);
+                            double t = p->cost[id];
+                            if (!(t <= tmax) || s - 1 > p->max_succ[id]) continue;
+                            for (int j = nm; j <= D; j++) { /* (2), (3) */
+                                double prev = F[FI(s - 1, k, j - nm)];
+                                if (prev == INFINITY) continue;
+                                double v = prev + t;
+                                size_t o = FI(s, i, j);
+                                if (v < F[o]) {
+                                    F[o] = v;
+                                    Fm[o] = fmax(Fm[FI(s - 1, k, j - nm)], t);
+                                    ak[o] = k;
+                                    am[o] = m;
+                                    ac[o] = c;
+                                }
+                            }
+                        }
+                    }
+        for (int s = 1; s <= L; s++) { /* (4) */
+            size_t o = FI(s, 0, D);
+            if (F[o] == INFINITY) continue;
+            double total = p->coef_sum * F[o] + p->coef_max * Fm[o];
+            if (total < best) {
+                best = total;
+                r->total = total;
+                r->sum = F[o];
+                r->max = Fm[o];
+                r->n = 0;
+                int i = 0, j = D;
+                for (int ss = s; ss >= 1; ss--) {
+                    size_t w = FI(ss, i, j);
+                    int k = ak[w];
+                    CHECK(r->n < 64);
+                    r->first[r->n] = i;
+                    r->last[r->n] = k - 1;
+                    r->sub[r->n] = am[w];
+                    r->cfg[r->n] = ac[w];
+                    r->n++;
+                    j -= p->sub_devices[am[w]];
+                    i = k;
+                }
+            }
+        }
+    }
+#undef FI
+    free(u);
+    free(F);
+    free(Fm);
+    free(ak);
+    free(am);
+    free(ac);
+}
+
+typedef struct {
+    const StageDP *p;
+    int n, first[64], last[64], sub[64], cfg[64];
+    StageDPResult *best;
+} Brute;
+
+static void brute_rec(Brute *b, int i, int used)
+{
+    const StageDP *p = b->p;
+    if (i == p->L) {
+        if (used != p->D) return;
+        double sum = 0, mx = 0;
+        for (int q = 0; q < b->n; q++) {
+            size_t id = IDX(p, b->first[q], b->last[q], b->sub[q], b->cfg[q]);
+            if (b->n - 1 - q > p->max_succ[id]) return;
+            sum += p->cost[id];
+            mx = fmax(mx, p->cost[id]);
+        }
+        double total = p->coef_sum * sum + p->coef_max * mx;
+        if (total < b->best->total) {
+            StageDPResult *r = b->best;
+            r->total = total;
+            r->sum = sum;
+            r->max = mx;
+            r->n = b->n;
+            memcpy(r->first, b->first, sizeof r->first);
+            memcpy(r->last, b->last, sizeof r->last);
+            memcpy(r->sub, b->sub, sizeof r->sub);
+            memcpy(r->cfg, b->cfg, sizeof r->cfg);
+        }
+        return;
+    }
+    for (int k = i; k < p->L; k++)
+        for (int m = 0; m < p->n_sub; m++) {
+            if (used + p->sub_devices[m] > p->D) continue;
+            for (int c = 0; c < p->C; c++) {
+                if (!isfinite(p->cost[IDX(p, i, k, m, c)])) continue;
+                b->first[b->n] = i;
+                b->last[b->n] = k;
+                b->sub[b->n] = m;
+                b->cfg[b->n] = c;
+                b->n++;
+                brute_rec(b, k + 1, used + p->sub_devices[m]);
+                b->n--;
+            }
+        }
+}
+
+void interop_dp_brute(const StageDP *p, StageDPResult *r)
+{
+    memset(r, 0, sizeof *r);
+    r->total = INFINITY;
+    Brute b = {.p = p, .best = r};
+    brute_rec(&b, 0, 0);
+}
+
+/* ---------------------------------------------------------- choices */
+
+int interop_submeshes(const Cluster *c, SubmeshSpace space, Submesh *out, int cap)
+{
+    int D = c->groups[0].devices_per_node, H = c->nnodes, n = 0;
+    for (int m = 1; m < D && n < cap; m *= 2) out[n++] = (Submesh){1, m};
+    if (n < cap) out[n++] = (Submesh){1, D};
+    int hi = space == SUBMESH_SMALL_POWER_OF_TWO ? (H < 4 ? H : 4) : H;
+    for (int k = 2; k <= hi && n < cap; k = space == SUBMESH_ALL ? k + 1 : 2 * k)
+        out[n++] = (Submesh){k, D};
+    return n;
+}
+
+int interop_configs(Submesh sm, LogicalSpace space, long long b, MeshConfig *out, int cap)
+{
+    int n = sm.rows * sm.cols, k = 0;
+    MeshConfig base = {{n, 1}, 0, -1, 0, 0};
+    switch (space) {
+    case LOGICAL_SAME_AS_PHYSICAL:
+        out[k] = base;
+        out[k].mesh[0] = sm.rows;
+        out[k].mesh[1] = sm.cols;
+        return 1;
+    case LOGICAL_DP_ONLY:
+        out[k] = base;
+        out[k].force_batch_dim = 0;
+        return 1;
+    case LOGICAL_MP_ONLY:
+        out[k] = base;
+        out[k].mesh[0] = 1;
+        out[k].mesh[1] = n;
+        out[k].force_batch_dim = 0;
+        return 1;
+    default:
+        break;
+    }
+    int hi = space == LOGICAL_ALL ? n : sm.cols;
+    for (int mp = 1; mp <= hi && k < cap; mp++) {
+        if (n % mp || b % (n / mp)) continue;
+        out[k] = base;
+        out[k].mesh[0] = n / mp;
+        out[k].mesh[1] = mp;
+        out[k].force_batch_dim = 0;
+        k++;
+    }
+    if (k < cap) out[k++] = base; /* (n, 1) with no option */
+    return k;
+}
+
+CalpaStatus interop_place(const Cluster *c, const Submesh *sm, int n, int **devs, Err *e)
+{
+    int D = c->groups[0].devices_per_node;
+    int *order = xmalloc((size_t)n * sizeof(int) + 1);
+    for (int i = 0; i < n; i++) order[i] = i;
+    for (int i = 1; i < n; i++) /* stable insertion sort, largest first */
+        for (int j = i; j > 0; j--) {
+            int a = order[j - 1], b = order[j];
+            if (sm[a].rows * sm[a].cols >= sm[b].rows * sm[b].cols) break;
+            order[j - 1] = b;
+            order[j] = a;
+        }
+    int node = 0, off = 0;
+    CalpaStatus st = CALPA_OK;
+    for (int q = 0; q < n && !st; q++) {
+        Submesh s = sm[order[q]];
+        if (s.rows > 1 || s.cols == D) {
+            if (off) {
+                node++;
+                off = 0;
+            }
+            if (node + s.rows > c->nnodes) st = CALPA_EFAIL;
+            for (int r = 0; r < s.rows && !st; r++)
+                for (int k = 0; k < s.cols; k++) devs[order[q]][r * s.cols + k] = (node + r) * D + k;
+            node += s.rows;
+        } else {
+            if (off + s.cols > D) {
+                node++;
+                off = 0;
+            }
+            if (node >= c->nnodes) st = CALPA_EFAIL;
+            for (int k = 0; k < s.cols && !st; k++) devs[order[q]][k] = node * D + off + k;
+            off += s.cols;
+        }
+    }
+    free(order);
+    if (st) return err_set(e, CALPA_EFAIL, "the stages' submeshes need more devices than cluster "
+                           "%s has", c->name);
+    return CALPA_OK;
+}
+
+/* ------------------------------------------------------ building a plan */
+
+typedef struct {
+    uint64_t key;
+    int n_ops, n_t;
+    char (*letters)[MESH_NDIM + 1];
+    char **strategy;
+    char (*spec)[2 * GRAPH_MAX_DIMS + 1];
+    int *spec_t;           /* tensor index of each spec */
+    StageCost cost;
+    IlpStatus status;
+} SolvedStage;
+
+static uint64_t stage_struct_key(const Graph *sg, const StageChoice *s)
+{
+    uint64_t h = 1469598103934665603ull;
+#define MIX(v) do { uint64_t _v = (uint64_t)(v); for (int _b = 0; _b < 8; _b++) { h ^= (_v >> (8 * _b)) & 255; h *= 1099511628211ull; } } while (0)
+    MIX(sg->n_op);
+    MIX(sg->n_t);
+    for (int i = 0; i < sg->n_op; i++) {
+        const Op *o = &sg->op[i];
+        MIX(o->type);
+        MIX(o->phase);
+        for (int k = 0; k < o->n_in + o->n_out; k++) {
+            int t = k < o->n_in ? o->in[k] : o->out[k - o->n_in];
+            MIX(t);
+            MIX(sg->t[t].io);
+            for (int d = 0; d < sg->t[t].ndim; d++) MIX(sg->t[t].shape[d]);
+            for (const char *c = o->lab[k]; *c; c++) MIX(*c);
+        }
+    }
+    MIX(s->sm.rows);
+    MIX(s->sm.cols);
+    MIX(s->cfg.mesh[0]);
+    MIX(s->cfg.mesh[1]);
+    MIX(s->cfg.force_dp);
+    MIX(s->cfg.force_batch_dim + 7);
+    MIX(s->cfg.prefer_reduce_scatter);
+    MIX(s->cfg.zero3);
+#undef MIX
+    return h;
+}
+
+static void solved_free(SolvedStage *s)
+{
+    for (int i = 0; i < s->n_ops; i++) free(s->strategy[i]);
+    free(s->strategy);
+    free(s->letters);
+    free(s->spec);
+    free(s->spec_t);
+}
+
+static void solved_fill(SolvedStage *s, const Graph *sg, const ShardResult *r)
+{
+    s->n_ops = sg->n_op;
+    s->letters = xcalloc((size_t)sg->n_op + 1, sizeof *s->letters);
+    s->strategy = xcalloc((size_t)sg->n_op + 1, sizeof *s->strategy);
+    int ok = r->op_strategy != NULL;
+    for (int i = 0; i < sg->n_op; i++) {
+        char buf[512] = "";
+        if (ok) {
+            const Strategy *st = &r->cg.node[i].s[r->op_strategy[i]];
+            for (int d = 0; d < MESH_NDIM; d++) s->letters[i][d] = st->letter[d] ? st->letter[d] : '-';
+            shard_op_strategy_name(r, i, buf, sizeof buf);
+        } else {
+            s->letters[i][0] = s->letters[i][1] = '-';
+        }
+        s->strategy[i] = xstrdup(buf);
+    }
+    s->spec = xcalloc((size_t)sg->n_t + 1, sizeof *s->spec);
+    s->spec_t = xcalloc((size_t)sg->n_t + 1, sizeof(int));
+    s->n_t = 0;
+    if (!ok) return;
+    for (int t = 0; t < sg->n_t; t++) {
+        if (r->cg.tensor_node[t] < 0) continue;
+        spec_str(&r->tensor_spec[t], sg->t[t].ndim, s->spec[s->n_t], (int)sizeof s->spec[0]);
+        s->spec_t[s->n_t++] = t;
+    }
+}
+
+CalpaStatus interop_build_plan(const PlanRequest *req, StageCtx *x, const StageChoice *st,
+                               int n, int K, Plan *out, Err *e)
+{
+    plan_init(out);
+    CalpaStatus rc = CALPA_OK;
+    snprintf(out->method, sizeof out->method, "%s", req->method);
+    snprintf(out->model_spec, sizeof out->model_spec, "%s", req->model_spec);
+    out->model = req->model;
+    snprintf(out->cluster_spec, sizeof out->cluster_spec, "%s", req->cluster_spec);
+    cluster_copy(&out->cluster, req->cluster);
+    snprintf(out->profile, sizeof out->profile, "%s", req->profile_name);
+    out->global_batch = req->global_batch;
+    out->micro_batches = K;
+    out->micro_batch_size = req->global_batch / K;
+    out->schedule = req->schedule;
+    out->recompute = req->recompute;
+    out->cross_stage_comm = req->cross_stage_comm;
+    out->memory_reserve = req->memory_reserve;
+    int P = 0;
+    for (int i = 0; i < n; i++)
+        if (st[i].mesh_id + 1 > P) P = st[i].mesh_id + 1;
+    out->n_meshes = P;
+    out->virtual_stages = n / P;
+    /* place the meshes */
+    Submesh *msm = xcalloc((size_t)P, sizeof *msm);
+    int **devs = xcalloc((size_t)P, sizeof *devs);
+    for (int i = 0; i < n; i++) msm[st[i].mesh_id] = st[i].sm;
+    for (int q = 0; q < P; q++) devs[q] = xcalloc((size_t)(msm[q].rows * msm[q].cols), sizeof(int));
+    SolvedStage *cache = xcalloc((size_t)n, sizeof *cache);
+    int n_cache = 0;
+    double *fwd_b = xcalloc((size_t)n, sizeof(double)), *bwd_b = xcalloc((size_t)n, sizeof(double));
+    if ((rc = interop_place(req->cluster, msm, P, devs, e))) goto done;
+    for (int i = 0; i < n && !rc; i++) {
+        Graph sg;
+        graph_slice(x->g, st[i].first, st[i].last, &sg, NULL, NULL);
+        uint64_t key = stage_struct_key(&sg, &st[i]);
+        SolvedStage *ss = NULL;
+        for (int q = 0; q < n_cache; q++)
+            if (cache[q].key == key) ss = &cache[q];
+        if (!ss) {
+            Graph sg2;
+            ShardResult r;
+            StageCost c;
+            rc = stagecost_solve(x, st[i].first, st[i].last, st[i].sm, &st[i].cfg, &sg2, &r, &c, e);
+            if (!rc) {
+                ss = &cache[n_cache++];
+                ss->key = key;
+                ss->cost = c;
+                ss->status = c.status;
+                solved_fill(ss, &sg2, &r);
+            }
+            shard_result_free(&r);
+            graph_free(&sg2);
+        }
+        if (rc) {
+            graph_free(&sg);
+            break;
+        }
+        PlanStage *ps = plan_add_stage(out);
+        ps->layers[0] = st[i].first;
+        ps->layers[1] = st[i].last;
+        ps->submesh[0] = st[i].sm.rows;
+        ps->submesh[1] = st[i].sm.cols;
+        ps->logical_mesh[0] = st[i].cfg.mesh[0];
+        ps->logical_mesh[1] = st[i].cfg.mesh[1];
+        ps->mesh_id = st[i].mesh_id;
+        ps->n_devices = msm[st[i].mesh_id].rows * msm[st[i].mesh_id].cols;
+        ps->devices = xmalloc((size_t)ps->n_devices * sizeof(int));
+        memcpy(ps->devices, devs[st[i].mesh_id], (size_t)ps->n_devices * sizeof(int));
+        ps->opts.force_dp = st[i].cfg.force_dp;
+        ps->opts.force_batch_dim = st[i].cfg.force_batch_dim;
+        ps->opts.prefer_reduce_scatter = st[i].cfg.prefer_reduce_scatter;
+        ps->opts.zero3 = st[i].cfg.zero3;
+        snprintf(ps->ilp_status, sizeof ps->ilp_status, "%s",
+                 ss->cost.ok ? ilp_status_name(ss->status) : "none");
+        PlanOp *ops = xcalloc((size_t)sg.n_op + 1, sizeof *ops);
+        for (int k = 0; k < sg.n_op && k < ss->n_ops; k++) {
+            snprintf(ops[k].op, sizeof ops[k].op, "%s", sg.op[k].name);
+            memcpy(ops[k].letters, ss->letters[k], sizeof ops[k].letters);
+            ops[k].strategy = ss->strategy[k];
+        }
+        PlanTensor *ts = xcalloc((size_t)ss->n_t + 1, sizeof *ts);
+        for (int k = 0; k < ss->n_t; k++) {
+            snprintf(ts[k].tensor, sizeof ts[k].tensor, "%s", sg.t[ss->spec_t[k]].name);
+            memcpy(ts[k].spec, ss->spec[k], sizeof ts[k].spec);
+        }
+        plan_stage_set_ops(ps, ops, ss->cost.ok ? sg.n_op : 0, ts, ss->n_t);
+        free(ops);
+        free(ts);
+        ps->compute_time_s = ss->cost.compute_s;
+        ps->comm_time_s = ss->cost.comm_s;
+        ps->sync_time_s = ss->cost.sync_s;
+        ps->weight_bytes = ss->cost.weight_bytes;
+        ps->stash_bytes = ss->cost.stash_bytes;
+        ps->peak_bytes = ss->cost.peak_bytes;
+        stagecost_boundary_bytes(&sg, &fwd_b[i], &bwd_b[i]);
+        if (!ss->cost.ok) {
+            rc = err_set(e, CALPA_EFAIL, "stage %d (layers %d-%d on %dx%d): the intra-op pass "
+                         "found no sharding (%s)", i, st[i].first, st[i].last, st[i].cfg.mesh[0],
+                         st[i].cfg.mesh[1], ilp_status_name(ss->status));
+        }
+        graph_free(&sg);
+    }
+    if (rc) goto done;
+    /* p2p with the real neighbours, stage and mesh times */
+    double *tm = xcalloc((size_t)P, sizeof(double)), *sync = xcalloc((size_t)P, sizeof(double));
+    for (int i = 0; i < n; i++) {
+        PlanStage *ps = &out->stages[i];
+        double p2p = 0;
+        if (i > 0 && out->stages[i - 1].mesh_id != ps->mesh_id)
+            p2p += stagecost_p2p_time(&x->oracle, fwd_b[i], out->stages[i - 1].devices,
+                                      out->stages[i - 1].n_devices, ps->devices, ps->n_devices);
+        if (i + 1 < n && out->stages[i + 1].mesh_id != ps->mesh_id)
+            p2p += stagecost_p2p_time(&x->oracle, bwd_b[i], out->stages[i + 1].devices,
+                                      out->stages[i + 1].n_devices, ps->devices, ps->n_devices);
+        ps->p2p_time_s = p2p;
+        ps->stage_time_s = ps->compute_time_s + ps->comm_time_s + (req->cross_stage_comm ? p2p : 0);
+        tm[ps->mesh_id] += ps->stage_time_s;
+        sync[ps->mesh_id] += ps->sync_time_s;
+    }
+    /* memory: in-flight micro-batches under the schedule (reference executor) */
+    Schedule sc;
+    int v = out->virtual_stages;
+    SchedKind kind = req->schedule;
+    if (kind == SCHED_INTERLEAVED && v < 2) kind = SCHED_1F1B;
+    if (kind != SCHED_INTERLEAVED && v > 1) {
+        rc = err_set(e, CALPA_EINPUT, "%d model chunks per mesh need --schedule interleaved", v);
+    } else if ((rc = schedule_build(kind, P, K, kind == SCHED_INTERLEAVED ? v : 1, &sc, e))) {
+        err_prefix(e, rc, "schedule %s with %d stages and %d micro-batches", sched_name(kind), P, K);
+    } else {
+        int *peak = xcalloc((size_t)P, sizeof(int));
+        long mk = schedule_makespan(&sc, 1, 2, 1, peak);
+        CHECK(mk > 0);
+        out->fits_memory = 1;
+        double usable = interop_usable_bytes(req);
+        for (int q = 0; q < P; q++) {
+            double pk = 0, stash = 0;
+            for (int i = 0; i < n; i++)
+                if (out->stages[i].mesh_id == q) {
+                    pk += out->stages[i].peak_bytes;
+                    stash = fmax(stash, out->stages[i].stash_bytes);
+                }
+            int chunks = n / P;
+            double mem = pk + (peak[q] > chunks ? peak[q] - chunks : 0) * stash;
+            for (int i = 0; i < n; i++)
+                if (out->stages[i].mesh_id == q) {
+                    out->stages[i].memory_bytes = mem;
+                    out->stages[i].inflight = peak[q];
+                }
+            if (mem > usable) out->fits_memory = 0;
+        }
+        free(peak);
+        schedule_free(&sc);
+        out->pipeline_time_s = interop_pipeline_time(tm, P, K, kind, v);
+        for (int q = 0; q < P; q++) out->sync_time_s = fmax(out->sync_time_s, sync[q]);
+        out->predicted_iteration_time_s = out->pipeline_time_s + out->sync_time_s;
+        GraphStats gs;
+        graph_stats(x->g, &gs);
+        double flops = gs.flops_total * K;
+        if (out->predicted_iteration_time_s > 0)
+            out->tflops_per_device =
+                flops / out->predicted_iteration_time_s / req->cluster->ndevices / 1e12;
+    }
+    free(tm);
+    free(sync);
+done:
+    for (int q = 0; q < n_cache; q++) solved_free(&cache[q]);
+    free(cache);
+    for (int q = 0; q < P; q++) free(devs[q]);
+    free(devs);
+    free(msm);
+    free(fwd_b);
+    free(bwd_b);
+    if (rc) plan_free(out);
+    return rc;
+}
+
+/* ------------------------------------------------------ the alpa method */
+
+/* The micro-batch counts to try: the request's, else B / b for micro-batch
+ * sizes b = 1, 2, 4, ..., 32 that divide B (Alpa's grid searched NB). */
+static int micro_choices(const PlanRequest *req, int *K, int cap)
+{
+    long long B = req->global_batch;
+    if (req->micro_batches) {
+        K[0] = req->micro_batches;
+        return 1;
+    }
+    if (req->micro_batch_size) {
+        K[0] = (int)(B / req->micro_batch_size);
+        return 1;
+    }
+    int n = 0;
+    for (long long b = 1; b <= 32 && b <= B && n < cap; b *= 2)
+        if (B % b == 0) K[n++] = (int)(B / b);
+    return n;
+}
+
+typedef struct {
+    LayerClusters lc;
+    int n_sub, C;
+    Submesh sub[16];
+    MeshConfig cfg[16][16];
+    int n_cfg[16];
+    StageDPResult res;
+    double total;
+} AlpaTry;
+
+CalpaStatus interop_plan(const PlanRequest *req, Plan *out, PlanStats *stats, Err *e)
+{
+    double t_start = now_s();
+    memset(stats, 0, sizeof *stats);
+    plan_init(out);
+    if (req->schedule == SCHED_INTERLEAVED)
+        return err_set(e, CALPA_EINPUT, "--schedule interleaved needs stages of equal layers on "
+                       "equal meshes: use it with --method megatron or equal-layer");
+    const Cluster *cl = req->cluster;
+    int D = cl->ndevices;
+    if (cl->ngroups != 1)
+        return err_set(e, CALPA_EINPUT, "cluster %s: the alpa method needs one node type "
+                       "(heterogeneous clusters are not supported)", cl->name);
+    int Ks[8], nK = micro_choices(req, Ks, 8);
+    if (nK == 0 || req->global_batch % Ks[0])
+        return err_set(e, CALPA_EINPUT, "global batch %lld is not divisible into micro-batches",
+                       req->global_batch);
+    double usable = interop_usable_bytes(req);
+    double best_total = INFINITY;
+    int best_K = 0;
+    AlpaTry best = {0};
+    Graph best_g = {0};
+    StageCtx best_x = {0};
+    int have_best = 0;
+    CalpaStatus st = CALPA_OK;
+    char why[256] = "";
+    for (int ki = 0; ki < nK && !st; ki++) {
+        int K = Ks[ki];
+        long long b = req->global_batch / K;
+        Graph g;
+        if ((st = model_build(&req->model, b, req->recompute, &g, e))) break;
+        AlpaTry tr = {0};
+        double t0 = now_s();
+        int L = req->auto_layers > 0 ? req->auto_layers : (g.n_layers < 16 ? g.n_layers : 16);
+        if ((st = layers_cluster(&g, L, req->layer_eps, &tr.lc, e))) {
+            graph_free(&g);
+            break;
+        }
+        stats->cluster_s += now_s() - t0;
+        L = tr.lc.n;
+        t0 = now_s();
+        StageCtx x;
+        stagectx_init(&x, &g, cl, req->prof);
+        x.model = &req->model;
+        x.recompute = req->recompute;
+        x.cross_stage_comm = req->cross_stage_comm;
+        x.individual = req->individual;
+        x.fold = req->fold;
+        x.time_limit_s = req->ilp_time_limit_s;
+        tr.n_sub = interop_submeshes(cl, req->submesh_space, tr.sub, 16);
+        tr.C = 0;
+        for (int m = 0; m < tr.n_sub; m++) {
+            tr.n_cfg[m] = interop_configs(tr.sub[m], req->logical_space, b, tr.cfg[m], 16);
+            if (tr.n_cfg[m] > tr.C) tr.C = tr.n_cfg[m];
+        }
+        int M = tr.n_sub, C = tr.C;
+        size_t nc = (size_t)L * L * M * C;
+        double *cost = xmalloc(nc * sizeof *cost);
+        int *succ = xmalloc(nc * sizeof *succ);
+        int *subdev = xmalloc((size_t)M * sizeof(int));
+        for (size_t q = 0; q < nc; q++) {
+            cost[q] = INFINITY;
+            succ[q] = -1;
+        }
+        double total_flops = 0;
+        for (int i = 0; i < L; i++) total_flops += tr.lc.flops[i];
+        for (int m = 0; m < M && !st; m++) {
+            subdev[m] = tr.sub[m].rows * tr.sub[m].cols;
+            if (subdev[m] > D) continue;
+            double dev_ratio = (double)subdev[m] / D;
+            for (int i = 0; i < L && !st; i++) {
+                double fl = 0;
+                for (int k = i; k < L && !st; k++) {
+                    fl += tr.lc.flops[k];
+                    if (subdev[m] == D && (i != 0 || k != L - 1)) continue; /* §2.3 */
+                    double ratio = fl / total_flops, tol = req->imbalance_tolerance;
+                    if (isfinite(tol) && subdev[m] < D &&
+                        (dev_ratio > ratio * (1 + tol) || dev_ratio < ratio / (1 + tol)))
+                        continue;
+                    for (int c = 0; c < tr.n_cfg[m] && !st; c++) {
+                        StageCost sc;
+                        st = stagecost_eval(&x, tr.lc.first[i], tr.lc.last[k], tr.sub[m],
+                                            &tr.cfg[m][c], &sc, e);
+                        if (st) break;
+                        stats->n_cost_entries++;
+                        size_t id = (((size_t)i * L + k) * M + m) * C + c;
+                        if (!sc.ok) continue;
+                        succ[id] = interop_max_succ(&sc, usable, K, req->schedule);
+                        if (succ[id] >= 0) cost[id] = sc.time_s;
+                    }
+                }
+            }
+        }
+        stats->profile_s += now_s() - t0;
+        if (!st) {
+            t0 = now_s();
+            StageDP dp = {L, M, subdev, C, D, cost, succ, 0, 0, req->dp_gap_s};
+            interop_schedule_coefs(req->schedule, K, 1, &dp.coef_sum, &dp.coef_max);
+            interop_dp(&dp, &tr.res);
+            stats->dp_s += now_s() - t0;
+            tr.total = tr.res.total;
+            if (isfinite(tr.total)) { /* + the slowest stage's once-per-iteration work */
+                double sync = 0;
+                for (int q = 0; q < tr.res.n; q++) {
+                    StageCost sc;
+                    int m = tr.res.sub[q];
+                    if (!stagecost_eval(&x, tr.lc.first[tr.res.first[q]],
+                                        tr.lc.last[tr.res.last[q]], tr.sub[m],
+                                        &tr.cfg[m][tr.res.cfg[q]], &sc, e))
+                        sync = fmax(sync, sc.sync_s);
+                }
+                tr.total += sync;
+            } else if (!why[0]) {
+                snprintf(why, sizeof why, "no slicing of %s into stages fits in %.1f GiB per "
+                         "device (with %d micro-batches)", req->model_spec, usable / (1 << 30), K);
+            }
+        }
+        stats->n_micro_choices++;
+        stats->n_problems += x.n_solved;
+        stats->solve_s += x.solve_time_s;
+        stats->n_folded += x.n_folded;
+        stats->n_hits += x.n_hits;
+        free(cost);
+        free(succ);
+        free(subdev);
+        if (!st && tr.total < best_total) {
+            if (have_best) {
+                stagectx_free(&best_x);
+                graph_free(&best_g);
+                layers_free(&best.lc);
+            }
+            best_total = tr.total;
+            best_K = K;
+            best = tr;
+            best_g = g;
+            best_x = x;
+            best_x.g = &best_g;
+            have_best = 1;
+        } else {
+            stagectx_free(&x);
+            graph_free(&g);
+            layers_free(&tr.lc);
+        }
+    }
+    if (!st && !have_best)
+        st = err_set(e, CALPA_EFAIL, "%s", why[0] ? why : "no plan: nothing fits");
+    if (!st) {
+        double t0 = now_s();
+        StageChoice ch[64];
+        for (int q = 0; q < best.res.n; q++) {
+            int m = best.res.sub[q];
+            ch[q].first = best.lc.first[best.res.first[q]];
+            ch[q].last = best.lc.last[best.res.last[q]];
+            ch[q].sm = best.sub[m];
+            ch[q].cfg = best.cfg[m][best.res.cfg[q]];
+            ch[q].mesh_id = q;
+        }
+        int before = best_x.n_solved;
+        double sbefore = best_x.solve_time_s;
+        st = interop_build_plan(req, &best_x, ch, best.res.n, best_K, out, e);
+        stats->n_problems += best_x.n_solved - before;
+        stats->solve_s += best_x.solve_time_s - sbefore;
+        stats->build_s = now_s() - t0;
+    }
+    if (have_best) {
+        stagectx_free(&best_x);
+        graph_free(&best_g);
+        layers_free(&best.lc);
+    }
+    stats->total_s = now_s() - t_start;
+    if (!st) out->plan_time_s = stats->total_s;
+    return st;
+}

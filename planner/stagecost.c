@@ -1,0 +1,549 @@
+/*
+ * stagecost.c - stage cost and memory with a cache of identical
+ * sub-problems and exact-checked folding of repeated layers (stagecost.h).
+ *
+ * Signatures: every model layer gets a 64-bit FNV-1a hash of its
+ * single-layer slice with names left out (operator types, phases, labels,
+ * attributes, remat marks; operand kinds, dtypes, shapes, boundary marks).
+ * A layer range is identified by the sequence of its layers' signatures;
+ * the cache key adds the submesh and the mesh config.  Two ranges with the
+ * same key slice into stage graphs that differ only in names, so they have
+ * the same cost.  (A 64-bit collision would merge two different ranges; we
+ * accept that risk.)
+ */
+#include "stagecost.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct StageCacheEntry {
+    uint64_t key;
+    StageCost cost;
+    StageCacheEntry *next;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------- hashing */
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+#define FNV0 1469598103934665603ull
+#define HV(h, v) ((h) = fnv((h), &(v), sizeof(v)))
+
+static uint64_t tensor_hash(uint64_t h, const Tensor *t)
+{
+    int v[4] = {t->kind, t->dtype, t->ndim, t->io};
+    h = fnv(h, v, sizeof v);
+    h = fnv(h, t->shape, (size_t)t->ndim * sizeof t->shape[0]);
+    HV(h, t->persistent);
+    return h;
+}
+
+static uint64_t graph_hash(const Graph *g)
+{
+    uint64_t h = FNV0;
+    HV(h, g->n_op);
+    HV(h, g->n_t);
+    for (int i = 0; i < g->n_op; i++) {
+        const Op *o = &g->op[i];
+        int v[5] = {o->type, o->phase, o->remat, o->n_in, o->n_out};
+        h = fnv(h, v, sizeof v);
+        h = fnv(h, o->attr, sizeof o->attr);
+        for (int k = 0; k < o->n_in + o->n_out; k++) {
+            h = fnv(h, o->lab[k], strlen(o->lab[k]) + 1);
+            int t = k < o->n_in ? o->in[k] : o->out[k - o->n_in];
+            h = tensor_hash(h, &g->t[t]);
+            HV(h, t); /* the wiring, relative to the slice */
+        }
+    }
+    return h;
+}
+
+static uint64_t range_key(const StageCtx *x, int first, int last, Submesh sm,
+                          const MeshConfig *cfg)
+{
+    uint64_t h = FNV0;
+    int n = last - first + 1;
+    HV(h, n);
+    h = fnv(h, x->sig + first, (size_t)n * sizeof *x->sig);
+    HV(h, sm.rows);
+    HV(h, sm.cols);
+    int v[6] = {cfg->mesh[0], cfg->mesh[1], cfg->force_dp, cfg->force_batch_dim,
+                cfg->prefer_reduce_scatter, cfg->zero3};
+    h = fnv(h, v, sizeof v);
+    return h;
+}
+
+/* ------------------------------------------------------------- context */
+
+void stagectx_init(StageCtx *x, const Graph *g, const Cluster *c, const Profile *p)
+{
+    memset(x, 0, sizeof *x);
+    x->g = g;
+    x->cluster = c;
+    x->prof = p;
+    cost_init(&x->oracle, p, c);
+    x->fold = 1;
+    x->time_limit_s = 60;
+    x->sig = xcalloc((size_t)g->n_layers + 1, sizeof *x->sig);
+    for (int l = 0; l < g->n_layers; l++) {
+        Graph s;
+        graph_slice(g, l, l, &s, NULL, NULL);
+        x->sig[l] = graph_hash(&s);
+        graph_free(&s);
+    }
+    x->n_bucket = 4096;
+    x->bucket = xcalloc((size_t)x->n_bucket, sizeof *x->bucket);
+}
+
+void stagectx_free(StageCtx *x)
+{
+    if (!x) return;
+    for (int i = 0; i < x->n_sub; i++) cluster_free(&x->sub[i]);
+    for (int b = 0; b < x->n_bucket; b++)
+        for (StageCacheEntry *c = x->bucket ? x->bucket[b] : NULL, *n; c; c = n) {
+            n = c->next;
+            free(c);
+        }
+    free(x->bucket);
+    free(x->sig);
+    memset(x, 0, sizeof *x);
+}
+
+static const StageCost *cache_get(const StageCtx *x, uint64_t key)
+{
+    for (StageCacheEntry *c = x->bucket[key % (uint64_t)x->n_bucket]; c; c = c->next)
+        if (c->key == key) return &c->cost;
+    return NULL;
+}
+
+static void cache_put(StageCtx *x, uint64_t key, const StageCost *cost)
+{
+    StageCacheEntry *c = xmalloc(sizeof *c);
+    c->key = key;
+    c->cost = *cost;
+    c->next = x->bucket[key % (uint64_t)x->n_bucket];
+    x->bucket[key % (uint64_t)x->n_bucket] = c;
+}
+
+void stagecost_subcluster(const Cluster *c, Submesh sm, Cluster *out)
+{
+    /* one group: the first group's node type, sm.rows nodes of sm.cols devices.
+     * The cube mesh's ring table covers every subset of the first cols GPUs,
+     * so shrinking devices_per_node keeps it valid. */
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "%.40s[%dx%d]", c->name, sm.rows, sm.cols);
+    out->ngroups = 1;
+    out->groups = xcalloc(1, sizeof *out->groups);
+    out->groups[0] = c->groups[0];
+    out->groups[0].nodes = sm.rows;
+    out->groups[0].devices_per_node = sm.cols;
+    out->groups[0].first_device = out->groups[0].first_node = 0;
+    out->ndevices = sm.rows * sm.cols;
+    out->nnodes = sm.rows;
+}
+
+static const Cluster *subcluster(StageCtx *x, Submesh sm)
+{
+    for (int i = 0; i < x->n_sub; i++)
+        if (x->sub_rows[i] == sm.rows && x->sub_cols[i] == sm.cols) return &x->sub[i];
+    CHECK(x->n_sub < 16);
+    stagecost_subcluster(x->cluster, sm, &x->sub[x->n_sub]);
+    x->sub_rows[x->n_sub] = sm.rows;
+    x->sub_cols[x->n_sub] = sm.cols;
+    return &x->sub[x->n_sub++];
+}
+
+/* ------------------------------------------------------ operator times */
+
+static int has_letter(const char *lab, char c) { return c && strchr(lab, c) != NULL; }
+
+double stagecost_op_time(const Profile *p, const Graph *g, int op, const char letters[2],
+                         const int mesh[2])
+{
+    const Op *o = &g->op[op];
+    if (o->type == OP_RESHAPE) return 0;
+    double split = 1;
+    for (int d = 0; d < 2; d++)
+        if (letters[d] && mesh[d] > 1) split *= mesh[d];
+    DType dt = g->t[o->out[0]].dtype;
+    if (dt != DT_F32 && dt != DT_F16 && dt != DT_BF16) dt = g->compute_dtype;
+    double t = 0;
+    if ((o->type == OP_MATMUL || o->type == OP_MOE_DISPATCH || o->type == OP_MOE_COMBINE) &&
+        o->n_in == 2) {
+        /* (m, n, k, batch) from the labels, on local shard sizes */
+        const char *A = o->lab[0], *B = o->lab[1], *O = o->lab[o->n_in];
+        double bm = 1, m = 1, n = 1, k = 1;
+        char seen[128] = {0};
+        const char *all[3] = {A, B, O};
+        for (int s = 0; s < 3; s++)
+            for (const char *c = all[s]; *c; c++) {
+                if (seen[(unsigned char)*c]) continue;
+                seen[(unsigned char)*c] = 1;
+                double size = (double)graph_op_dim(g, o, *c);
+                for (int d = 0; d < 2; d++)
+                    if (letters[d] == *c && mesh[d] > 1) size = ceil(size / mesh[d]);
+                int a = has_letter(A, *c), b = has_letter(B, *c), out = has_letter(O, *c);
+                if (a && b && out) bm *= size;
+                else if (a && out) m *= size;
+                else if (b && out) n *= size;
+                else k *= size; /* contracted (or reduced in one operand) */
+            }
+        t = bm > 1 ? cost_bmm_time(p, dt, bm, m, n, k) : cost_gemm_time(p, dt, m, n, k);
+    } else if (op_is_gemm(o->type)) {
+        /* convolutions: local FLOPs at the rate of a large square GEMM */
+        double big = 4096, ref = cost_gemm_time(p, dt, big, big, big);
+        double rate = 2 * big * big * big / ref;
+        t = o->flops / split / rate + p->kernel_launch_s;
+    } else if (o->bytes > 0 || o->flops > 0) {
+        t = cost_memory_time(p, o->bytes / split);
+    }
+    return t + p->op_overhead_s;
+}
+
+/* ------------------------------------------------------ result -> cost */
+
+void stagecost_boundary_bytes(const Graph *sg, double *fwd_bytes, double *bwd_bytes)
+{
+    *fwd_bytes = *bwd_bytes = 0;
+    for (int t = 0; t < sg->n_t; t++) {
+        const Tensor *x = &sg->t[t];
+        if (!(x->io & TENSOR_RECV) || x->persistent) continue;
+        if (x->kind == TK_ACT) *fwd_bytes += tensor_bytes(x);
+        else if (x->kind == TK_ACT_GRAD) *bwd_bytes += tensor_bytes(x);
+    }
+}
+
+double stagecost_p2p_time(const CostOracle *o, double bytes, const int *src, int ns,
+                          const int *dst, int nd)
+{
+    if (bytes <= 0 || ns < 1 || nd < 1) return 0;
+    DevLoc a = cluster_locate(o->cluster, src[0]), b = cluster_locate(o->cluster, dst[0]);
+    if (a.node != b.node) return cost_p2p_time(o, bytes, src[0], dst[0]);
+    int k = ns < nd ? ns : nd;
+    double worst = 0;
+    for (int i = 0; i < k; i++) {
+        double t = cost_p2p_time(o, bytes / k, src[i], dst[i]);
+        if (t > worst) worst = t;
+    }
+    return worst;
+}
+
+/* The p2p estimate the DP uses before neighbours are known: a stage that
+ * fills whole nodes (on a multi-node cluster) talks to the next node over
+ * one NIC flow; a smaller one to the next devices of its node. */
+static double p2p_estimate(const StageCtx *x, Submesh sm, double bytes)
+{
+    const Cluster *c = x->cluster;
+    int D = c->groups[0].devices_per_node;
+    if (bytes <= 0) return 0;
+    if (c->nnodes > 1 && sm.cols >= D) {
+        int src = 0, dst = D;
+        return cost_p2p_time(&x->oracle, bytes, src, dst);
+    }
+    int n = sm.rows * sm.cols, src[64], dst[64];
+    if (2 * n > D || n > 64) { /* no room for a neighbour in the node: cross it */
+        if (c->nnodes > 1) return cost_p2p_time(&x->oracle, bytes, 0, D);
+        n = D / 2 > 0 ? D / 2 : 1;
+    }
+    for (int i = 0; i < n; i++) {
+        src[i] = i;
+        dst[i] = (n + i) % (D > 1 ? D : 1);
+    }
+    return stagecost_p2p_time(&x->oracle, bytes, src, n, dst, n);
+}
+
+void stagecost_from_result(StageCtx *x, const Graph *sg, const ShardResult *r, Submesh sm,
+                           StageCost *out)
+{
+    memset(out, 0, sizeof *out);
+    out->status = r->status;
+    out->ok = (r->status == ILP_OPTIMAL || r->status == ILP_FEASIBLE) && r->objective < 1e12;
+    if (!out->ok) {
+        out->time_s = INFINITY;
+        return;
+    }
+    const CostGraph *cg = &r->cg;
+    const CommModel *cm = &r->cm;
+    double opt_s = 0;
+    for (int i = 0; i < sg->n_op; i++) {
+        const Strategy *s = &cg->node[i].s[r->op_strategy[i]];
+        double t = stagecost_op_time(x->prof, sg, i, s->letter, r->mesh);
+        if (sg->op[i].phase == PH_OPTIMIZER) opt_s += t;
+        else out->compute_s += t;
+    }
+    /* weight-gradient all-reduces: once per iteration (skip_grad_sync) */
+    double grad_ar = 0;
+    for (int w = 0; w < sg->n_t; w++) {
+        const Tensor *wt = &sg->t[w];
+        if (wt->kind != TK_WEIGHT || wt->producer >= 0 || wt->grad < 0) continue;
+        int gt = wt->grad, p = sg->t[gt].producer;
+        if (p < 0) continue;
+        uint8_t mask = cg->node[p].s[r->op_strategy[p]].partial[cg->tensor_out[gt]];
+        double bytes = tensor_bytes(&sg->t[gt]) /
+                       spec_tiles(&r->tensor_spec[gt], sg->t[gt].ndim, r->mesh);
+        for (int d = 0; d < MESH_NDIM; d++)
+            if (mask & (1u << d)) grad_ar += comm_cost(cm, COLL_ALL_REDUCE, bytes, d);
+    }
+    out->comm_s = fmax(0, r->objective - grad_ar);
+    out->sync_s = grad_ar + (r->plan_cost - r->objective) + opt_s;
+    /* memory */
+    int end_fwd = 0;
+    while (end_fwd < sg->n_op && sg->op[end_fwd].phase == PH_FORWARD) end_fwd++;
+    for (int t = 0; t < sg->n_t; t++) {
+        const Tensor *z = &sg->t[t];
+        if (z->alias >= 0) continue;
+        double b = tensor_bytes(z) / spec_tiles(&r->tensor_spec[t], z->ndim, r->mesh);
+        if (z->persistent) out->weight_bytes += b;
+        else if (z->producer < end_fwd && z->last_use >= end_fwd) out->stash_bytes += b;
+    }
+    out->peak_bytes = r->peak_bytes;
+    double fb, bb;
+    stagecost_boundary_bytes(sg, &fb, &bb);
+    out->p2p_s = p2p_estimate(x, sm, fb) + p2p_estimate(x, sm, bb);
+    out->time_s = out->compute_s + out->comm_s + (x->cross_stage_comm ? out->p2p_s : 0);
+}
+
+/* ------------------------------------------------------------- solving */
+
+static CalpaStatus check_cfg(const StageCtx *x, Submesh sm, const MeshConfig *cfg, Err *e)
+{
+    const NodeGroup *g0 = &x->cluster->groups[0];
+    if (sm.rows < 1 || sm.cols < 1 || sm.cols > g0->devices_per_node ||
+        (sm.rows > 1 && sm.cols != g0->devices_per_node) || sm.rows > x->cluster->nnodes)
+        return err_set(e, CALPA_EINPUT, "submesh (%d,%d) does not fit cluster %s", sm.rows,
+                       sm.cols, x->cluster->name);
+    if (cfg->mesh[0] * cfg->mesh[1] != sm.rows * sm.cols)
+        return err_set(e, CALPA_EINPUT, "logical mesh (%d,%d) does not cover submesh (%d,%d)",
+                       cfg->mesh[0], cfg->mesh[1], sm.rows, sm.cols);
+    return CALPA_OK;
+}
+
+/* Slices layers [first, last] of g and solves the stage. */
+static CalpaStatus solve_on(StageCtx *x, const Graph *g, int first, int last, Submesh sm,
+                            const MeshConfig *cfg, Graph *sg, ShardResult *r, StageCost *out,
+                            Err *e)
+{
+    memset(r, 0, sizeof *r);
+    graph_init(sg, "", 1);
+    CalpaStatus st = check_cfg(x, sm, cfg, e);
+    if (st) return st;
+    graph_free(sg);
+    graph_slice(g, first, last, sg, NULL, NULL);
+    CostOracle o;
+    cost_init(&o, x->prof, subcluster(x, sm));
+    ShardOptions so;
+    shard_options_default(&so);
+    so.mesh[0] = cfg->mesh[0];
+    so.mesh[1] = cfg->mesh[1];
+    so.oracle = &o;
+    so.force_dp = cfg->force_dp;
+    so.force_batch_dim = cfg->force_batch_dim;
+    so.prefer_reduce_scatter = cfg->prefer_reduce_scatter;
+    so.zero3 = cfg->zero3;
+    so.time_limit_s = x->time_limit_s;
+    double t0 = now_s();
+    st = autoshard_run(sg, &so, r, e);
+    x->solve_time_s += now_s() - t0;
+    x->n_solved++;
+    if (st == CALPA_EINPUT) { /* e.g. no strategy with this forced batch dim: infeasible */
+        shard_result_free(r);
+        memset(out, 0, sizeof *out);
+        out->status = ILP_INFEASIBLE;
+        out->time_s = INFINITY;
+        return CALPA_OK;
+    }
+    if (st) return st;
+    stagecost_from_result(x, sg, r, sm, out);
+    return CALPA_OK;
+}
+
+CalpaStatus stagecost_solve(StageCtx *x, int first, int last, Submesh sm, const MeshConfig *cfg,
+                            Graph *sg, ShardResult *r, StageCost *out, Err *e)
+{
+    return solve_on(x, x->g, first, last, sm, cfg, sg, r, out, e);
+}
+
+/* The whole model with m interior layers instead of n_layers - 2, solved as
+ * one stage; *ok = 0 when the shorter model's layers do not have the
+ * signatures of this one's (then nothing is solved). */
+static CalpaStatus solve_shorter(StageCtx *x, int m, int p, Submesh sm, const MeshConfig *cfg,
+                                 StageCost *out, int *ok, Err *e)
+{
+    *ok = 0;
+    ModelConfig mc = *x->model;
+    mc.layers = m + 2;
+    Graph g;
+    if (model_build(&mc, x->g->batch, x->recompute, &g, e) != CALPA_OK) return CALPA_OK;
+    int L = x->g->n_layers, n = g.n_layers, same = n == m + 2;
+    for (int l = 0; l < n && same; l++) {
+        int ref = l == 0 ? 0 : l == n - 1 ? L - 1 : 1 + (l - 1) % p;
+        Graph s;
+        graph_slice(&g, l, l, &s, NULL, NULL);
+        same = graph_hash(&s) == x->sig[ref];
+        graph_free(&s);
+    }
+    CalpaStatus st = CALPA_OK;
+    if (same) {
+        Graph sg;
+        ShardResult r;
+        st = solve_on(x, &g, 0, n - 1, sm, cfg, &sg, &r, out, e);
+        shard_result_free(&r);
+        graph_free(&sg);
+        *ok = st == CALPA_OK;
+    }
+    graph_free(&g);
+    return st;
+}
+
+static CalpaStatus solve_exact(StageCtx *x, int first, int last, Submesh sm,
+                               const MeshConfig *cfg, StageCost *out, Err *e)
+{
+    Graph sg;
+    ShardResult r;
+    CalpaStatus st = stagecost_solve(x, first, last, sm, cfg, &sg, &r, out, e);
+    shard_result_free(&r);
+    graph_free(&sg);
+    return st;
+}
+
+/* Linear combination a + j (b - a) of every quantity. */
+static void lerp(const StageCost *a, const StageCost *b, double j, StageCost *out)
+{
+    *out = *a;
+#define L(f) out->f = a->f + j * (b->f - a->f)
+    L(compute_s);
+    L(comm_s);
+    L(p2p_s);
+    L(time_s);
+    L(sync_s);
+    L(weight_bytes);
+    L(stash_bytes);
+    L(peak_bytes);
+#undef L
+    if (b->status == ILP_FEASIBLE) out->status = ILP_FEASIBLE;
+}
+
+static int near(double a, double b)
+{
+    return fabs(a - b) <= 1e-4 * fmax(fabs(a), fabs(b)) + 1e-12;
+}
+
+static int collinear(const StageCost *a, const StageCost *b, const StageCost *c)
+{
+    StageCost p;
+    lerp(a, b, 2, &p);
+    return near(p.compute_s, c->compute_s) && near(p.comm_s, c->comm_s) &&
+           near(p.p2p_s, c->p2p_s) && near(p.sync_s, c->sync_s) &&
+           near(p.weight_bytes, c->weight_bytes) && near(p.stash_bytes, c->stash_bytes) &&
+           near(p.peak_bytes, c->peak_bytes);
+}
+
+/* A layer range [s, s + m + 1] or [e - m - 1, e] whose signature sequence is
+ * sig[first], the interior sig[first+1 .. first+m] (periodic), sig[last]. */
+static int realize(const StageCtx *x, int first, int last, int m, int *a, int *b)
+{
+    const uint64_t *g = x->sig;
+    int L = x->g->n_layers;
+    int e = first + m + 1;
+    if (e < L && g[e] == g[last]) {
+        *a = first;
+        *b = e;
+        return 1;
+    }
+    int s = last - m - 1;
+    if (s >= 0 && g[s] == g[first] && (m == 0 || g[s + 1] == g[first + 1])) {
+        int same = 1; /* the interior must repeat the same way */
+        for (int i = 1; i <= m && same; i++) same = g[s + i] == g[first + i];
+        if (same) {
+            *a = s;
+            *b = last;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+CalpaStatus stagecost_eval(StageCtx *x, int first, int last, Submesh sm, const MeshConfig *cfg,
+                           StageCost *out, Err *e)
+{
+    CalpaStatus st = check_cfg(x, sm, cfg, e);
+    if (st) return st;
+    uint64_t key = range_key(x, first, last, sm, cfg);
+    const StageCost *hit = cache_get(x, key);
+    if (hit) {
+        x->n_hits++;
+        *out = *hit;
+        return CALPA_OK;
+    }
+    if (x->individual && last > first) { /* Alpa PR #681: sum of single layers */
+        memset(out, 0, sizeof *out);
+        out->ok = 1;
+        for (int l = first; l <= last && out->ok; l++) {
+            StageCost c;
+            if ((st = stagecost_eval(x, l, l, sm, cfg, &c, e))) return st;
+            out->ok = c.ok;
+            out->status = c.status;
+#define S(f) out->f += c.f
+            S(compute_s); S(comm_s); S(time_s); S(sync_s); S(weight_bytes); S(stash_bytes);
+#undef S
+            out->p2p_s = c.p2p_s;
+            out->peak_bytes = fmax(out->peak_bytes, c.peak_bytes);
+        }
+        if (!out->ok) out->time_s = INFINITY;
+        cache_put(x, key, out);
+        return CALPA_OK;
+    }
+    int n = last - first + 1, m = n - 2, done = 0;
+    for (int p = 1; p <= 2 && x->fold && !done && m >= 5 * p; p++) {
+        int periodic = 1;
+        for (int l = first + 1; l + p <= last - 1 && periodic; l++)
+            periodic = x->sig[l] == x->sig[l + p];
+        if (!periodic) continue;
+        int m0 = 2 * p + (m - 2 * p) % p, a[3], b[3], ok = 1;
+        StageCost c[3];
+        for (int i = 0; i < 3 && ok; i++) ok = realize(x, first, last, m0 + i * p, &a[i], &b[i]);
+        if (ok) {
+            for (int i = 0; i < 3; i++)
+                if ((st = stagecost_eval(x, a[i], b[i], sm, cfg, &c[i], e))) return st;
+        } else if (first == 0 && last == x->g->n_layers - 1 && x->model &&
+                   (x->model->family == FAM_GPT || x->model->family == FAM_MOE ||
+                    x->model->family == FAM_MLP)) {
+            /* the whole model: fold over shorter models of the same family */
+            ok = 1;
+            for (int i = 0; i < 3 && ok; i++) {
+                uint64_t k2 = range_key(x, first, last, sm, cfg) ^ (0x9e3779b97f4a7c15ull * (uint64_t)(m0 + i * p + 1));
+                const StageCost *h2 = cache_get(x, k2);
+                if (h2) {
+                    c[i] = *h2;
+                    continue;
+                }
+                if ((st = solve_shorter(x, m0 + i * p, p, sm, cfg, &c[i], &ok, e))) return st;
+                if (ok) cache_put(x, k2, &c[i]);
+            }
+        }
+        if (!ok) continue;
+        if (!c[0].ok || !c[1].ok || !c[2].ok || !collinear(&c[0], &c[1], &c[2])) continue;
+        lerp(&c[0], &c[1], (double)(m - m0) / p, out);
+        x->n_folded++;
+        done = 1;
+    }
+    if (!done && (st = solve_exact(x, first, last, sm, cfg, out, e))) return st;
+    cache_put(x, key, out);
+    return CALPA_OK;
+}
