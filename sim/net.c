@@ -482,24 +482,30 @@ static FillEnt fill_pop(Net *n)
     return top;
 }
 
-/* Re-rates the components of the dirty links (max-min fair, see the top). */
-static void refill(Net *n)
+/* Sets flow f's rate; when it changed, queues its new drain time. */
+static void flow_rate_set(Net *n, Flow *f, double rate)
 {
-    if (n->ndirty == 0) return;
-    unsigned ep = ++n->epoch;
-    n->ncl = n->ncf = 0;
-    for (int i = 0; i < n->ndirty; i++) {
-        Link *l = &n->links[n->dirty[i]];
-        l->dirty = 0;
-        if (l->mark != ep) {
-            l->mark = ep;
-            VEC_PUSH(n->comp_links, n->ncl, n->capcl, n->dirty[i]);
-        }
+    double old = f->rate;
+    f->rate = rate;
+    if (old == rate) return; /* its queued drain time still holds */
+    f->ver++;
+    int64_t t = n->now;
+    if (f->left > 0) {
+        CHECK(rate > 0);
+        t += s_to_ps_ceil(f->left / rate);
     }
-    n->ndirty = 0;
-    /* (1) the component: breadth-first over links and flows. */
+    heap_push(n, t, (int)(f - n->flows));
+}
+
+/* Collects the component of link `seed` (epoch ep) into comp_links and
+ * comp_flows: breadth-first over links and flows. */
+static void component(Net *n, int seed, unsigned ep)
+{
+    n->ncl = n->ncf = 0;
+    n->links[seed].mark = ep;
+    VEC_PUSH(n->comp_links, n->ncl, n->capcl, seed);
     for (int q = 0; q < n->ncl; q++) {
-        Link *l = &n->links[n->comp_links[q]];
+        const Link *l = &n->links[n->comp_links[q]];
         for (int j = 0; j < l->nflows; j++) {
             int s = l->flows[j];
             Flow *f = &n->flows[s];
@@ -515,6 +521,11 @@ static void refill(Net *n)
             }
         }
     }
+}
+
+/* Max-min rates of the collected component (see the top). */
+static void fill_component(Net *n)
+{
     /* Settle bytes at the old rates. */
     for (int i = 0; i < n->ncf; i++) {
         Flow *f = &n->flows[n->comp_flows[i]];
@@ -524,6 +535,13 @@ static void refill(Net *n)
         }
         f->t_last = n->now;
         f->frozen = 0;
+    }
+    if (n->ncf == 1) { /* alone: the bottleneck of its path */
+        Flow *f = &n->flows[n->comp_flows[0]];
+        double r = INFINITY;
+        for (int k = 0; k < f->nl; k++) r = fmin(r, n->links[f->link[k]].cap);
+        flow_rate_set(n, f, r);
+        return;
     }
     /* (2)-(3) progressive filling. */
     n->nfill = 0;
@@ -552,29 +570,34 @@ static void refill(Net *n)
             Flow *f = &n->flows[l->flows[j]];
             if (f->frozen) continue;
             f->frozen = 1;
-            double old = f->rate;
-            f->rate = share;
             for (int k = 0; k < f->nl; k++) {
                 if (f->link[k] == top.link) continue;
                 Link *l2 = &n->links[f->link[k]];
                 l2->rem -= share;
                 l2->unfrozen--;
             }
-            if (old != share) {
-                int slot = (int)(f - n->flows);
-                f->ver++;
-                int64_t t = n->now;
-                if (f->left > 0) {
-                    CHECK(share > 0);
-                    t += s_to_ps_ceil(f->left / share);
-                }
-                heap_push(n, t, slot);
-            }
+            flow_rate_set(n, f, share);
         }
         l->unfrozen = 0;
     }
-    n->st.refills++;
-    n->st.refill_flows += n->ncf;
+}
+
+/* Re-rates the components of the dirty links, one component at a time. */
+static void refill(Net *n)
+{
+    if (n->ndirty == 0) return;
+    unsigned ep = ++n->epoch;
+    for (int i = 0; i < n->ndirty; i++) {
+        int id = n->dirty[i];
+        n->links[id].dirty = 0;
+        if (n->links[id].mark == ep) continue; /* in a component done already */
+        component(n, id, ep);
+        if (n->ncf == 0) continue; /* an emptied link */
+        fill_component(n);
+        n->st.refills++;
+        n->st.refill_flows += n->ncf;
+    }
+    n->ndirty = 0;
 }
 
 int64_t net_next_time_ps(Net *n)
