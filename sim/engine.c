@@ -26,6 +26,11 @@ typedef struct {
 } MatchRef;
 
 typedef struct {
+    uint64_t key;
+    int64_t time_ps;
+} MemoEnt;
+
+typedef struct {
     int first, n;       /* members: refs[first .. first+n) */
     int arrived;
     int64_t start_ps;
@@ -64,6 +69,13 @@ typedef struct {
     int64_t events;
     Err *e;
     int failed;
+    /* per (prog, group): 1 when the group sits on one node whose intra-node
+     * links carry nothing else, so its collectives take their time alone
+     * (memoised) instead of running as flows: exact in this network model */
+    uint8_t **excl;
+    MemoEnt *memo;
+    int memo_cap, memo_n;
+    int64_t memo_hits;
 } Eng;
 
 static double now_s(void)
@@ -131,6 +143,59 @@ static void complete(Eng *g, int p, int t)
     try_stream(g, p, tk->stream);
 }
 
+static uint64_t memo_key(const Eng *g, const CollSpec *sp)
+{
+    uint64_t h = 1469598103934665603ull;
+#define MIX(x) (h = (h ^ (uint64_t)(x)) * 1099511628211ull)
+    MIX(sp->kind);
+    MIX(sp->algo);
+    MIX(sp->n);
+    uint64_t b;
+    memcpy(&b, &sp->bytes, sizeof b);
+    MIX(b);
+    for (int i = 0; i < sp->n; i++) {
+        DevLoc d = cluster_locate(g->o->cluster, sp->devs[i]);
+        MIX(d.group);
+        MIX(d.local);
+    }
+#undef MIX
+    return h | 1;
+}
+
+/* Time of spec alone on a fresh network, memoised. */
+static int64_t memo_time(Eng *g, const CollSpec *sp)
+{
+    uint64_t k = memo_key(g, sp);
+    if (2 * (g->memo_n + 1) > g->memo_cap) {
+        int cap = g->memo_cap ? 2 * g->memo_cap : 1024;
+        MemoEnt *m = xcalloc((size_t)cap, sizeof *m);
+        for (int i = 0; i < g->memo_cap; i++)
+            if (g->memo[i].key) {
+                size_t j = (size_t)(g->memo[i].key % (uint64_t)cap);
+                while (m[j].key) j = (j + 1) % (size_t)cap;
+                m[j] = g->memo[i];
+            }
+        free(g->memo);
+        g->memo = m;
+        g->memo_cap = cap;
+    }
+    size_t j = (size_t)(k % (uint64_t)g->memo_cap);
+    while (g->memo[j].key && g->memo[j].key != k) j = (j + 1) % (size_t)g->memo_cap;
+    if (g->memo[j].key) {
+        g->memo_hits++;
+        return g->memo[j].time_ps;
+    }
+    CollResult r;
+    if (collective_time_alone(g->o->cluster, &g->o->coll, sp, &r, g->e) != CALPA_OK) {
+        g->failed = 1;
+        return 0;
+    }
+    g->memo[j].key = k;
+    g->memo[j].time_ps = r.time_ps;
+    g->memo_n++;
+    return r.time_ps;
+}
+
 static int prog_of(const Eng *g, int gi)
 {
     int lo = 0, hi = g->np - 1;
@@ -155,6 +220,10 @@ static void start_coll(Eng *g, CollInst *in, int tag)
     if (grp->n < 2 || t->bytes <= 0) {
         /* nothing to move: completes now (through the queue) */
         evq_push(&g->q, g->now, EV_DONE, -1 - tag, 0);
+        return;
+    }
+    if (g->excl[p][t->group]) {
+        evq_push(&g->q, g->now + memo_time(g, &spec), EV_DONE, -1 - tag, 0);
         return;
     }
     if (collective_start(g->cs, &spec, (int64_t)tag * 2, g->e) < 0) {
@@ -248,6 +317,70 @@ static void try_stream(Eng *g, int p, int s)
     default:
         CHECK(0);
     }
+}
+
+/* Marks the groups whose collectives can never share a link with other
+ * traffic: all members on one node, no other group, shadow group or
+ * send/recv of any program touching two devices of that node (flows between
+ * nodes use NICs, which intra-node collectives do not), no shadow groups,
+ * and every task naming the group on one stream.  Their collectives never overlap
+ * anything on their links, so the time alone is the time. */
+static void exclusive_groups(Eng *g)
+{
+    const Cluster *c = g->o->cluster;
+    int nn = c->nnodes;
+    /* per node: the one intra-node traffic source seen (as a device-set hash), or
+     * 1 when there are several */
+    uint64_t *src = xcalloc((size_t)nn, sizeof(uint64_t));
+    uint8_t *multi = xcalloc((size_t)nn, 1);
+    for (int p = 0; p < g->np; p++) {
+        const Program *pr = &g->l->prog[p];
+        for (int pass = 0; pass < 2; pass++) {
+            int n = pass ? pr->n_shadow : pr->n_group;
+            for (int k = 0; k < n; k++) {
+                const DevGroup *gr = pass ? &pr->shadow[k] : &pr->group[k];
+                /* the device set's hash marks every node holding >= 2 of its devices */
+                uint64_t h = 1469598103934665603ull;
+                for (int i = 0; i < gr->n; i++) h = (h ^ (uint64_t)gr->devs[i]) * 1099511628211ull;
+                h |= 2;
+                for (int i = 0; i < gr->n; i++) {
+                    int nd = cluster_locate(c, gr->devs[i]).node, cnt = 0;
+                    for (int j = 0; j < gr->n; j++) cnt += cluster_locate(c, gr->devs[j]).node == nd;
+                    if (cnt >= 2 && src[nd] && src[nd] != h) multi[nd] = 1;
+                    if (cnt >= 2 && !src[nd]) src[nd] = h;
+                }
+            }
+        }
+        for (int t = 0; t < pr->n_task; t++) {
+            const Task *tk = &pr->task[t];
+            if (tk->kind != TASK_SEND) continue;
+            DevLoc a = cluster_locate(c, pr->device), b = cluster_locate(c, tk->peer);
+            if (a.node == b.node) multi[a.node] = 1;
+        }
+    }
+    g->excl = xcalloc((size_t)g->np + 1, sizeof(uint8_t *));
+    for (int p = 0; p < g->np; p++) {
+        const Program *pr = &g->l->prog[p];
+        g->excl[p] = xcalloc((size_t)pr->n_group + 1, 1);
+        int *stream = xmalloc(sizeof(int) * (size_t)(pr->n_group + 1));
+        for (int k = 0; k < pr->n_group; k++) stream[k] = -1;
+        for (int t = 0; t < pr->n_task; t++) {
+            const Task *tk = &pr->task[t];
+            if (tk->kind != TASK_COLL) continue;
+            if (stream[tk->group] == -1) stream[tk->group] = tk->stream;
+            else if (stream[tk->group] != (int)tk->stream) stream[tk->group] = -2;
+        }
+        for (int k = 0; k < pr->n_group; k++) {
+            const DevGroup *gr = &pr->group[k];
+            if (gr->n < 2 || stream[k] < 0 || pr->shadow_off[k + 1] > pr->shadow_off[k]) continue;
+            int nd = cluster_locate(c, gr->devs[0]).node, one = 1;
+            for (int i = 1; i < gr->n; i++) one &= cluster_locate(c, gr->devs[i]).node == nd;
+            if (one && !multi[nd]) g->excl[p][k] = 1;
+        }
+        free(stream);
+    }
+    free(src);
+    free(multi);
 }
 
 static int cmp_ref(const void *a, const void *b)
@@ -404,6 +537,7 @@ CalpaStatus sim_run(const Lowered *l, const SimOptions *o, SimResult *r, Err *e)
         i = j;
     }
     free(pref);
+    exclusive_groups(&g);
     g.lop_time = xmalloc(sizeof(double) * (size_t)(l->n_lop + 1));
     for (int i = 0; i < l->n_lop; i++) g.lop_time[i] = -1;
     g.start = xmalloc(sizeof(int64_t) * (size_t)(nt + 1));

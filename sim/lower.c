@@ -794,6 +794,7 @@ static void local_ops(Ctx *c)
         if (vs < 0) continue;
         const int *sh = stage_shape(c, vs);
         LocalOp *l = &out->lop[out->n_lop];
+        out->op_lop[o] = out->n_lop;
         l->op = o;
         l->type = op->type;
         l->dtype = op->n_out ? g->t[op->out[0]].dtype : g->compute_dtype;
