@@ -73,6 +73,9 @@ struct Net {
     int *node_pair_base; /* per node: dpn*dpn link ids block in pair_ids, or -1 */
     int *pair_ids;       /* cube-mesh pair links (-1 = none) */
     int xg_base;         /* 2 per node, or -1 */
+    int *dev_node, *dev_local, *dev_group, *dev_nic; /* cached cluster_locate, rail NIC */
+    int64_t *grp_intra_ps, *grp_inter_ps;           /* latencies per group */
+    int64_t xg_ps;
     Flow *flows;
     int capflows, nslots;
     int *freel;
@@ -115,6 +118,8 @@ CalpaStatus net_config_check(const NetConfig *cfg, Err *e)
 }
 
 /* ------------------------------------------------------------- building */
+
+static int64_t s_to_ps_ceil(double s);
 
 static int add_link(Net *n, double cap, int *caplinks)
 {
@@ -175,6 +180,24 @@ Net *net_create(const Cluster *c, const NetConfig *cfg)
             }
         }
     }
+    n->dev_node = xmalloc(sizeof(int) * (size_t)(c->ndevices > 0 ? c->ndevices : 1));
+    n->dev_local = xmalloc(sizeof(int) * (size_t)(c->ndevices > 0 ? c->ndevices : 1));
+    n->dev_group = xmalloc(sizeof(int) * (size_t)(c->ndevices > 0 ? c->ndevices : 1));
+    n->dev_nic = xmalloc(sizeof(int) * (size_t)(c->ndevices > 0 ? c->ndevices : 1));
+    for (int d = 0; d < c->ndevices; d++) {
+        DevLoc l = cluster_locate(c, d);
+        n->dev_node[d] = l.node;
+        n->dev_local[d] = l.local;
+        n->dev_group[d] = l.group;
+        n->dev_nic[d] = net_cluster_rail_nic(c, d);
+    }
+    n->grp_intra_ps = xmalloc(sizeof(int64_t) * (size_t)c->ngroups);
+    n->grp_inter_ps = xmalloc(sizeof(int64_t) * (size_t)c->ngroups);
+    for (int gi = 0; gi < c->ngroups; gi++) {
+        n->grp_intra_ps[gi] = s_to_ps_ceil(c->groups[gi].intra.latency_s);
+        n->grp_inter_ps[gi] = s_to_ps_ceil(c->groups[gi].inter.latency_s);
+    }
+    n->xg_ps = c->has_inter_group ? s_to_ps_ceil(c->inter_group_latency_s) : 0;
     n->xg_base = -1;
     if (c->has_inter_group && c->ngroups > 1) {
         n->xg_base = n->nlinks;
@@ -189,6 +212,12 @@ void net_destroy(Net *n)
     if (!n) return;
     for (int i = 0; i < n->nlinks; i++) free(n->links[i].flows);
     free(n->links);
+    free(n->dev_node);
+    free(n->dev_local);
+    free(n->dev_group);
+    free(n->dev_nic);
+    free(n->grp_intra_ps);
+    free(n->grp_inter_ps);
     free(n->node_nic_base);
     free(n->node_nics);
     free(n->node_pair_base);
@@ -229,7 +258,8 @@ int net_flow_links(const Net *n, int flow, int links[MAX_HOPS])
 
 int net_nics(const Net *n, int dev)
 {
-    return n->node_nics[cluster_locate(n->c, dev).node];
+    CHECK(dev >= 0 && dev < n->c->ndevices);
+    return n->node_nics[n->dev_node[dev]];
 }
 
 int net_cluster_rail_nic(const Cluster *c, int dev)
@@ -240,7 +270,11 @@ int net_cluster_rail_nic(const Cluster *c, int dev)
     return nics <= dpn ? (int)((int64_t)l.local * nics / dpn) : l.local % nics;
 }
 
-int net_rail_nic(const Net *n, int dev) { return net_cluster_rail_nic(n->c, dev); }
+int net_rail_nic(const Net *n, int dev)
+{
+    CHECK(dev >= 0 && dev < n->c->ndevices);
+    return n->dev_nic[dev];
+}
 
 /* Seconds -> picoseconds, rounding up, but a value within rounding noise of
  * an integer is that integer (so 1024 B at 1e11 B/s is 10240 ps). */
@@ -256,7 +290,13 @@ static int64_t s_to_ps_ceil(double s)
 
 int64_t net_latency_ps(const Net *n, int src, int dst)
 {
-    return s_to_ps_ceil(cluster_link_latency(n->c, src, dst));
+    const Cluster *c = n->c;
+    CHECK(src >= 0 && src < c->ndevices && dst >= 0 && dst < c->ndevices);
+    if (src == dst) return 0;
+    int ga = n->dev_group[src], gb = n->dev_group[dst];
+    if (n->dev_node[src] == n->dev_node[dst]) return n->grp_intra_ps[ga];
+    if (ga != gb && c->has_inter_group) return n->xg_ps;
+    return n->grp_inter_ps[ga] > n->grp_inter_ps[gb] ? n->grp_inter_ps[ga] : n->grp_inter_ps[gb];
 }
 
 /* Writes the links of src -> dst into out (at most MAX_HOPS); returns the count. */
@@ -265,12 +305,13 @@ static int path_links(const Net *n, int src, int dst, int nic_src, int nic_dst, 
     const Cluster *c = n->c;
     CHECK(src >= 0 && src < c->ndevices && dst >= 0 && dst < c->ndevices);
     if (src == dst) return 0;
-    DevLoc a = cluster_locate(c, src), b = cluster_locate(c, dst);
-    const NodeGroup *ga = &c->groups[a.group];
-    if (a.node == b.node) {
+    int anode = n->dev_node[src], bnode = n->dev_node[dst];
+    int agroup = n->dev_group[src];
+    if (anode == bnode) {
+        const NodeGroup *ga = &c->groups[agroup];
         if (ga->intra.topology == INTRA_HYBRID_CUBE_MESH) {
-            int id = n->pair_ids[n->node_pair_base[a.node] + a.local * ga->devices_per_node +
-                                 b.local];
+            int id = n->pair_ids[n->node_pair_base[anode] +
+                                 n->dev_local[src] * ga->devices_per_node + n->dev_local[dst]];
             if (id >= 0) {
                 out[0] = id;
                 return 1;
@@ -280,15 +321,15 @@ static int path_links(const Net *n, int src, int dst, int nic_src, int nic_dst, 
         out[1] = 2 * dst + 1;
         return 2;
     }
-    int na = n->node_nics[a.node], nb = n->node_nics[b.node];
-    int ia = nic_src < 0 ? net_rail_nic(n, src) : nic_src % na;
-    int ib = nic_dst < 0 ? net_rail_nic(n, dst) : nic_dst % nb;
+    int na = n->node_nics[anode], nb = n->node_nics[bnode];
+    int ia = nic_src < 0 ? n->dev_nic[src] : nic_src % na;
+    int ib = nic_dst < 0 ? n->dev_nic[dst] : nic_dst % nb;
     int k = 0;
-    out[k++] = n->node_nic_base[a.node] + 2 * ia;
-    out[k++] = n->node_nic_base[b.node] + 2 * ib + 1;
-    if (a.group != b.group && n->xg_base >= 0) {
-        out[k++] = n->xg_base + 2 * a.node;
-        out[k++] = n->xg_base + 2 * b.node + 1;
+    out[k++] = n->node_nic_base[anode] + 2 * ia;
+    out[k++] = n->node_nic_base[bnode] + 2 * ib + 1;
+    if (agroup != n->dev_group[dst] && n->xg_base >= 0) {
+        out[k++] = n->xg_base + 2 * anode;
+        out[k++] = n->xg_base + 2 * bnode + 1;
     }
     return k;
 }
