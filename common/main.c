@@ -15,6 +15,7 @@ static const Command COMMANDS[] = {
     {"shard", cmd_shard, "intra-op pass: shard every operator on one device mesh (ILP)"},
     {"plan", cmd_plan, "plan a model on a cluster: stages, meshes, sharding (Alpa and baselines)"},
     {"sim-collective", cmd_sim_collective, "simulate one collective over a sweep of sizes (nccl-tests table)"},
+    {"sim", cmd_sim, "simulate a plan: iteration time, memory, timeline"},
 };
 #define N_COMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])
 

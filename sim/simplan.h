@@ -18,6 +18,7 @@
 #include "graph.h"
 #include "lower.h"
 #include "schedule.h"
+#include "plan.h"
 #include "zoo.h"
 
 typedef struct {
@@ -51,6 +52,18 @@ typedef struct {
  * schedule the counts do not allow. */
 CalpaStatus simplan_megatron(const MegatronConfig *mc, const Cluster *c, SimPlan *sp, Err *e);
 void simplan_free(SimPlan *sp);
+
+/* Adapts the planner's plan (planner/plan.h; borrowed, with its cluster:
+ * both must outlive sp): the stage graph's operators are joined by name
+ * to the full model graph and take the plan's letters per mesh dim; a
+ * stage without operator strategies (or an operator missing from them)
+ * gets Megatron's letters on its (rows, cols) mesh.  force_dp stages run
+ * on an (n, 1) mesh.  ZeRO: zero3 -> 3, prefer_reduce_scatter -> 2.
+ * Virtual stage j must sit on device group j mod n_meshes (as the planner
+ * writes them).  Errors (EINPUT, naming the plan file src and the key):
+ * stages not covering the layers, an operator name not in the model,
+ * mismatched meshes, a bad letter. */
+CalpaStatus simplan_from_plan(const Plan *p, const char *src, SimPlan *sp, Err *e);
 
 /* Lowers sp (fold: symmetry folding) into *out. */
 CalpaStatus simplan_lower(SimPlan *sp, int fold, Lowered *out, Err *e);
