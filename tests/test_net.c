@@ -6,8 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -267,6 +269,37 @@ static void test_determinism_and_order(void **state)
     cluster_free(&c);
 }
 
+/* Two node groups joined by a 5 GB/s inter-group link per node. */
+static void test_inter_group_link(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/calpa_test_net_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs("{\"name\": \"het\", \"groups\": [{\"preset\": \"dgx-a100-80g\", \"nodes\": 2},"
+          " {\"preset\": \"p3.16xlarge\", \"nodes\": 1}],"
+          " \"inter_group\": {\"bw_bytes_per_s\": 5e9, \"latency_s\": 2e-5}}\n", f);
+    fclose(f);
+    Cluster c;
+    parse(path, &c);
+    remove(path);
+    NetConfig cfg;
+    net_config_default(&cfg);
+    Net *n = net_create(&c, &cfg);
+    /* dgx node 0 -> p3 node: NICs 25 GB/s and 3.125 GB/s, uplink 5 GB/s */
+    assert_float_equal(net_path_bw(n, 0, 16), 25e9 / 8, 1);
+    assert_int_equal(net_latency_ps(n, 0, 16), 20000000);
+    /* two flows from different dgx nodes into the p3 node share its one NIC */
+    int a = net_flow_start(n, 0, 16, 1e6, 0, 0), b = net_flow_start(n, 8, 17, 1e6, 0, 0);
+    assert_float_equal(net_flow_rate(n, a), 25e9 / 16, 1);
+    assert_float_equal(net_flow_rate(n, b), 25e9 / 16, 1);
+    /* inside a dgx group no uplink; between dgx nodes the NIC (200/8 GB/s) */
+    assert_float_equal(net_path_bw(n, 0, 9), 25e9, 1);
+    net_destroy(n);
+    cluster_free(&c);
+}
+
 static void test_config_check(void **state)
 {
     (void)state;
@@ -288,6 +321,7 @@ int main(void)
         cmocka_unit_test(test_sharing_and_efficiency),
         cmocka_unit_test(test_maxmin_vs_reference),
         cmocka_unit_test(test_determinism_and_order),
+        cmocka_unit_test(test_inter_group_link),
         cmocka_unit_test(test_config_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
