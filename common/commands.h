@@ -9,5 +9,6 @@ int cmd_shard(int argc, char **argv);   /* planner/cmd_shard.c */
 int cmd_plan(int argc, char **argv);   /* planner/cmd_plan.c */
 int cmd_sim_collective(int argc, char **argv); /* sim/cmd_sim_collective.c */
 int cmd_sim(int argc, char **argv);        /* sim/cmd_sim.c */
+int cmd_validate(int argc, char **argv);   /* sim/cmd_validate.c */
 
 #endif

@@ -16,6 +16,7 @@ static const Command COMMANDS[] = {
     {"plan", cmd_plan, "plan a model on a cluster: stages, meshes, sharding (Alpa and baselines)"},
     {"sim-collective", cmd_sim_collective, "simulate one collective over a sweep of sizes (nccl-tests table)"},
     {"sim", cmd_sim, "simulate a plan: iteration time, memory, timeline"},
+    {"validate", cmd_validate, "predicted vs published (Megatron-LM Table 1, Korthikanti Table 5)"},
 };
 #define N_COMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])
 
