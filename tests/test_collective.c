@@ -186,6 +186,62 @@ static void test_contention_shared_nic(void **state)
     cluster_free(&c);
 }
 
+/* collective_groups_independent against the simulation: random pairs of
+ * groups it calls independent run concurrently exactly as fast as alone. */
+static void test_independence_vs_simulation(void **state)
+{
+    (void)state;
+    Cluster c;
+    parse("dgx-a100-80g:nodes=4,nics=4", &c);
+    CollConfig cfg;
+    collective_config_default(&cfg);
+    unsigned seed = 5;
+    int checked_ind = 0, checked_dep = 0;
+    for (int round = 0; round < 60; round++) {
+        int a[8], b[8], na = 2 + (int)((seed = seed * 1103515245u + 12345u) >> 16) % 6;
+        int nb = 2 + (int)((seed = seed * 1103515245u + 12345u) >> 16) % 6;
+        int used[32] = {0};
+        for (int i = 0; i < na + nb; i++) {
+            int d;
+            do d = (int)((seed = seed * 1103515245u + 12345u) >> 16) % 32;
+            while (used[d]);
+            used[d] = 1;
+            if (i < na) a[i] = d;
+            else b[i - na] = d;
+        }
+        int ind = collective_groups_independent(&c, a, na, b, nb);
+        CollKind k = round % 3 == 0 ? COLL_ALL_GATHER : COLL_ALL_REDUCE;
+        CollAlgo al = round % 2 ? COLL_ALGO_RING : COLL_ALGO_TREE;
+        if (k != COLL_ALL_REDUCE) al = COLL_ALGO_RING;
+        double S = 4 << 20;
+        int64_t ta = alone(&c, &cfg, k, a, na, S, al, NULL);
+        int64_t tb = alone(&c, &cfg, k, b, nb, S, al, NULL);
+        CollSim *s = collective_sim_create(&c, &cfg);
+        Err e;
+        CollSpec sa = {k, a, na, S, 0, al}, sb = {k, b, nb, S, 0, al};
+        collective_start(s, &sa, 1, &e);
+        collective_start(s, &sb, 2, &e);
+        int64_t ea = 0, eb = 0;
+        for (int left = 2; left > 0;) {
+            const CollDone *d;
+            int nd = collective_advance(s, collective_next_time_ps(s), &d);
+            for (int i = 0; i < nd; i++) *(d[i].tag == 1 ? &ea : &eb) = d[i].end_ps;
+            left -= nd;
+        }
+        collective_sim_destroy(s);
+        if (ind) {
+            assert_int_equal(ea, ta);
+            assert_int_equal(eb, tb);
+            checked_ind++;
+        } else {
+            checked_dep += ea != ta || eb != tb;
+        }
+    }
+    assert_true(checked_ind >= 5); /* both kinds of pairs occurred */
+    assert_true(checked_dep >= 5);
+    cluster_free(&c);
+}
+
 static void test_hierarchical_beats_ring_on_slow_nic(void **state)
 {
     (void)state;
@@ -420,6 +476,7 @@ int main(void)
         cmocka_unit_test(test_sendrecv_and_p2p),
         cmocka_unit_test(test_broadcast_pipelined),
         cmocka_unit_test(test_contention_shared_nic),
+        cmocka_unit_test(test_independence_vs_simulation),
         cmocka_unit_test(test_hierarchical_beats_ring_on_slow_nic),
         cmocka_unit_test(test_cube_mesh_rings),
         cmocka_unit_test(test_selection_by_size),
