@@ -40,7 +40,8 @@ static const char USAGE[] =
     "                   broadcast, sendrecv; the total (N x per-rank part) for all_gather,\n"
     "                   reduce_scatter, all_to_all; rounded down to whole elements per rank\n"
     "  --algo A         ring|tree|hierarchical|auto (default auto: NCCL-like, by size and\n"
-    "                   topology); tree and hierarchical apply to all_reduce only\n"
+    "                   topology); tree and hierarchical apply to all_reduce only,\n"
+    "                   all_to_all runs a pairwise exchange (auto)\n"
     "  --dtype T        fp32|fp16|bf16 (default fp32)\n"
     "  --root R         broadcast root, an index into the N devices (default 0)\n"
     "  --profile FILE   take the link efficiency from this profile's collective_bw_efficiency\n"
@@ -175,6 +176,9 @@ int cmd_sim_collective(int argc, char **argv)
     if (algo != COLL_ALGO_AUTO && algo != COLL_ALGO_RING && kind != COLL_ALL_REDUCE)
         return cli_fail(2, "option --algo: '%s' applies to all_reduce only (not %s)",
                         collective_algo_name((CollAlgo)algo), op);
+    if (algo == COLL_ALGO_RING && kind == COLL_ALL_TO_ALL)
+        return cli_fail(2, "option --algo: 'ring' does not apply to all_to_all (it runs a "
+                        "pairwise exchange; use auto)");
 
     Err e;
     Cluster cl;

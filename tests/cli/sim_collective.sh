@@ -59,6 +59,7 @@ expect 2 "-b/--minbytes: size must be >= 1" -- sim-collective --op all_reduce --
 expect 2 "--stepfactor" -- sim-collective --op all_reduce --cluster dgx-a100-80g -f 1
 expect 2 "--algo: 'tree' applies to all_reduce only" -- sim-collective --op all_gather --cluster dgx-a100-80g --algo tree
 expect 2 "--algo" -- sim-collective --op all_reduce --cluster dgx-a100-80g --algo fastest
+expect 2 "'ring' does not apply to all_to_all" -- sim-collective --op all_to_all --cluster dgx-a100-80g --algo ring
 expect 2 "--dtype" -- sim-collective --op all_reduce --cluster dgx-a100-80g --dtype int8
 expect 2 "--eff" -- sim-collective --op all_reduce --cluster dgx-a100-80g --eff 1.5
 expect 2 "--root" -- sim-collective --op broadcast --cluster dgx-a100-80g --devices 4 --root 4
