@@ -438,7 +438,9 @@ static int emit_reshard(Em *em, int vs, int t, Layout *have, const Layout *need,
             have->ax[pa] = -1;
             have->ax[ra] = (int8_t)d;
         }
-        Task tk = task_blank(TASK_COLL, k == COLL_ALL_TO_ALL ? STREAM_EP : STREAM_TP);
+        Task tk = task_blank(TASK_COLL, !c->sp->tp_overlap      ? STREAM_COMPUTE
+                                        : k == COLL_ALL_TO_ALL ? STREAM_EP
+                                                               : STREAM_TP);
         tk.coll = k;
         tk.comm = k == COLL_ALL_TO_ALL ? COMM_EP : COMM_TP;
         tk.bytes = S;
@@ -513,7 +515,7 @@ static void emit_op(Em *em, int o, int vs, int mb, int chunk, int work)
                 r.match = xfer_match(c, t, mb, vs);
                 src_task = program_add(em->pr, &r, NULL, 0);
                 if (sg > 1) {
-                    Task a = task_blank(TASK_COLL, STREAM_TP);
+                    Task a = task_blank(TASK_COLL, c->sp->tp_overlap ? STREAM_TP : STREAM_COMPUTE);
                     a.coll = COLL_ALL_GATHER;
                     a.comm = COMM_PP;
                     a.bytes = r.bytes * sg;
@@ -658,7 +660,9 @@ static void emit_tail(Em *em)
             for (int d = 0; d < LOWER_MESH_NDIM; d++) {
                 if (!(mask & (1u << d))) continue;
                 int zero = sp->zero >= 1 && d == 0;
-                Task a = task_blank(TASK_COLL, d == 0 ? STREAM_DP : STREAM_TP);
+                Task a = task_blank(TASK_COLL, d == 0             ? STREAM_DP
+                                               : sp->tp_overlap ? STREAM_TP
+                                                                : STREAM_COMPUTE);
                 a.coll = zero ? COLL_REDUCE_SCATTER : COLL_ALL_REDUCE;
                 a.comm = d == 0 ? COMM_DP : COMM_TP;
                 a.bytes = acc;

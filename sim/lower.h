@@ -152,6 +152,10 @@ typedef struct {
     int dp_overlap;          /* 1: gradient buckets start during the last backward */
     double bucket_bytes;     /* gradient bucket size (0: one bucket per stage) */
     int scatter_gather;      /* 1: Megatron's scatter/gather of cross-stage tensors */
+    int tp_overlap;          /* 1: collectives inside layers run on their own stream and
+                                overlap independent compute; 0: they run on the compute
+                                stream, in order (Megatron-LM's synchronous f/g
+                                all-reduces, XLA's default) */
     int fold;                /* 1: one program per stage (symmetry), 0: every device */
 } LowerSpec;
 
