@@ -473,9 +473,12 @@ static double xfer_bytes(const Ctx *c, int t, const Layout *rl, int dst_vs, int 
     return b / *sg;
 }
 
-static int64_t xfer_match(const Ctx *c, int t, int mb, int dst_vs)
+/* The send/recv pair of tensor t, micro-batch mb, to virtual stage dst_vs
+ * at the receiver's mesh position rpos. */
+static int64_t xfer_match(const Ctx *c, int t, int mb, int dst_vs, const int rpos[LOWER_MESH_NDIM])
 {
-    return ((int64_t)t * c->m + mb) * c->V + dst_vs;
+    const int *sh = stage_shape(c, dst_vs);
+    return ((((int64_t)t * c->m + mb) * c->V + dst_vs) << 20) | (rpos[0] * sh[1] + rpos[1]);
 }
 
 static int xdst_index(const Ctx *c, int t, int dst_vs)
@@ -512,7 +515,7 @@ static void emit_op(Em *em, int o, int vs, int mb, int chunk, int work)
                 r.tensor = t, r.op = po, r.mb = mb, r.chunk = chunk, r.work = work;
                 r.comm = COMM_PP;
                 r.peer = stage_dev(c, pvs % c->p, em->pos);
-                r.match = xfer_match(c, t, mb, vs);
+                r.match = xfer_match(c, t, mb, vs, em->pos);
                 src_task = program_add(em->pr, &r, NULL, 0);
                 if (sg > 1) {
                     Task a = task_blank(TASK_COLL, c->sp->tp_overlap ? STREAM_TP : STREAM_COMPUTE);
@@ -561,14 +564,23 @@ static void emit_op(Em *em, int o, int vs, int mb, int chunk, int work)
         if (mb == c->m - 1 || mb < 0) em->grad_last[t] = id;
         if (g->t[t].kind == TK_GRAD) continue;
         for (int i = c->xdst_off[t]; i < c->xdst_off[t + 1]; i++) {
+            /* to every receiver position that pulls from this one (modulo the
+             * sender's mesh); folded: the representative only */
             int dvs = c->xdst[i], sg;
-            Task s = task_blank(TASK_SEND, STREAM_PP_SEND);
-            s.bytes = xfer_bytes(c, t, &c->xlay[i], dvs, &sg);
-            s.tensor = t, s.op = o, s.mb = mb, s.chunk = chunk, s.work = work;
-            s.comm = COMM_PP;
-            s.peer = stage_dev(c, dvs % c->p, em->pos);
-            s.match = xfer_match(c, t, mb, dvs);
-            program_add(em->pr, &s, &id, 1);
+            const int *sd = stage_shape(c, dvs), *ss = stage_shape(c, vs);
+            int n_r = c->sp->fold ? 1 : sd[0] * sd[1];
+            for (int q = 0; q < n_r; q++) {
+                int rp[2] = {q / sd[1], q % sd[1]};
+                if (!c->sp->fold && (rp[0] % ss[0] != em->pos[0] || rp[1] % ss[1] != em->pos[1]))
+                    continue;
+                Task s = task_blank(TASK_SEND, STREAM_PP_SEND);
+                s.bytes = xfer_bytes(c, t, &c->xlay[i], dvs, &sg);
+                s.tensor = t, s.op = o, s.mb = mb, s.chunk = chunk, s.work = work;
+                s.comm = COMM_PP;
+                s.peer = stage_dev(c, dvs % c->p, rp);
+                s.match = xfer_match(c, t, mb, dvs, rp);
+                program_add(em->pr, &s, &id, 1);
+            }
         }
     }
 }

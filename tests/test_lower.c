@@ -1,0 +1,240 @@
+/* test_lower.c - the lowering of Megatron plans of a small GPT: SPMD
+ * programs (same task ids on every device of a stage), Megatron's
+ * collective counts per layer, sends matched by recvs, the gradient sync
+ * covering the stage's gradients, the tied-embedding all-reduce, folded vs
+ * unfolded runs agreeing, activation stash vs Korthikanti et al.'s
+ * formulas, and a real timeline without overlaps. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "engine.h"
+#include "lower.h"
+#include "report.h"
+#include "simplan.h"
+#include "trace.h"
+
+#define MODEL "gpt:hidden=256,layers=4,heads=8,seq=128,vocab=1024"
+
+typedef struct {
+    Cluster c;
+    Profile prof;
+    SimPlan sp;
+    Lowered l;
+} Fix;
+
+static void build(Fix *f, const char *model, int tp, int pp, int dp, int m, Recompute rc, int seqp,
+                  int fold)
+{
+    Err e;
+    memset(f, 0, sizeof *f);
+    if (cluster_parse("dgx-a100-80g:nodes=2", &f->c, &e)) fail_msg("%s", e.msg);
+    profile_analytic(&f->c, "dgx-a100-80g", &f->prof);
+    MegatronConfig mc;
+    memset(&mc, 0, sizeof mc);
+    if (model_parse(model, &mc.model, &e)) fail_msg("%s", e.msg);
+    mc.tp = tp, mc.pp = pp, mc.dp = dp, mc.chunks = 1;
+    mc.sched = SCHED_1F1B;
+    mc.micro_batch = 1;
+    mc.global_batch = (long long)m * dp;
+    mc.recompute = rc;
+    mc.seq_parallel = seqp;
+    if (simplan_megatron(&mc, &f->c, &f->sp, &e)) fail_msg("%s", e.msg);
+    if (simplan_lower(&f->sp, fold, &f->l, &e)) fail_msg("%s", e.msg);
+}
+
+static void drop(Fix *f)
+{
+    lower_free(&f->l);
+    simplan_free(&f->sp);
+    profile_free(&f->prof);
+    cluster_free(&f->c);
+}
+
+/* Counts tasks of program p matching the filter. */
+static int count(const Program *p, TaskKind k, int comm, int work, int mb)
+{
+    int n = 0;
+    for (int i = 0; i < p->n_task; i++) {
+        const Task *t = &p->task[i];
+        if (t->kind == k && (comm < 0 || (int)t->comm == comm) && (work < -1 || t->work == work) &&
+            (mb < -1 || t->mb == mb))
+            n++;
+    }
+    return n;
+}
+
+static void test_spmd_programs(void **state)
+{
+    (void)state;
+    Fix f;
+    build(&f, MODEL, 2, 2, 2, 4, RECOMPUTE_NONE, 0, 0);
+    assert_int_equal(f.l.n_prog, 8);
+    for (int i = 0; i < f.l.n_prog; i++) {
+        const Program *a = &f.l.prog[i], *b = &f.l.prog[i - i % 4];
+        assert_int_equal(a->n_task, b->n_task);
+        for (int k = 0; k < a->n_task; k++) {
+            assert_int_equal(a->task[k].id, k);
+            assert_int_equal(a->task[k].kind, b->task[k].kind);
+            assert_int_equal(a->task[k].op, b->task[k].op);
+            assert_true(a->task[k].bytes == b->task[k].bytes);
+        }
+    }
+    drop(&f);
+}
+
+static void test_megatron_collectives(void **state)
+{
+    (void)state;
+    for (int rc = 0; rc < 2; rc++) {
+        Fix f;
+        build(&f, MODEL, 2, 2, 1, 4, rc ? RECOMPUTE_FULL : RECOMPUTE_NONE, 0, 1);
+        /* stage 0: layers 0-1 and the vocabulary-parallel embedding (one all-reduce);
+         * stage 1: layers 2-3 and the head (its loss is a scalar nobody reads) */
+        const Program *s0 = &f.l.prog[0], *s1 = &f.l.prog[1];
+        assert_int_equal(count(s0, TASK_COLL, COMM_TP, WORK_F, 0), 2 * 2 + 1);
+        assert_int_equal(count(s1, TASK_COLL, COMM_TP, WORK_F, 0), 2 * 2);
+        /* backward: 2 per layer (+2 re-done forward all-reduces with full recompute);
+         * the head's input gradient is a partial sum over the vocabulary: one more */
+        assert_int_equal(count(s0, TASK_COLL, COMM_TP, WORK_B, 0), 2 * 2 * (rc ? 2 : 1));
+        assert_int_equal(count(s1, TASK_COLL, COMM_TP, WORK_B, 0), 2 * 2 * (rc ? 2 : 1) + 1);
+        for (int k = 0; k < s0->n_task; k++)
+            if (s0->task[k].kind == TASK_COLL && s0->task[k].comm == COMM_TP)
+                assert_int_equal(s0->task[k].coll, COLL_ALL_REDUCE);
+        drop(&f);
+    }
+}
+
+static void test_sends_match_recvs(void **state)
+{
+    (void)state;
+    Fix f;
+    build(&f, MODEL, 2, 2, 2, 4, RECOMPUTE_FULL, 0, 0);
+    int sends = 0;
+    for (int i = 0; i < f.l.n_prog; i++) {
+        const Program *p = &f.l.prog[i];
+        for (int k = 0; k < p->n_task; k++) {
+            const Task *s = &p->task[k];
+            if (s->kind != TASK_SEND) continue;
+            sends++;
+            int found = 0;
+            for (int j = 0; j < f.l.n_prog; j++) {
+                const Program *q = &f.l.prog[j];
+                if (q->device != s->peer) continue;
+                for (int r = 0; r < q->n_task; r++)
+                    if (q->task[r].kind == TASK_RECV && q->task[r].match == s->match) {
+                        assert_int_equal(q->task[r].peer, p->device);
+                        assert_true(q->task[r].bytes == s->bytes);
+                        found++;
+                    }
+            }
+            assert_int_equal(found, 1);
+        }
+    }
+    /* an activation forward and a gradient backward per micro-batch, per device */
+    assert_int_equal(sends, 8 * 4);
+    drop(&f);
+}
+
+static void test_grad_sync_and_tied(void **state)
+{
+    (void)state;
+    Fix f;
+    build(&f, MODEL, 2, 2, 2, 4, RECOMPUTE_NONE, 0, 1);
+    const Program *s0 = &f.l.prog[0], *s1 = &f.l.prog[1];
+    double dp_bytes = 0;
+    int tied0 = 0, tied1 = 0;
+    int64_t m0 = -1, m1 = -2;
+    for (int k = 0; k < s0->n_task; k++) {
+        const Task *t = &s0->task[k];
+        if (t->kind != TASK_COLL || t->comm != COMM_DP) continue;
+        if (s0->group[t->group].n == 2 && t->tensor >= 0) tied0++, m0 = t->match;
+        else dp_bytes += t->bytes;
+    }
+    for (int k = 0; k < s1->n_task; k++) {
+        const Task *t = &s1->task[k];
+        if (t->kind == TASK_COLL && t->comm == COMM_DP && t->tensor >= 0) tied1++, m1 = t->match;
+    }
+    /* stage 0 synchronises all its gradients over data parallelism, once */
+    assert_true(fabs(dp_bytes - s0->grad_bytes) < 1e-6 * s0->grad_bytes);
+    assert_int_equal(tied0, 1);
+    assert_int_equal(tied1, 1);
+    assert_true(m0 == m1);
+    drop(&f);
+}
+
+static void test_fold_matches_unfolded(void **state)
+{
+    (void)state;
+    Fix a, b;
+    build(&a, MODEL, 2, 2, 2, 4, RECOMPUTE_FULL, 0, 1);
+    build(&b, MODEL, 2, 2, 2, 4, RECOMPUTE_FULL, 0, 0);
+    SimOptions o;
+    sim_options_default(&o, &a.prof, &a.c);
+    SimResult ra, rb;
+    Err e;
+    if (sim_run(&a.l, &o, &ra, &e)) fail_msg("%s", e.msg);
+    if (sim_run(&b.l, &o, &rb, &e)) fail_msg("%s", e.msg);
+    assert_true(a.l.n_prog == 2 && b.l.n_prog == 8);
+    assert_int_equal(ra.iteration_ps, rb.iteration_ps);
+    assert_true(ra.peak_memory_bytes == rb.peak_memory_bytes);
+    /* and the timeline of a real plan has no overlapping slices */
+    Trace t;
+    trace_init(&t);
+    report_timeline(&b.l, &rb, &b.sp.g, &t);
+    assert_int_equal(trace_check(t.root, &e), CALPA_OK);
+    trace_free(&t);
+    sim_result_free(&ra);
+    sim_result_free(&rb);
+    drop(&a);
+    drop(&b);
+}
+
+/* Activations of one transformer layer (a middle stage holding one layer)
+ * against Korthikanti et al. Table 2, fp16 bytes (a = heads, t = tp):
+ *   none                 s b h (10 + 24/t + 5 a s / (h t))
+ *   selective + seq-par  s b h (34 / t)
+ *   full                 2 s b h                                     */
+static void test_stash_formulas(void **state)
+{
+    (void)state;
+    const double s = 512, b = 1, h = 512, a = 8;
+    const char *model = "gpt:hidden=512,layers=4,heads=8,seq=512,vocab=1024";
+    for (int t = 1; t <= 2; t *= 2) {
+        struct {
+            Recompute rc;
+            int sp;
+            double want;
+        } C[3] = {{RECOMPUTE_NONE, 0, s * b * h * (10 + 24.0 / t + 5 * a * s / (h * t))},
+                  {RECOMPUTE_SELECTIVE, 1, s * b * h * 34 / t},
+                  {RECOMPUTE_FULL, 0, 2 * s * b * h}};
+        for (int k = 0; k < 3; k++) {
+            Fix f;
+            build(&f, model, t, 4, 1, 4, C[k].rc, C[k].sp, 1);
+            double got = f.l.stash_bytes[1];
+            if (fabs(got - C[k].want) > 0.06 * C[k].want)
+                fail_msg("t=%d case %d: stash %.0f bytes, formula %.0f", t, k, got, C[k].want);
+            drop(&f);
+        }
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_spmd_programs),
+        cmocka_unit_test(test_megatron_collectives),
+        cmocka_unit_test(test_sends_match_recvs),
+        cmocka_unit_test(test_grad_sync_and_tied),
+        cmocka_unit_test(test_fold_matches_unfolded),
+        cmocka_unit_test(test_stash_formulas),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
