@@ -29,7 +29,6 @@ typedef struct {
     int nsend;
     int to[MAX_OPS];
     double bytes[MAX_OPS];
-    int lat[MAX_OPS];     /* pays the path latency */
     int to_step[MAX_OPS]; /* the receiver's step this send belongs to */
     int nrecv;
     int from[MAX_OPS];
@@ -723,13 +722,12 @@ static int prog_nsteps(const Inst *I, int ch, int r)
     return 0;
 }
 
-static void op_send(Step *st, int to, double bytes, int lat, int to_step)
+static void op_send(Step *st, int to, double bytes, int to_step)
 {
     CHECK(st->nsend < MAX_OPS);
     int i = st->nsend++;
     st->to[i] = to;
     st->bytes[i] = bytes;
-    st->lat[i] = lat;
     st->to_step[i] = to_step;
 }
 
@@ -747,26 +745,26 @@ static void gen_tree(const Inst *I, int ch, int r, int k, Step *st)
     int U = I->up[idx];
     if (k < U) { /* reduce up */
         if (nk == 0) {
-            op_send(st, p, I->chunk, 1, k);
+            op_send(st, p, I->chunk, k);
         } else if (p < 0) {
             for (int i = 0; i < nk; i++) op_recv(st, kids[i]);
         } else {
             if (k < K)
                 for (int i = 0; i < nk; i++) op_recv(st, kids[i]);
-            if (k >= 1) op_send(st, p, I->chunk, 1, k - 1);
+            if (k >= 1) op_send(st, p, I->chunk, k - 1);
         }
         return;
     }
     int kd = k - U; /* broadcast down */
     if (p < 0) {
-        for (int i = 0; i < nk; i++) op_send(st, kids[i], I->chunk, 1, I->up[ch * n + kids[i]] + kd);
+        for (int i = 0; i < nk; i++) op_send(st, kids[i], I->chunk, I->up[ch * n + kids[i]] + kd);
     } else if (nk == 0) {
         op_recv(st, p);
     } else {
         if (kd < K) op_recv(st, p);
         if (kd >= 1)
             for (int i = 0; i < nk; i++)
-                op_send(st, kids[i], I->chunk, 1, I->up[ch * n + kids[i]] + kd - 1);
+                op_send(st, kids[i], I->chunk, I->up[ch * n + kids[i]] + kd - 1);
     }
 }
 
@@ -777,21 +775,21 @@ static void gen_step(const Inst *I, int ch, int r, int k, Step *st)
     switch (I->algo) {
     case COLL_ALGO_RING:
         if (I->kind == COLL_SENDRECV) {
-            op_send(st, (r + 1) % n, I->bytes, 1, 0);
+            op_send(st, (r + 1) % n, I->bytes, 0);
             op_recv(st, (r - 1 + n) % n);
         } else if (I->kind == COLL_BROADCAST) {
             int p = chain_pos(I, ch, r), K = I->K;
             if (p == 0) {
-                op_send(st, chain_at(I, ch, 1), I->chunk, 1, k);
+                op_send(st, chain_at(I, ch, 1), I->chunk, k);
             } else if (p == n - 1) {
                 op_recv(st, chain_at(I, ch, p - 1));
             } else {
                 if (k < K) op_recv(st, chain_at(I, ch, p - 1));
-                if (k >= 1) op_send(st, chain_at(I, ch, p + 1), I->chunk, 1, k - 1);
+                if (k >= 1) op_send(st, chain_at(I, ch, p + 1), I->chunk, k - 1);
             }
         } else {
             int p = I->pos[ch * n + r];
-            op_send(st, I->ord[ch * n + (p + 1) % n], I->ch_bytes / n, 1, k);
+            op_send(st, I->ord[ch * n + (p + 1) % n], I->ch_bytes / n, k);
             op_recv(st, I->ord[ch * n + (p - 1 + n) % n]);
         }
         return;
@@ -800,21 +798,21 @@ static void gen_step(const Inst *I, int ch, int r, int k, Step *st)
         int g = I->g, N = I->N, sl = I->slot[r], q = I->q[r];
         const int *mem = &I->slot_ranks[I->slot_start[sl]];
         if (k < g - 1 || k >= g - 1 + 2 * (N - 1)) { /* intra reduce-scatter / all-gather */
-            op_send(st, mem[(q + 1) % g], I->bytes / g, 1, k);
+            op_send(st, mem[(q + 1) % g], I->bytes / g, k);
             op_recv(st, mem[(q - 1 + g) % g]);
         } else { /* the rail's ring all-reduce of S/g */
             int nx = (sl + 1) % N, pv = (sl - 1 + N) % N;
-            op_send(st, I->slot_ranks[I->slot_start[nx] + q], I->bytes / g / N, 1, k);
+            op_send(st, I->slot_ranks[I->slot_start[nx] + q], I->bytes / g / N, k);
             op_recv(st, I->slot_ranks[I->slot_start[pv] + q]);
         }
         return;
     }
     case COLL_ALGO_PAIRWISE:
-        op_send(st, (r + k + 1) % n, I->bytes / n, 1, k);
+        op_send(st, (r + k + 1) % n, I->bytes / n, k);
         op_recv(st, ((r - k - 1) % n + n) % n);
         return;
     case COLL_ALGO_P2P:
-        if (r == 0) op_send(st, 1, I->bytes, 1, 0);
+        if (r == 0) op_send(st, 1, I->bytes, 0);
         else op_recv(st, 0);
         return;
     default: CHECK(0);
@@ -872,7 +870,7 @@ static void prog_run(CollSim *s, int id, int ch, int r)
         for (int i = 0; i < st.nsend; i++) {
             int to = st.to[i], dst = I->devs[to];
             int cnt = split_count(I, r, to);
-            int64_t lat = st.lat[i] ? net_latency_ps(s->net, src, dst) : 0;
+            int64_t lat = net_latency_ps(s->net, src, dst); /* every send pays alpha */
             /* latency is a propagation delay (an arrival timer), not link time:
              * the sender's buffer is free once drained, as NCCL pipelines steps */
             for (int x = 0; x < cnt; x++) {
