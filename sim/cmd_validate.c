@@ -24,7 +24,7 @@ static const char USAGE[] =
     "      full recompute and selective recompute + sequence parallelism (1F1B)\n"
     "\n"
     "  --table T     only one table (default: both)\n"
-    "  --quick       only the rows up to 512 GPUs\n"
+    "  --quick       only the rows up to 256 GPUs\n"
     "  --profile P   hardware profile (default: the analytic a100-80g profile)\n"
     "  --json        print one JSON object\n"
     "\n"

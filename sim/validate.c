@@ -103,7 +103,7 @@ CalpaStatus validate_run(const Profile *p, int which, int quick, ValidateResult 
     if (which & 1)
         for (size_t i = 0; i < sizeof T1 / sizeof T1[0] && !st; i++) {
             const Row *r = &T1[i];
-            if (quick && r->gpus > 512) continue;
+            if (quick && r->gpus > 256) continue;
             double it, tf, wall;
             long long ev;
             st = run_one(p, r, r->pp > 1 ? 2 : 1, RECOMPUTE_FULL, 0, &it, &tf, &wall, &ev, e);
@@ -119,7 +119,7 @@ CalpaStatus validate_run(const Profile *p, int which, int quick, ValidateResult 
     if (which & 2)
         for (size_t i = 0; i < sizeof T5 / sizeof T5[0] && !st; i++) {
             const Row *r = &T5[i];
-            if (quick && r->gpus > 512) continue;
+            if (quick && r->gpus > 256) continue;
             for (int k = 0; k < 2 && !st; k++) {
                 double it, tf, wall;
                 long long ev;

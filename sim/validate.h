@@ -43,7 +43,7 @@ typedef struct {
 
 /* Runs the rows of the selected tables (which: bit 0 Table 1, bit 1
  * Table 5; 0 = both) with profile p (the a100 analytic profile when
- * NULL-loaded by the caller). quick: only the rows up to 512 GPUs.
+ * NULL-loaded by the caller). quick: only the rows up to 256 GPUs.
  * On success *out owns memory (validate_free). */
 CalpaStatus validate_run(const Profile *p, int which, int quick, ValidateResult *out, Err *e);
 void validate_free(ValidateResult *r);

@@ -1,0 +1,59 @@
+#!/bin/sh
+# Command-line tests of `calpa sim` and `calpa validate`.
+. "$(dirname "$0")/lib.sh"
+
+expect 0 "" -- sim --help
+grep -q "usage: calpa sim PLAN" "$T/out" && ok || bad "sim --help prints no usage"
+expect 2 "expected one PLAN file" -- sim
+expect 2 "$T/none.json" -- sim "$T/none.json"
+printf '{"format": "calpa-plan", "version": 1' >"$T/bad.json"
+expect 2 "$T/bad.json" -- sim "$T/bad.json"
+printf '{"format": "calpa-plan", "version": 99}' >"$T/v99.json"
+expect 2 "version" -- sim "$T/v99.json"
+expect 2 "option --algo" -- sim "$T/v99.json" --algo nope
+
+# A small Megatron plan (TP 2 x PP 2 x DP 4 on two DGX nodes), simulated.
+M=gpt:hidden=512,layers=4,heads=8,seq=256,vocab=4096
+expect 0 "" -- plan --model $M --cluster dgx-a100-80g:nodes=2 --global-batch 32 --method megatron \
+    --tp 2 --pp 2 --dp 4 --micro-batches 8 --recompute full -o "$T/plan.json"
+expect 0 "" -- sim "$T/plan.json" --json --timeline "$T/tl.json"
+json_has iteration_time_s samples_per_s tflops_per_device bubble_fraction compute_s exposed_comm_s \
+    peak_memory_bytes fits_memory events sim_wall_s
+jcheck '.iteration_time_s > 0 and .samples_per_s > 0 and .tflops_per_device > 0'
+jcheck '.exposed_comm_s | has("tp") and has("dp") and has("pp") and has("ep")'
+jcheck '.fits_memory == true and .devices == 16 and .simulated_devices == 2'
+jcheck '.bubble_fraction > 0 and .bubble_fraction < 1 and .compute_s < .iteration_time_s'
+jcheck '(.samples_per_s * .iteration_time_s - 32 | fabs) < 1e-6'
+# the timeline: X slices in microseconds, processes and threads named, a memory counter
+jq -e '[.traceEvents[] | select(.ph == "X") | (.ts >= 0 and .dur >= 0 and (.args.task >= 0))] | all and length > 100' \
+    "$T/tl.json" >/dev/null && ok || bad "timeline slices"
+jq -e '[.traceEvents[] | select(.ph == "M" and .name == "thread_name") | .args.name] | index("compute") != null' \
+    "$T/tl.json" >/dev/null && ok || bad "timeline thread names"
+jq -e '[.traceEvents[] | select(.ph == "C" and .name == "memory")] | length > 2' \
+    "$T/tl.json" >/dev/null && ok || bad "timeline memory counter"
+# no overlapping slices on one track
+jq -e '[.traceEvents[] | select(.ph == "X")] | group_by([.pid, .tid]) | map(sort_by(.ts) |
+       [range(1; length) as $i | .[$i].ts >= .[$i - 1].ts + .[$i - 1].dur - 1e-6] | all) | all' \
+    "$T/tl.json" >/dev/null && ok || bad "timeline slices overlap"
+# determinism: the same plan twice gives the same timeline, byte for byte
+expect 0 "" -- sim "$T/plan.json" --timeline "$T/tl2.json"
+cmp -s "$T/tl.json" "$T/tl2.json" && ok || bad "two runs gave different timelines"
+grep -q "iteration time" "$T/out" && ok || bad "sim table lacks the iteration time"
+# every device, unfolded: the same iteration time
+expect 0 "" -- sim "$T/plan.json" --json --no-fold
+jcheck '.simulated_devices == 16'
+t1=$(jq .iteration_time_s "$T/out")
+expect 0 "" -- sim "$T/plan.json" --json
+t2=$(jq .iteration_time_s "$T/out")
+[ "$t1" = "$t2" ] && ok || bad "folded $t2 s != unfolded $t1 s"
+
+# validate: the quick rows, both tables
+expect 0 "" -- validate --help
+expect 2 "option --table" -- validate --table t9
+expect 0 "" -- validate --quick --json
+json_has rows summary
+jcheck '[.rows[] | select(.table == "korthikanti-t5")] | length == 4'
+jcheck '[.rows[] | select(.table == "megatron-t1")] | length == 4'
+jcheck '[.rows[] | .predicted > 0 and (.error_pct | fabs) < 50] | all'
+jcheck '.summary["korthikanti-t5"].avg_abs_error_pct < 10'
+finish
