@@ -259,13 +259,13 @@ int cmd_plan(int argc, char **argv)
         cJSON_Delete(j);
     } else {
         plan_print(&p, stdout, 0);
-        char b1[32], b2[32], b3[32], b4[32];
+        char b1[32], b2[32], b3[32], b4[32], b5[32];
         printf("\nplanner         %s total: clustering %s, stage costs %s (%d intra-op problems "
                "solved in %s, %d ranges folded, %d cache hits), DP %s",
                fmt_time(stats.total_s, b1, sizeof b1), fmt_time(stats.cluster_s, b2, sizeof b2),
                fmt_time(stats.profile_s, b3, sizeof b3), stats.n_problems,
                fmt_time(stats.solve_s, b4, sizeof b4), stats.n_folded, stats.n_hits,
-               fmt_time(stats.dp_s, b2, sizeof b2));
+               fmt_time(stats.dp_s, b5, sizeof b5));
         if (stats.n_configs) printf(", %d configurations", stats.n_configs);
         printf("\n");
         if (outfile) printf("written         %s\n", outfile);

@@ -3,11 +3,12 @@
  *
  * Writing is one tree built by plan_to_json and printed atomically; reading
  * walks the same keys with located errors ("plan.json: stages[2].devices").
- * Equality compares every field, doubles bit for bit (cJSON prints doubles
- * so that they read back exactly).
+ * Equality compares every field; doubles to 8 ulps (cJSON prints 15
+ * significant digits whenever they read back within a few ulps).
  */
 #include "plan.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -454,7 +455,12 @@ CalpaStatus plan_read(const char *path, Plan *out, Err *e)
 #define DIFF(cond, ...) \
     do { if (cond) { if (why) snprintf(why, (size_t)n, __VA_ARGS__); return 0; } } while (0)
 
-static int same_d(double a, double b) { return a == b || (isnan(a) && isnan(b)); }
+/* cJSON prints 15 significant digits when they read back within a couple
+ * of ulps (its own test), so a written double may come back off by that. */
+static int same_d(double a, double b)
+{
+    return a == b || (isnan(a) && isnan(b)) || fabs(a - b) <= 8 * DBL_EPSILON * fmax(fabs(a), fabs(b));
+}
 
 static int stage_equal(const PlanStage *a, const PlanStage *b, int i, char *why, int n)
 {

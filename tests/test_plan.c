@@ -1,0 +1,253 @@
+/* test_plan.c - plans of every method on a small model and cluster: each is
+ * valid (layers covered in order, devices of the cluster, used once per
+ * mesh), fits, and its plan file reads back to an equal plan; plus the plan
+ * reader's errors and the impossible requests. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <math.h>
+
+#include "baselines.h"
+#include "jsonio.h"
+#include "plan.h"
+
+typedef struct {
+    Cluster c;
+    Profile p;
+} Env;
+
+static void env_init(Env *v, const char *cluster)
+{
+    Err e;
+    assert_int_equal(cluster_parse(cluster, &v->c, &e), CALPA_OK);
+    profile_analytic(&v->c, cluster, &v->p);
+}
+
+static void env_free(Env *v)
+{
+    profile_free(&v->p);
+    cluster_free(&v->c);
+}
+
+static void request(PlanRequest *r, Env *v, const char *method, const char *model,
+                    const char *cluster, long long batch)
+{
+    Err e;
+    plan_request_default(r);
+    r->method = method;
+    r->model_spec = model;
+    assert_int_equal(model_parse(model, &r->model, &e), CALPA_OK);
+    r->cluster_spec = cluster;
+    r->cluster = &v->c;
+    r->prof = &v->p;
+    r->profile_name = "analytic";
+    r->global_batch = batch;
+    r->ilp_time_limit_s = 20;
+}
+
+static void check_valid(const Plan *p, int n_layers, int ndev)
+{
+    assert_true(p->n_stages >= 1);
+    assert_int_equal(p->stages[0].layers[0], 0);
+    assert_int_equal(p->stages[p->n_stages - 1].layers[1], n_layers - 1);
+    int *seen = calloc((size_t)ndev, sizeof(int));
+    for (int i = 0; i < p->n_stages; i++) {
+        const PlanStage *s = &p->stages[i];
+        if (i) assert_int_equal(s->layers[0], p->stages[i - 1].layers[1] + 1);
+        assert_int_equal(s->n_devices, s->submesh[0] * s->submesh[1]);
+        assert_int_equal(s->n_devices, s->logical_mesh[0] * s->logical_mesh[1]);
+        assert_true(s->n_ops > 0);
+        assert_true(s->stage_time_s > 0);
+        if (s->mesh_id == i % p->n_meshes && i < p->n_meshes)
+            for (int k = 0; k < s->n_devices; k++) {
+                assert_true(s->devices[k] >= 0 && s->devices[k] < ndev);
+                seen[s->devices[k]]++;
+            }
+    }
+    for (int d = 0; d < ndev; d++) assert_int_equal(seen[d], 1); /* every device, once */
+    free(seen);
+    assert_true(p->predicted_iteration_time_s > 0);
+    assert_int_equal(p->micro_batches * p->micro_batch_size, p->global_batch);
+}
+
+static void round_trip(const Plan *p)
+{
+    char path[] = "/tmp/calpa-test-plan-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    Err e;
+    assert_int_equal(plan_write(path, p, &e), CALPA_OK);
+    Plan q;
+    assert_int_equal(plan_read(path, &q, &e), CALPA_OK);
+    char why[128] = "";
+    int eq = plan_equal(p, &q, why, sizeof why);
+    if (!eq) fprintf(stderr, "plan differs after reading back: %s\n", why);
+    assert_true(eq);
+    plan_free(&q);
+    unlink(path);
+}
+
+#define GPT "gpt:hidden=128,layers=6,heads=8,seq=64,vocab=512"
+#define MOE "moe:hidden=128,layers=4,heads=8,seq=64,vocab=512,experts=4,expert_group=128"
+#define CL4 "p3.16xlarge:nodes=1,devices_per_node=4"
+
+static void test_every_method_round_trips(void **state)
+{
+    (void)state;
+    Env v;
+    env_init(&v, CL4);
+    const char *methods[] = {"alpa",       "megatron",   "data",        "zero2",
+                             "zero3",      "ppdp",       "inter-only",  "intra-only",
+                             "equal-layer", "equal-operator", "deepspeed-moe"};
+    for (int i = 0; i < 11; i++) {
+        PlanRequest r;
+        int moe = !strcmp(methods[i], "deepspeed-moe");
+        request(&r, &v, methods[i], moe ? MOE : GPT, CL4, 16);
+        if (!strcmp(methods[i], "alpa")) r.micro_batches = 4;
+        Plan p;
+        PlanStats s;
+        Err e;
+        CalpaStatus st = baseline_plan(&r, &p, &s, &e);
+        if (st) fprintf(stderr, "%s: %s\n", methods[i], e.msg);
+        assert_int_equal(st, CALPA_OK);
+        assert_string_equal(p.method, methods[i]);
+        check_valid(&p, model_num_layers(&r.model), 4);
+        assert_true(p.fits_memory);
+        round_trip(&p);
+        plan_free(&p);
+    }
+    env_free(&v);
+}
+
+static void test_megatron_grid_and_schedules(void **state)
+{
+    (void)state;
+    Env v;
+    env_init(&v, CL4);
+    PlanRequest r;
+    request(&r, &v, "megatron", GPT, CL4, 16);
+    Plan p;
+    PlanStats s;
+    Err e;
+    assert_int_equal(baseline_plan(&r, &p, &s, &e), CALPA_OK);
+    assert_true(s.n_configs >= 6);
+    double best = p.predicted_iteration_time_s;
+    plan_free(&p);
+    /* a fixed point of the grid is never better than the grid's best */
+    r.tp = 2;
+    r.pp = 2;
+    r.dp = 1;
+    r.micro_batches = 4;
+    assert_int_equal(baseline_plan(&r, &p, &s, &e), CALPA_OK);
+    assert_int_equal(p.n_stages, 2);
+    assert_int_equal(p.stages[0].logical_mesh[1], 2);
+    assert_true(p.predicted_iteration_time_s >= best * (1 - 1e-9));
+    plan_free(&p);
+    /* interleaved: 2 meshes x 2 chunks, chunk j on mesh j mod 2 */
+    r.schedule = SCHED_INTERLEAVED;
+    r.virtual_stages = 2;
+    assert_int_equal(baseline_plan(&r, &p, &s, &e), CALPA_OK);
+    assert_int_equal(p.n_stages, 4);
+    assert_int_equal(p.n_meshes, 2);
+    assert_int_equal(p.stages[2].mesh_id, 0);
+    assert_int_equal(p.stages[2].devices[0], p.stages[0].devices[0]);
+    round_trip(&p);
+    plan_free(&p);
+    env_free(&v);
+}
+
+static void test_impossible(void **state)
+{
+    (void)state;
+    Env v;
+    env_init(&v, CL4);
+    PlanRequest r;
+    Plan p;
+    PlanStats s;
+    Err e;
+    request(&r, &v, "megatron", GPT, CL4, 16);
+    r.tp = 3;
+    assert_int_equal(baseline_plan(&r, &p, &s, &e), CALPA_EFAIL);
+    assert_non_null(strstr(e.msg, "does not divide the 8 attention heads"));
+    r.tp = 2;
+    r.pp = 2;
+    r.dp = 2;
+    assert_int_equal(baseline_plan(&r, &p, &s, &e), CALPA_EFAIL);
+    assert_non_null(strstr(e.msg, "= 8 devices"));
+    /* too big: a 2.6B model does not fit 4 V100s with pure data parallelism */
+    request(&r, &v, "data", "gpt-2.6b", CL4, 16);
+    assert_int_equal(baseline_plan(&r, &p, &s, &e), CALPA_EFAIL);
+    assert_non_null(strstr(e.msg, "fits"));
+    request(&r, &v, "deepspeed-moe", GPT, CL4, 16);
+    assert_int_equal(baseline_plan(&r, &p, &s, &e), CALPA_EFAIL);
+    request(&r, &v, "alpa", GPT, CL4, 16);
+    r.tp = 2;
+    assert_int_equal(baseline_plan(&r, &p, &s, &e), CALPA_EINPUT);
+    env_free(&v);
+}
+
+static void test_reader_errors(void **state)
+{
+    (void)state;
+    Err e;
+    Plan p;
+    cJSON *j;
+    assert_int_equal(json_parse_text("{\"format\": \"calpa-profile\"}", "x", &j, &e), CALPA_OK);
+    assert_int_equal(plan_from_json(j, "x.json", &p, &e), CALPA_EINPUT);
+    assert_non_null(strstr(e.msg, "format"));
+    cJSON_Delete(j);
+    assert_int_equal(json_parse_text("{\"format\": \"calpa-plan\", \"version\": 9}", "x", &j, &e),
+                     CALPA_OK);
+    assert_int_equal(plan_from_json(j, "x.json", &p, &e), CALPA_EINPUT);
+    assert_non_null(strstr(e.msg, "version"));
+    cJSON_Delete(j);
+    /* a written plan with one key removed names that key */
+    Env v;
+    env_init(&v, CL4);
+    PlanRequest r;
+    request(&r, &v, "data", GPT, CL4, 16);
+    PlanStats s;
+    assert_int_equal(baseline_plan(&r, &p, &s, &e), CALPA_OK);
+    j = plan_to_json(&p);
+    cJSON *st0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "stages"), 0);
+    cJSON_DeleteItemFromObject(st0, "devices");
+    Plan q;
+    assert_int_equal(plan_from_json(j, "x.json", &q, &e), CALPA_EINPUT);
+    assert_non_null(strstr(e.msg, "stages[0].devices"));
+    cJSON_Delete(j);
+    j = plan_to_json(&p);
+    cJSON_ReplaceItemInObject(j, "micro_batches", cJSON_CreateString("many"));
+    assert_int_equal(plan_from_json(j, "x.json", &q, &e), CALPA_EINPUT);
+    assert_non_null(strstr(e.msg, "micro_batches"));
+    cJSON_Delete(j);
+    /* equality notices a change */
+    j = plan_to_json(&p);
+    assert_int_equal(plan_from_json(j, "x.json", &q, &e), CALPA_OK);
+    q.stages[0].compute_time_s *= 2;
+    char why[128];
+    assert_false(plan_equal(&p, &q, why, sizeof why));
+    assert_non_null(strstr(why, "stage 0"));
+    cJSON_Delete(j);
+    plan_free(&q);
+    plan_free(&p);
+    env_free(&v);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_method_round_trips),
+        cmocka_unit_test(test_megatron_grid_and_schedules),
+        cmocka_unit_test(test_impossible),
+        cmocka_unit_test(test_reader_errors),
+    };
+    return cmocka_run_group_tests_name("plan", tests, NULL, NULL);
+}
