@@ -80,6 +80,14 @@ typedef struct {
     int cyc[MAX_MESH_CYCLES][CLUSTER_MESH_MAX]; /* locals in cycle order */
 } MeshRings;
 
+/* The arrivals due at one time (one event in the queue for all of them:
+ * the flows of a step arrive together). */
+typedef struct {
+    int64_t t;
+    FlowRec *v;
+    int n, cap;
+} Bucket;
+
 /* uint64 -> int open-addressing map (key 0 reserved). */
 typedef struct {
     uint64_t *key;
@@ -100,11 +108,12 @@ struct CollSim {
     int caprec;
     FlowRec *batch;   /* the records of one batch of completions */
     int capbatch;
-    EventQueue arrivals; /* messages drained, in their latency: a = index into pend */
-    FlowRec *pend;
-    int npend, cappend;
-    int *pfree;
-    int npfree, cappfree;
+    EventQueue arrivals; /* messages drained, in their latency: a = bucket */
+    Bucket *bk;          /* arrivals due at one time, in push order */
+    int nbk, capbk;
+    int *bkfree;
+    int nbkfree, capbkfree;
+    int open[4];         /* recently opened buckets still collecting (-1 = none) */
     Map early; /* arrivals ahead of their receiver's step */
     Map memo;  /* auto selection */
     Map times; /* collective_time_memo: spec hash -> time_ps * 8 + algo */
@@ -340,6 +349,7 @@ CollSim *collective_sim_create(const Cluster *c, const CollConfig *cfg)
     s->cfg = *cfg;
     s->net = net_create(c, &cfg->net);
     evq_init(&s->arrivals);
+    for (int i = 0; i < 4; i++) s->open[i] = -1;
     s->node_scratch = xmalloc(sizeof(int) * (size_t)(c->nnodes > 0 ? c->nnodes : 1));
     for (int i = 0; i < c->nnodes; i++) s->node_scratch[i] = -1;
     return s;
@@ -373,8 +383,9 @@ void collective_sim_destroy(CollSim *s)
     free(s->rec);
     free(s->batch);
     evq_free(&s->arrivals);
-    free(s->pend);
-    free(s->pfree);
+    for (int i = 0; i < s->nbk; i++) free(s->bk[i].v);
+    free(s->bk);
+    free(s->bkfree);
     map_free(&s->early);
     map_free(&s->memo);
     map_free(&s->times);
@@ -934,15 +945,26 @@ static void on_flow_done(CollSim *s, const FlowRec *frp)
         on_arrival(s, &fr);
         return;
     }
-    int k;
-    if (s->npfree > 0) {
-        k = s->pfree[--s->npfree];
-    } else {
-        vec_reserve((void **)&s->pend, &s->cappend, s->npend + 1, sizeof *s->pend);
-        k = s->npend++;
+    int64_t t = net_now_ps(s->net) + fr.lat_ps;
+    int b = -1;
+    for (int i = 0; i < 4 && b < 0; i++)
+        if (s->open[i] >= 0 && s->bk[s->open[i]].t == t) b = s->open[i];
+    if (b < 0) {
+        if (s->nbkfree > 0) {
+            b = s->bkfree[--s->nbkfree];
+        } else {
+            vec_reserve((void **)&s->bk, &s->capbk, s->nbk + 1, sizeof *s->bk);
+            b = s->nbk++;
+            memset(&s->bk[b], 0, sizeof s->bk[b]);
+        }
+        s->bk[b].t = t;
+        s->bk[b].n = 0;
+        evq_push(&s->arrivals, t, 0, b, 0);
+        memmove(s->open + 1, s->open, 3 * sizeof *s->open);
+        s->open[0] = b;
     }
-    s->pend[k] = fr;
-    evq_push(&s->arrivals, net_now_ps(s->net) + fr.lat_ps, 0, k, 0);
+    Bucket *B = &s->bk[b];
+    VEC_PUSH(B->v, B->n, B->cap, fr);
 }
 
 /* ---------------------------------------------------------- selection */
@@ -1128,9 +1150,17 @@ int collective_advance(CollSim *s, int64_t t_ps, const CollDone **done)
             Event x;
             while ((ev = evq_peek(&s->arrivals)) && ev->time_ps == t) {
                 evq_pop(&s->arrivals, &x);
-                FlowRec fr = s->pend[x.a];
-                VEC_PUSH(s->pfree, s->npfree, s->cappfree, x.a);
-                on_arrival(s, &fr);
+                int b = x.a;
+                for (int i = 0; i < 4; i++)
+                    if (s->open[i] == b) s->open[i] = -1;
+                /* handlers push later arrivals (latency > 0) into other
+                 * buckets, which may move s->bk: index it each time */
+                for (int i = 0; i < s->bk[b].n; i++) {
+                    FlowRec fr = s->bk[b].v[i];
+                    on_arrival(s, &fr);
+                }
+                s->bk[b].n = 0;
+                VEC_PUSH(s->bkfree, s->nbkfree, s->capbkfree, b);
             }
         }
         for (int i = 0; i < s->ninstant; i++)
