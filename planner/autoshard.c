@@ -281,6 +281,7 @@ CalpaStatus autoshard_run(const Graph *g, const ShardOptions *o, ShardResult *r,
     r->n_edges = r->cg.n_edge;
     IlpView v;
     view_build(&r->cg, &v, o->memory_budget, o->time_limit_s);
+    v.p.dump_path = o->ilp_dump_path;
     r->build_time_s = now_s() - t0;
     IlpResult ir;
     st = ilp_solve(&v.p, &ir, e);
@@ -306,6 +307,7 @@ CalpaStatus autoshard_run(const Graph *g, const ShardOptions *o, ShardResult *r,
         IlpProblem q = v.p;
         q.mem_budget = 0;
         q.minimize_memory = 1;
+        q.dump_path = NULL;
         IlpResult mr;
         if (ilp_solve(&q, &mr, e) == CALPA_OK &&
             (mr.status == ILP_OPTIMAL || mr.status == ILP_FEASIBLE)) {

@@ -31,6 +31,7 @@ typedef struct {
     int allow_all_gather, allow_all_to_all;
     int allow_uneven;            /* allow splits that do not divide (padding) */
     double time_limit_s;         /* GLPK time limit (Alpa: 600 s) */
+    const char *ilp_dump_path;   /* debugging: write the ILP there (CPLEX LP format) */
 } ShardOptions;
 
 #define SHARD_AUTO (-2)

@@ -48,6 +48,7 @@ static const char USAGE[] =
     "  --recompute MODE        none (default), full, selective\n"
     "  --time-limit S          GLPK time limit in seconds (default 600)\n"
     "  --json                  print one JSON object\n"
+    "  --ilp-dump FILE         write the ILP to FILE (CPLEX LP format, for debugging)\n"
     "\n"
     "Exit codes: 0 a plan, 1 no plan (infeasible or time limit), 2 bad usage or input.\n";
 
@@ -246,6 +247,7 @@ int cmd_shard(int argc, char **argv)
         {"recompute", required_argument, 0, 'r'},
         {"time-limit", required_argument, 0, 't'},
         {"json", no_argument, 0, 'j'},
+        {"ilp-dump", required_argument, 0, 'I'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     ShardOptions o;
@@ -283,6 +285,7 @@ int cmd_shard(int argc, char **argv)
             break;
         case 't': if (cli_double("time-limit", optarg, 0.001, 1e7, &o.time_limit_s)) return 2; break;
         case 'j': json = 1; break;
+        case 'I': o.ilp_dump_path = optarg; break;
         case 'h': fputs(USAGE, stdout); return 0;
         default: return cli_usage_error(USAGE, NULL);
         }
@@ -357,6 +360,7 @@ int cmd_shard(int argc, char **argv)
     } else {
         print_table(model, &g, &r, &o, cluster_spec);
     }
+    fflush(stdout);
     if (r.status == ILP_INFEASIBLE) {
         char b1[64], b2[64];
         if (r.memory_budget > 0 && r.min_budget >= 0)

@@ -172,6 +172,7 @@ static double now_s(void)
 CalpaStatus ilp_solve(const IlpProblem *p, IlpResult *r, Err *e)
 {
     memset(r, 0, sizeof *r);
+    r->lp_bound = -1;
     glp_prob *lp = glp_create_prob();
     glp_set_obj_dir(lp, GLP_MIN);
     int nv = p->n_node;
@@ -363,6 +364,7 @@ CalpaStatus ilp_solve(const IlpProblem *p, IlpResult *r, Err *e)
     r->n_rows = glp_get_num_rows(lp);
     r->n_int_vars = n_int;
 
+    if (p->dump_path) glp_write_lp(lp, NULL, p->dump_path);
     double t0 = now_s();
     int ret = 0;
     if (infeasible_const) {
@@ -370,10 +372,22 @@ CalpaStatus ilp_solve(const IlpProblem *p, IlpResult *r, Err *e)
     } else if (r->n_vars == 0) {
         r->status = ILP_OPTIMAL;
     } else {
+        if (p->minimize_memory) { /* the LP bound, for an honest "at least" */
+            glp_smcp sp;
+            glp_init_smcp(&sp);
+            sp.msg_lev = GLP_MSG_OFF;
+            sp.presolve = GLP_ON;
+            if (glp_simplex(lp, &sp) == 0 && glp_get_status(lp) == GLP_OPT)
+                r->lp_bound = glp_get_obj_val(lp);
+        }
         glp_iocp parm;
         glp_init_iocp(&parm);
         parm.presolve = GLP_ON;
         parm.msg_lev = GLP_MSG_OFF;
+        /* pseudo-cost branching and best-projection backtracking: on memory-
+         * constrained programs they close the gap where GLPK's defaults stall */
+        parm.br_tech = GLP_BR_PCH;
+        parm.bt_tech = GLP_BT_BPH;
         double lim_ms = p->time_limit_s > 0 ? p->time_limit_s * 1000 : 600000;
         parm.tm_lim = lim_ms > 2e9 ? 2000000000 : (int)lim_ms;
         ret = glp_intopt(lp, &parm);

@@ -49,6 +49,7 @@ typedef struct {
     double time_limit_s; /* GLPK tm_lim */
     double inf;          /* costs at or above this are forbidden (Alpa 1e13) */
     int minimize_memory; /* 1: minimise the peak bytes instead of the cost */
+    const char *dump_path; /* when set: the program is written there (CPLEX LP format) */
 } IlpProblem;
 
 typedef enum {
@@ -65,6 +66,8 @@ typedef struct {
     int *choice;         /* n_node chosen strategies (owned; NULL unless a solution) */
     int n_vars, n_int_vars, n_rows;
     double solve_time_s; /* wall time in GLPK (build excluded) */
+    double lp_bound;     /* minimize_memory only: the LP relaxation's optimum (a lower
+                            bound on the objective); -1 if not computed */
 } IlpResult;
 
 /* Solves p. Returns CALPA_OK whenever GLPK ran (the verdict is in r->status);
