@@ -21,6 +21,8 @@
 
 static const char USAGE[] =
     "usage: calpa sim PLAN [--profile P] [--timeline out.json] [--json]\n"
+    "       calpa sim --megatron --model M --cluster C --tp T --pp P --dp D\n"
+    "                 --global-batch B [Megatron options] [the options above]\n"
     "\n"
     "Simulates one training iteration of the plan file PLAN (written by\n"
     "'calpa plan -o'): the plan is lowered into a program per device (operators\n"
@@ -40,6 +42,18 @@ static const char USAGE[] =
     "  --no-fold          simulate every device (slow for large plans)\n"
     "  --json             print one JSON object\n"
     "\n"
+    "--megatron simulates a Megatron-LM TP x PP x DP plan built here instead of a\n"
+    "plan file (placement and sharding as Megatron-LM: tensor parallel fastest,\n"
+    "then data parallel, then pipeline; see README):\n"
+    "  --micro-batch-size b   samples per micro-batch per replica (default 1)\n"
+    "  --schedule S           1f1b (default), gpipe, interleaved, zb-h1\n"
+    "  --virtual-stages V     model chunks per device group (interleaved; default 2)\n"
+    "  --recompute MODE       none (default), full, selective\n"
+    "  --seq-parallel         sequence parallelism (Korthikanti et al.)\n"
+    "  --zero Z               0 (default), 1, 2, 3: ZeRO / distributed optimizer\n"
+    "  --dp-overlap           overlap the gradient all-reduce with the last backward\n"
+    "  --tp-overlap           let tensor-parallel collectives overlap independent compute\n"
+    "\n"
     "Exit codes: 0 simulated (an out-of-memory plan is reported, fits_memory\n"
     "false), 1 the simulation failed, 2 bad usage or a bad plan file.\n";
 
@@ -50,13 +64,120 @@ static double wall_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* Simulates lowered programs and prints the report; returns the exit code. */
+static int simulate(SimPlan *sp, const Cluster *cl, const Profile *prof, int fold, int algo,
+                    const char *timeline, int json, double t0, cJSON *extra, const char *title)
+{
+    Err e = {{0}};
+    Lowered l;
+    SimResult r;
+    memset(&r, 0, sizeof r);
+    CalpaStatus st = simplan_lower(sp, fold, &l, &e);
+    if (st) return cli_err(st, &e);
+    SimOptions o;
+    sim_options_default(&o, prof, cl);
+    o.algo = (CollAlgo)algo;
+    int rc = 0;
+    if ((st = sim_run(&l, &o, &r, &e))) {
+        rc = cli_err(CALPA_EFAIL, &e);
+        goto out;
+    }
+    SimReport rep;
+    report_fill(&rep, &l, &r, cl, sp->flops_per_iteration, sp->samples_per_iteration,
+                wall_now() - t0);
+    if (timeline) {
+        Trace t;
+        trace_init(&t);
+        report_timeline(&l, &r, &sp->g, &t);
+        st = trace_write(&t, timeline, &e);
+        trace_free(&t);
+        if (st) {
+            report_free(&rep);
+            rc = cli_err(CALPA_EFAIL, &e);
+            goto out;
+        }
+    }
+    if (json) {
+        cJSON *j = report_to_json(&rep);
+        cJSON *it;
+        cJSON_ArrayForEach(it, extra) cJSON_AddItemToObject(j, it->string, cJSON_Duplicate(it, 1));
+        if (timeline) cJSON_AddStringToObject(j, "timeline", timeline);
+        json_print(stdout, j);
+        cJSON_Delete(j);
+    } else {
+        printf("%s\n", title);
+        report_print(&rep, stdout);
+        if (timeline) printf("timeline           %s (open in https://ui.perfetto.dev)\n", timeline);
+    }
+    report_free(&rep);
+out:
+    sim_result_free(&r);
+    lower_free(&l);
+    return rc;
+}
+
+static int sim_megatron(MegatronConfig *mc, const char *model, const char *cluster,
+                        const char *profile, const char *timeline, int json, int fold, int algo,
+                        int tp_overlap)
+{
+    double t0 = wall_now();
+    Err e = {{0}};
+    CalpaStatus st = model_parse(model, &mc->model, &e);
+    if (st) return cli_err(st, &e);
+    Cluster cl;
+    if ((st = cluster_parse(cluster, &cl, &e))) return cli_err(st, &e);
+    Profile prof;
+    memset(&prof, 0, sizeof prof);
+    if (profile) st = profile_load(profile, &prof, &e);
+    else profile_analytic(&cl, cluster, &prof);
+    SimPlan sp;
+    memset(&sp, 0, sizeof sp);
+    int rc;
+    if (st || (st = simplan_megatron(mc, &cl, &sp, &e))) {
+        rc = cli_err(st, &e);
+    } else {
+        sp.spec.tp_overlap = tp_overlap;
+        cJSON *extra = cJSON_CreateObject();
+        cJSON_AddStringToObject(extra, "model", model);
+        cJSON_AddStringToObject(extra, "cluster", cluster);
+        char title[512];
+        snprintf(title, sizeof title, "megatron plan      %s on %s: tp %d, pp %d, dp %d, batch %lld",
+                 model, cluster, mc->tp, mc->pp, mc->dp, mc->global_batch);
+        rc = simulate(&sp, &cl, &prof, fold, algo, timeline, json, t0, extra, title);
+        cJSON_Delete(extra);
+    }
+    simplan_free(&sp);
+    profile_free(&prof);
+    cluster_free(&cl);
+    return rc;
+}
+
 int cmd_sim(int argc, char **argv)
 {
     static const struct option OPTS[] = {
         {"profile", required_argument, NULL, 'p'}, {"timeline", required_argument, NULL, 't'},
         {"json", no_argument, NULL, 'j'},          {"algo", required_argument, NULL, 'a'},
         {"no-fold", no_argument, NULL, 'n'},       {"help", no_argument, NULL, 'h'},
+        {"megatron", no_argument, NULL, 'M'},      {"model", required_argument, NULL, 'm'},
+        {"cluster", required_argument, NULL, 'c'}, {"tp", required_argument, NULL, 'T'},
+        {"pp", required_argument, NULL, 'P'},      {"dp", required_argument, NULL, 'D'},
+        {"global-batch", required_argument, NULL, 'B'},
+        {"micro-batch-size", required_argument, NULL, 'b'},
+        {"schedule", required_argument, NULL, 'S'},
+        {"virtual-stages", required_argument, NULL, 'V'},
+        {"recompute", required_argument, NULL, 'R'},
+        {"seq-parallel", no_argument, NULL, 'Q'},  {"zero", required_argument, NULL, 'Z'},
+        {"dp-overlap", no_argument, NULL, 'O'},    {"tp-overlap", no_argument, NULL, 'L'},
         {NULL, 0, NULL, 0}};
+    int megatron = 0, tp_overlap = 0;
+    const char *model = NULL, *cluster = NULL;
+    MegatronConfig mc;
+    memset(&mc, 0, sizeof mc);
+    mc.tp = mc.pp = mc.dp = 1;
+    mc.micro_batch = 1;
+    mc.sched = SCHED_1F1B;
+    mc.chunks = 2;
+    int64_t v64;
     const char *profile = NULL, *timeline = NULL;
     int json = 0, fold = 1, algo = COLL_ALGO_AUTO, c;
     while ((c = getopt_long(argc, argv, "", OPTS, NULL)) != -1) {
@@ -73,8 +194,49 @@ int cmd_sim(int argc, char **argv)
                                 optarg);
             break;
         case 'h': fputs(USAGE, stdout); return 0;
+        case 'M': megatron = 1; break;
+        case 'm': model = optarg; break;
+        case 'c': cluster = optarg; break;
+        case 'T': if (cli_int("tp", optarg, 1, 1 << 20, &v64)) return 2; mc.tp = (int)v64; break;
+        case 'P': if (cli_int("pp", optarg, 1, 1 << 20, &v64)) return 2; mc.pp = (int)v64; break;
+        case 'D': if (cli_int("dp", optarg, 1, 1 << 24, &v64)) return 2; mc.dp = (int)v64; break;
+        case 'B':
+            if (cli_int("global-batch", optarg, 1, (int64_t)1 << 40, &v64)) return 2;
+            mc.global_batch = v64;
+            break;
+        case 'b':
+            if (cli_int("micro-batch-size", optarg, 1, (int64_t)1 << 30, &v64)) return 2;
+            mc.micro_batch = v64;
+            break;
+        case 'S':
+            if (sched_parse(optarg) < 0)
+                return cli_fail(2, "option --schedule: '%s' is not gpipe, 1f1b, interleaved or zb-h1",
+                                optarg);
+            mc.sched = (SchedKind)sched_parse(optarg);
+            break;
+        case 'V':
+            if (cli_int("virtual-stages", optarg, 2, 1024, &v64)) return 2;
+            mc.chunks = (int)v64;
+            break;
+        case 'R':
+            if (!strcmp(optarg, "none")) mc.recompute = RECOMPUTE_NONE;
+            else if (!strcmp(optarg, "full")) mc.recompute = RECOMPUTE_FULL;
+            else if (!strcmp(optarg, "selective")) mc.recompute = RECOMPUTE_SELECTIVE;
+            else return cli_fail(2, "option --recompute: '%s' is not none, full or selective", optarg);
+            break;
+        case 'Q': mc.seq_parallel = 1; break;
+        case 'Z': if (cli_int("zero", optarg, 0, 3, &v64)) return 2; mc.zero = (int)v64; break;
+        case 'O': mc.dp_overlap = 1; break;
+        case 'L': tp_overlap = 1; break;
         default: return cli_usage_error(USAGE, NULL);
         }
+    }
+    if (megatron) {
+        if (optind != argc) return cli_usage_error(USAGE, "--megatron takes no PLAN file");
+        if (!model || !cluster || !mc.global_batch)
+            return cli_fail(2, "--megatron needs --model, --cluster and --global-batch");
+        if (mc.sched != SCHED_INTERLEAVED) mc.chunks = 1;
+        return sim_megatron(&mc, model, cluster, profile, timeline, json, fold, algo, tp_overlap);
     }
     if (optind != argc - 1) return cli_usage_error(USAGE, "expected one PLAN file");
     const char *path = argv[optind];
@@ -95,60 +257,23 @@ int cmd_sim(int argc, char **argv)
         profile_analytic(&plan.cluster, plan.cluster_spec, &prof);
     }
     SimPlan sp;
-    Lowered l;
-    SimResult r;
-    memset(&l, 0, sizeof l);
-    memset(&r, 0, sizeof r);
     st = simplan_from_plan(&plan, path, &sp, &e);
     int rc = 0;
     if (st) {
         rc = cli_err(st, &e);
         goto out_plan;
     }
-    if ((st = simplan_lower(&sp, fold, &l, &e))) {
-        rc = cli_err(st == CALPA_EINPUT ? CALPA_EINPUT : st, &e);
-        goto out;
+    {
+        cJSON *extra = cJSON_CreateObject();
+        cJSON_AddStringToObject(extra, "plan", path);
+        cJSON_AddStringToObject(extra, "model", plan.model_spec);
+        cJSON_AddStringToObject(extra, "cluster", plan.cluster_spec);
+        char title[512];
+        snprintf(title, sizeof title, "plan               %s (%s on %s, method %s)", path,
+                 plan.model_spec, plan.cluster_spec, plan.method);
+        rc = simulate(&sp, &plan.cluster, &prof, fold, algo, timeline, json, t0, extra, title);
+        cJSON_Delete(extra);
     }
-    SimOptions o;
-    sim_options_default(&o, &prof, &plan.cluster);
-    o.algo = (CollAlgo)algo;
-    if ((st = sim_run(&l, &o, &r, &e))) {
-        rc = cli_err(CALPA_EFAIL, &e);
-        goto out;
-    }
-    SimReport rep;
-    report_fill(&rep, &l, &r, &plan.cluster, sp.flops_per_iteration, sp.samples_per_iteration,
-                wall_now() - t0);
-    if (timeline) {
-        Trace t;
-        trace_init(&t);
-        report_timeline(&l, &r, &sp.g, &t);
-        st = trace_write(&t, timeline, &e);
-        trace_free(&t);
-        if (st) {
-            report_free(&rep);
-            rc = cli_err(CALPA_EFAIL, &e);
-            goto out;
-        }
-    }
-    if (json) {
-        cJSON *j = report_to_json(&rep);
-        cJSON_AddStringToObject(j, "plan", path);
-        cJSON_AddStringToObject(j, "model", plan.model_spec);
-        cJSON_AddStringToObject(j, "cluster", plan.cluster_spec);
-        if (timeline) cJSON_AddStringToObject(j, "timeline", timeline);
-        json_print(stdout, j);
-        cJSON_Delete(j);
-    } else {
-        printf("plan               %s (%s on %s, method %s)\n", path, plan.model_spec,
-               plan.cluster_spec, plan.method);
-        report_print(&rep, stdout);
-        if (timeline) printf("timeline           %s (open in https://ui.perfetto.dev)\n", timeline);
-    }
-    report_free(&rep);
-out:
-    sim_result_free(&r);
-    lower_free(&l);
     simplan_free(&sp);
 out_plan:
     profile_free(&prof);
