@@ -292,8 +292,15 @@ static CalpaStatus gen_source(CostGraph *cg, int t, SNode *nd, int batch_dim, Er
     Strategy *s = xcalloc((size_t)cap, sizeof *s);
     int n = 0, fbd = cg->opt.force_batch_dim;
     int uneven = cg->opt.allow_uneven;
-    int need_batch = batch_dim >= 0 && fbd >= 0 && mesh[fbd] > 1 &&
-                     divides(x->shape[batch_dim], mesh[fbd], uneven);
+    if (batch_dim >= 0 && fbd >= 0 && mesh[fbd] > 1 &&
+        !divides(x->shape[batch_dim], mesh[fbd], uneven)) {
+        free(s);
+        return err_set(e, CALPA_EINPUT, "input '%s': no valid sharding: its batch dimension "
+                       "(%lld) is not divisible by mesh dim %d of size %d, where the batch is "
+                       "forced (--force-batch-dim, --force-dp, or a 2D mesh by default)",
+                       x->name, (long long)x->shape[batch_dim], fbd, mesh[fbd]);
+    }
+    int need_batch = batch_dim >= 0 && fbd >= 0 && mesh[fbd] > 1;
     for (int i = 0; i < nd_; i++)
         for (int m = 0; m < MESH_NDIM; m++) {
             if (!divides(x->shape[i], mesh[m], uneven)) continue;
