@@ -73,6 +73,7 @@ typedef struct {
      * links carry nothing else, so its collectives take their time alone
      * (memoised) instead of running as flows: exact in this network model */
     uint8_t **excl;
+    uint64_t **ghash;   /* per (prog, group): hash of its members' (node group, local index) */
     MemoEnt *memo;
     int memo_cap, memo_n;
     int64_t memo_hits;
@@ -143,9 +144,9 @@ static void complete(Eng *g, int p, int t)
     try_stream(g, p, tk->stream);
 }
 
-static uint64_t memo_key(const Eng *g, const CollSpec *sp)
+static uint64_t memo_key(const CollSpec *sp, uint64_t group_hash)
 {
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = group_hash;
 #define MIX(x) (h = (h ^ (uint64_t)(x)) * 1099511628211ull)
     MIX(sp->kind);
     MIX(sp->algo);
@@ -153,19 +154,14 @@ static uint64_t memo_key(const Eng *g, const CollSpec *sp)
     uint64_t b;
     memcpy(&b, &sp->bytes, sizeof b);
     MIX(b);
-    for (int i = 0; i < sp->n; i++) {
-        DevLoc d = cluster_locate(g->o->cluster, sp->devs[i]);
-        MIX(d.group);
-        MIX(d.local);
-    }
 #undef MIX
     return h | 1;
 }
 
 /* Time of spec alone on a fresh network, memoised. */
-static int64_t memo_time(Eng *g, const CollSpec *sp)
+static int64_t memo_time(Eng *g, const CollSpec *sp, uint64_t group_hash)
 {
-    uint64_t k = memo_key(g, sp);
+    uint64_t k = memo_key(sp, group_hash);
     if (2 * (g->memo_n + 1) > g->memo_cap) {
         int cap = g->memo_cap ? 2 * g->memo_cap : 1024;
         MemoEnt *m = xcalloc((size_t)cap, sizeof *m);
@@ -223,7 +219,7 @@ static void start_coll(Eng *g, CollInst *in, int tag)
         return;
     }
     if (g->excl[p][t->group]) {
-        evq_push(&g->q, g->now + memo_time(g, &spec), EV_DONE, -1 - tag, 0);
+        evq_push(&g->q, g->now + memo_time(g, &spec, g->ghash[p][t->group]), EV_DONE, -1 - tag, 0);
         return;
     }
     if (collective_start(g->cs, &spec, (int64_t)tag * 2, g->e) < 0) {
@@ -359,9 +355,20 @@ static void exclusive_groups(Eng *g)
         }
     }
     g->excl = xcalloc((size_t)g->np + 1, sizeof(uint8_t *));
+    g->ghash = xcalloc((size_t)g->np + 1, sizeof(uint64_t *));
     for (int p = 0; p < g->np; p++) {
         const Program *pr = &g->l->prog[p];
         g->excl[p] = xcalloc((size_t)pr->n_group + 1, 1);
+        g->ghash[p] = xcalloc((size_t)pr->n_group + 1, sizeof(uint64_t));
+        for (int k = 0; k < pr->n_group; k++) {
+            uint64_t h = 1469598103934665603ull;
+            for (int i = 0; i < pr->group[k].n; i++) {
+                DevLoc dl = cluster_locate(c, pr->group[k].devs[i]);
+                h = (h ^ (uint64_t)dl.group) * 1099511628211ull;
+                h = (h ^ (uint64_t)dl.local) * 1099511628211ull;
+            }
+            g->ghash[p][k] = h;
+        }
         int *stream = xmalloc(sizeof(int) * (size_t)(pr->n_group + 1));
         for (int k = 0; k < pr->n_group; k++) stream[k] = -1;
         for (int t = 0; t < pr->n_task; t++) {
@@ -383,58 +390,96 @@ static void exclusive_groups(Eng *g)
     free(multi);
 }
 
-static int cmp_ref(const void *a, const void *b)
+/* Groups refs by match: out holds each instance's members contiguously (in
+ * input order), instances numbered by first appearance; returns their
+ * count. first/cnt get each instance's offset and size. O(n). */
+static int group_by_match(const MatchRef *in, int n, MatchRef *out, int *first, int *cnt)
 {
-    const MatchRef *x = a, *y = b;
-    if (x->match != y->match) return x->match < y->match ? -1 : 1;
-    return x->gidx - y->gidx;
+    size_t cap = 16;
+    while (cap < 2 * (size_t)n + 2) cap *= 2;
+    int64_t *key = xmalloc(sizeof(int64_t) * cap);
+    int *val = xmalloc(sizeof(int) * cap);
+    uint8_t *used = xcalloc(cap, 1);
+    int *which = xmalloc(sizeof(int) * (size_t)(n + 1));
+    int ni = 0;
+    for (int i = 0; i < n; i++) {
+        uint64_t h = (uint64_t)in[i].match * 0x9E3779B97F4A7C15ull;
+        size_t j = (size_t)(h >> 17) & (cap - 1);
+        while (used[j] && key[j] != in[i].match) j = (j + 1) & (cap - 1);
+        if (!used[j]) {
+            used[j] = 1;
+            key[j] = in[i].match;
+            val[j] = ni++;
+        }
+        which[i] = val[j];
+        cnt[val[j]]++;
+    }
+    for (int k = 0, off = 0; k < ni; k++) first[k] = off, off += cnt[k];
+    int *fill = xcalloc((size_t)ni + 1, sizeof(int));
+    for (int i = 0; i < n; i++) out[first[which[i]] + fill[which[i]]++] = in[i];
+    free(fill);
+    free(which);
+    free(used);
+    free(val);
+    free(key);
+    return ni;
 }
 
-/* Exposed communication and busy time of one device from its task times. */
-typedef struct {
-    int64_t t;
-    int kind; /* -1 compute, else CommKind */
-    int d;    /* +1 / -1 */
-} Edge;
-
-static int cmp_edge(const void *a, const void *b)
-{
-    const Edge *x = a, *y = b;
-    if (x->t != y->t) return x->t < y->t ? -1 : 1;
-    return x->d - y->d; /* ends first */
-}
-
+/* Exposed communication and busy time of one device from its task times:
+ * a sweep over the device's streams, each already in time order (a stream
+ * runs one task at a time, in order), so no sort is needed. While compute
+ * is idle, time with communication in flight is charged to one kind, in
+ * the order tp, pp, dp, ep. O(tasks x streams). */
 static void device_stats(const Eng *g, int p, int64_t iter, SimDevice *d)
 {
     const Program *pr = &g->l->prog[p];
-    Edge *ev = xmalloc(sizeof *ev * (size_t)(2 * pr->n_task + 1));
-    int n = 0;
-    for (int t = 0; t < pr->n_task; t++) {
-        int gi = g->base[p] + t;
-        const Task *tk = &pr->task[t];
-        int64_t s = g->start[gi], e = g->end[gi];
-        if (e <= s) continue;
-        int kind = tk->kind == TASK_COMPUTE ? -1 : (int)tk->comm;
-        if (tk->kind == TASK_COMPUTE) d->busy_ps += e - s;
-        ev[n++] = (Edge){s, kind, +1};
-        ev[n++] = (Edge){e, kind, -1};
-    }
-    qsort(ev, (size_t)n, sizeof *ev, cmp_edge);
-    int cnt[COMM_KIND_COUNT + 1] = {0};
     static const int PRIO[COMM_KIND_COUNT] = {COMM_TP, COMM_PP, COMM_DP, COMM_EP};
+    int idx[STREAM_COUNT], inside[STREAM_COUNT];
+    int cnt[COMM_KIND_COUNT + 1] = {0};
+    for (int s = 0; s < STREAM_COUNT; s++) idx[s] = 0, inside[s] = 0;
     int64_t prev = 0;
-    for (int i = 0; i < n; i++) {
-        int64_t dt = ev[i].t - prev;
+    for (;;) {
+        /* the next boundary over all streams (ends before starts at equal times) */
+        int best = -1;
+        int64_t bt = 0;
+        for (int s = 0; s < STREAM_COUNT; s++) {
+            int si = p * STREAM_COUNT + s, n = g->sq_off[si + 1] - g->sq_off[si];
+            while (idx[s] < n) {
+                int gi = g->base[p] + g->sq[g->sq_off[si] + idx[s]];
+                if (g->end[gi] > g->start[gi]) break;
+                idx[s]++; /* empty slices count for nothing */
+            }
+            if (idx[s] >= n) continue;
+            int gi = g->base[p] + g->sq[g->sq_off[si] + idx[s]];
+            int64_t t = inside[s] ? g->end[gi] : g->start[gi];
+            if (best < 0 || t < bt || (t == bt && inside[s] && !inside[best])) best = s, bt = t;
+        }
+        if (best < 0) break;
+        int64_t dt = bt - prev;
         if (dt > 0 && cnt[0] == 0)
             for (int k = 0; k < COMM_KIND_COUNT; k++)
                 if (cnt[1 + PRIO[k]] > 0) {
                     d->exposed_ps[PRIO[k]] += dt;
                     break;
                 }
-        prev = ev[i].t;
-        cnt[ev[i].kind + 1] += ev[i].d;
+        prev = bt;
+        int si = p * STREAM_COUNT + best;
+        int t = g->sq[g->sq_off[si] + idx[best]];
+        const Task *tk = &pr->task[t];
+        int kind = tk->kind == TASK_COMPUTE ? -1 : (int)tk->comm;
+        if (!inside[best]) {
+            inside[best] = 1;
+            cnt[kind + 1]++;
+        } else {
+            inside[best] = 0;
+            cnt[kind + 1]--;
+            idx[best]++;
+            if (tk->kind == TASK_COMPUTE) {
+                int gi = g->base[p] + t;
+                d->busy_ps += g->end[gi] - g->start[gi];
+            }
+        }
     }
-    free(ev);
     int64_t exposed = 0;
     for (int k = 0; k < COMM_KIND_COUNT; k++) exposed += d->exposed_ps[k];
     d->bubble_fraction = iter > 0 ? (double)(iter - d->busy_ps - exposed) / (double)iter : 0;
@@ -509,33 +554,38 @@ CalpaStatus sim_run(const Lowered *l, const SimOptions *o, SimResult *r, Err *e)
             else if (tk->kind == TASK_SEND || tk->kind == TASK_RECV)
                 pref[npr++] = (MatchRef){tk->match, gi};
         }
-    qsort(cref, (size_t)nc, sizeof *cref, cmp_ref);
-    qsort(pref, (size_t)npr, sizeof *pref, cmp_ref);
-    g.refs = cref;
-    g.inst = xcalloc((size_t)nc + 1, sizeof *g.inst);
-    for (int i = 0; i < nc;) {
-        int j = i;
-        while (j < nc && cref[j].match == cref[i].match) g.inst_of[cref[j++].gidx] = g.n_inst;
-        g.inst[g.n_inst].first = i;
-        g.inst[g.n_inst++].n = j - i;
-        i = j;
+    /* instances by match, numbered in order of first appearance (deterministic) */
+    MatchRef *cs_ = xmalloc(sizeof *cs_ * (size_t)(nc + 1));
+    int *cfirst = xmalloc(sizeof(int) * (size_t)(nc + 1)), *cn = xcalloc((size_t)nc + 1, sizeof(int));
+    g.n_inst = group_by_match(cref, nc, cs_, cfirst, cn);
+    free(cref);
+    g.refs = cs_;
+    g.inst = xcalloc((size_t)g.n_inst + 1, sizeof *g.inst);
+    for (int i = 0; i < g.n_inst; i++) {
+        g.inst[i].first = cfirst[i];
+        g.inst[i].n = cn[i];
+        for (int k = 0; k < cn[i]; k++) g.inst_of[cs_[cfirst[i] + k].gidx] = i;
     }
-    g.pair = xcalloc((size_t)npr + 1, sizeof *g.pair);
-    for (int i = 0; i < npr;) {
-        int j = i;
-        Pair *pa = &g.pair[g.n_pair];
+    free(cfirst);
+    free(cn);
+    MatchRef *ps_ = xmalloc(sizeof *ps_ * (size_t)(npr + 1));
+    int *pfirst = xmalloc(sizeof(int) * (size_t)(npr + 1)), *pn = xcalloc((size_t)npr + 1, sizeof(int));
+    g.n_pair = group_by_match(pref, npr, ps_, pfirst, pn);
+    g.pair = xcalloc((size_t)g.n_pair + 1, sizeof *g.pair);
+    for (int i = 0; i < g.n_pair; i++) {
+        Pair *pa = &g.pair[i];
         pa->send = pa->recv = -1;
-        while (j < npr && pref[j].match == pref[i].match) {
-            int gi = pref[j].gidx, p = prog_of(&g, gi);
+        for (int k = 0; k < pn[i]; k++) {
+            int gi = ps_[pfirst[i] + k].gidx, p = prog_of(&g, gi);
             const Task *tk = &l->prog[p].task[gi - g.base[p]];
             if (tk->kind == TASK_SEND) pa->send = gi;
             else pa->recv = gi;
-            g.inst_of[gi] = g.n_pair;
-            j++;
+            g.inst_of[gi] = i;
         }
-        g.n_pair++;
-        i = j;
     }
+    free(ps_);
+    free(pfirst);
+    free(pn);
     free(pref);
     exclusive_groups(&g);
     g.lop_time = xmalloc(sizeof(double) * (size_t)(l->n_lop + 1));

@@ -384,7 +384,14 @@ typedef struct {
     IMap item;              /* per work item: (tensor, layout key) -> resharded task */
     int *grad_last;         /* tensor -> producing task in the last micro-batch */
     int last_compute;       /* last compute task emitted */
+    int grp[LOWER_MESH_NDIM]; /* mesh_group along each dim, -1 until first used */
 } Em;
+
+static int em_group(Em *em, int d)
+{
+    if (em->grp[d] < 0) em->grp[d] = mesh_group(em->c, em->pr, em->st, em->pos, d);
+    return em->grp[d];
+}
 
 static int64_t tm_key(const Ctx *c, int t, int mb) { return (int64_t)t * (c->m + 1) + (mb + 1); }
 
@@ -447,7 +454,7 @@ static int emit_reshard(Em *em, int vs, int t, Layout *have, const Layout *need,
         tk.tensor = t;
         tk.op = T->producer;
         tk.mb = mb, tk.chunk = chunk, tk.work = work;
-        tk.group = mesh_group(c, em->pr, em->st, em->pos, d);
+        tk.group = em_group(em, d);
         int deps[1] = {last};
         int id = program_add(em->pr, &tk, deps, last >= 0 ? 1 : 0);
         em->pr->task[id].match = coll_match(em->st, id, em->pos, d);
@@ -523,7 +530,7 @@ static void emit_op(Em *em, int o, int vs, int mb, int chunk, int work)
                     a.comm = COMM_PP;
                     a.bytes = r.bytes * sg;
                     a.tensor = t, a.op = po, a.mb = mb, a.chunk = chunk, a.work = work;
-                    a.group = mesh_group(c, em->pr, em->st, em->pos, 1);
+                    a.group = em_group(em, 1);
                     int id = program_add(em->pr, &a, &src_task, 1);
                     em->pr->task[id].match = coll_match(em->st, id, em->pos, 1);
                     src_task = id;
@@ -678,7 +685,7 @@ static void emit_tail(Em *em)
                 a.coll = zero ? COLL_REDUCE_SCATTER : COLL_ALL_REDUCE;
                 a.comm = d == 0 ? COMM_DP : COMM_TP;
                 a.bytes = acc;
-                a.group = mesh_group(c, em->pr, st, em->pos, d);
+                a.group = em_group(em, d);
                 a.mb = nb; /* bucket index */
                 int id = program_add(em->pr, &a, bdeps, nbd);
                 em->pr->task[id].match = coll_match(st, id, em->pos, d);
@@ -714,7 +721,7 @@ static void emit_tail(Em *em)
         a.coll = COLL_ALL_GATHER;
         a.comm = COMM_DP;
         a.bytes = gather;
-        a.group = mesh_group(c, em->pr, st, em->pos, 0);
+        a.group = em_group(em, 0);
         int id = program_add(em->pr, &a, &last_opt, 1);
         em->pr->task[id].match = coll_match(st, id, em->pos, 0);
     }
@@ -1093,6 +1100,7 @@ CalpaStatus lower_build(const LowerSpec *sp, Lowered *out, Err *e)
             pr->mesh_pos[0] = em.pos[0], pr->mesh_pos[1] = em.pos[1];
             em.pr = pr;
             em.last_compute = -1;
+            em.grp[0] = em.grp[1] = -1;
             imap_init(&em.prod, 1024);
             imap_init(&em.recv, 256);
             imap_init(&em.item, 256);
