@@ -17,6 +17,7 @@
 
 #include "cost.h"
 #include "evq.h"
+#include "memory.h"
 
 enum { EV_DONE = 1 };
 
@@ -128,9 +129,9 @@ static void complete(Eng *g, int p, int t)
     int si = p * STREAM_COUNT + tk->stream;
     g->busy[si] = 0;
     g->sq_head[si]++;
-    if (tk->mem_delta_bytes != 0) {
+    if (tk->mem_delta_bytes != 0 || tk->inflight_delta) {
         g->stash[p] += tk->mem_delta_bytes;
-        g->inflight[p] += tk->mem_delta_bytes > 0 ? 1 : -1;
+        g->inflight[p] += tk->inflight_delta;
         if (g->stash[p] > g->stash_peak[p]) g->stash_peak[p] = g->stash[p];
         if (g->inflight[p] > g->inflight_peak[p]) g->inflight_peak[p] = g->inflight[p];
     }
@@ -675,8 +676,7 @@ CalpaStatus sim_run(const Lowered *l, const SimOptions *o, SimResult *r, Err *e)
         const Program *pr = &l->prog[p];
         d->stash_peak_bytes = g.stash_peak[p];
         d->peak_inflight = g.inflight_peak[p];
-        d->peak_bytes = pr->weight_bytes + pr->grad_bytes + pr->optimizer_bytes +
-                        g.stash_peak[p] + pr->temp_bytes;
+        d->peak_bytes = memory_device_peak(pr, g.stash_peak[p]);
         if (d->peak_bytes > r->peak_memory_bytes) r->peak_memory_bytes = d->peak_bytes;
         double cap = cluster_group_of(o->cluster, pr->device)->device.memory_bytes;
         if (cap > 0 && d->peak_bytes > cap) r->fits_memory = 0;

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "collective.h"
+#include "memory.h"
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -732,76 +733,8 @@ static void emit_tail(Em *em)
     free(tied_task);
 }
 
-/* Static memory of one device of stage st (weights, gradients, optimizer). */
-static void static_memory(Ctx *c, int st, Program *pr)
-{
-    const Graph *g = c->g;
-    int dp = c->sp->mesh_shape[st][0], z = c->sp->zero;
-    uint8_t *seen = xcalloc((size_t)g->n_t, 1);
-    for (int o = 0; o < g->n_op; o++) {
-        const Op *op = &g->op[o];
-        int vs = c->op_vs[o];
-        if (vs < 0 || vs % c->p != st) continue;
-        for (int k = 0; k < op->n_in; k++) {
-            int t = op->in[k];
-            const Tensor *T = &g->t[t];
-            if (seen[t]) continue;
-            if (T->kind == TK_WEIGHT) {
-                seen[t] = 1;
-                double b = local_bytes(c, t, vs);
-                pr->weight_bytes += z >= 3 ? b / dp : b;
-                /* its gradient buffer (compute dtype, like the weight) */
-                pr->grad_bytes += z >= 2 ? b / dp : b;
-            } else if (T->kind == TK_OPT_STATE || T->kind == TK_MASTER) {
-                seen[t] = 1;
-                double b = local_bytes(c, t, vs);
-                pr->optimizer_bytes += z >= 1 ? b / dp : b;
-            }
-        }
-    }
-    free(seen);
-}
-
-/* Activation stash of one micro-batch on virtual stage vs, and the
- * transient peak of one pass (non-stashed tensors live at once). */
-static void stage_memory(Ctx *c, int vs, double *stash, double *temp)
-{
-    const Graph *g = c->g;
-    uint8_t *mark = xcalloc((size_t)g->n_t, 1);
-    *stash = 0;
-    for (int o = 0; o < g->n_op; o++) {
-        const Op *op = &g->op[o];
-        if (c->op_vs[o] != vs || (op->phase != PH_BACKWARD && op->phase != PH_RECOMPUTE)) continue;
-        for (int k = 0; k < op->n_in; k++) {
-            int t = op->in[k];
-            const Tensor *T = &g->t[t];
-            if (mark[t] || T->kind != TK_ACT || T->producer < 0) continue;
-            if (g->op[T->producer].phase != PH_FORWARD) continue;
-            mark[t] = 1;
-            *stash += local_bytes(c, t, vs);
-        }
-    }
-    double live = 0, peak = 0;
-    double *freed_at = xcalloc((size_t)g->n_op + 1, sizeof(double));
-    for (int o = 0; o < g->n_op; o++) {
-        const Op *op = &g->op[o];
-        if (c->op_vs[o] != vs || op->phase == PH_OPTIMIZER) continue;
-        for (int k = 0; k < op->n_out; k++) {
-            int t = op->out[k];
-            const Tensor *T = &g->t[t];
-            if (mark[t] || T->persistent || T->alias >= 0 || T->kind == TK_GRAD) continue;
-            double b = local_bytes(c, t, vs);
-            live += b;
-            int lu = T->last_use > o ? T->last_use : o;
-            freed_at[lu] += b;
-        }
-        if (live > peak) peak = live;
-        live -= freed_at[o];
-    }
-    *temp = peak;
-    free(freed_at);
-    free(mark);
-}
+/* memory.h's view of the layouts: local bytes of tensor t on stage vs. */
+static double mem_local_bytes(void *ctx, int t, int vs) { return local_bytes(ctx, t, vs); }
 
 /* Local operator shapes and sizes. */
 static void local_ops(Ctx *c)
@@ -915,6 +848,7 @@ void lower_free(Lowered *l)
     free(l->op_lop);
     free(l->op_vstage);
     free(l->stash_bytes);
+    free(l->stash_w_bytes);
     memset(l, 0, sizeof *l);
 }
 
@@ -1064,8 +998,11 @@ CalpaStatus lower_build(const LowerSpec *sp, Lowered *out, Err *e)
     /* 3. local ops; memory per virtual stage */
     local_ops(&c);
     out->stash_bytes = xcalloc((size_t)c.V, sizeof(double));
+    out->stash_w_bytes = xcalloc((size_t)c.V, sizeof(double));
     double *temp = xcalloc((size_t)c.V, sizeof(double));
-    for (int j = 0; j < c.V; j++) stage_memory(&c, j, &out->stash_bytes[j], &temp[j]);
+    for (int j = 0; j < c.V; j++)
+        memory_stage(g, c.op_vs, j, mem_local_bytes, &c, &out->stash_bytes[j], &out->stash_w_bytes[j],
+                     &temp[j]);
     /* 4. programs */
     int nprog = 0;
     for (int i = 0; i < c.p; i++)
@@ -1123,14 +1060,25 @@ CalpaStatus lower_build(const LowerSpec *sp, Lowered *out, Err *e)
                     if (in_item) emit_op(&em, o, vs, w.mb, w.chunk, w.kind);
                 }
                 if (em.last_compute != before && em.last_compute >= 0) {
-                    double s = out->stash_bytes[vs];
-                    if (w.kind == WORK_F) pr->task[em.last_compute].mem_delta_bytes += s;
-                    else if (w.kind == (c.sched.split_w ? WORK_W : WORK_B))
-                        pr->task[em.last_compute].mem_delta_bytes -= s;
+                    Task *lt = &pr->task[em.last_compute];
+                    double st_b = out->stash_bytes[vs], st_w = out->stash_w_bytes[vs];
+                    if (w.kind == WORK_F) {
+                        lt->mem_delta_bytes += st_b;
+                        lt->inflight_delta += 1;
+                    } else if (!c.sched.split_w) {
+                        lt->mem_delta_bytes -= st_b;
+                        lt->inflight_delta -= 1;
+                    } else if (w.kind == WORK_B) {
+                        lt->mem_delta_bytes -= st_b - st_w;
+                    } else {
+                        lt->mem_delta_bytes -= st_w;
+                        lt->inflight_delta -= 1;
+                    }
                 }
             }
             emit_tail(&em);
-            static_memory(&c, i, pr);
+            memory_model_states(g, c.op_vs, c.p, i, sp->mesh_shape[i][0], sp->zero, mem_local_bytes, &c,
+                                &pr->weight_bytes, &pr->grad_bytes, &pr->optimizer_bytes);
             for (int j = 0; j < c.v; j++) {
                 int vs = j * c.p + i;
                 if (temp[vs] > pr->temp_bytes) pr->temp_bytes = temp[vs];
@@ -1169,6 +1117,7 @@ void lower_synthetic_pipeline(const Schedule *s, const int *devs, double f_s, do
     out->prog = xcalloc((size_t)p, sizeof *out->prog);
     out->n_prog = p;
     out->stash_bytes = xcalloc((size_t)V, sizeof(double));
+    out->stash_w_bytes = xcalloc((size_t)V, sizeof(double));
     for (int j = 0; j < V; j++) out->stash_bytes[j] = stash_bytes;
     double bytes = act_bytes < 0 ? 0 : act_bytes;
     for (int i = 0; i < p; i++) {
@@ -1194,8 +1143,9 @@ void lower_synthetic_pipeline(const Schedule *s, const int *devs, double f_s, do
             Task t = task_blank(TASK_COMPUTE, STREAM_COMPUTE);
             t.fixed_s = w.kind == WORK_F ? f_s : w.kind == WORK_B ? b_s : w_s;
             t.mb = w.mb, t.chunk = w.chunk, t.work = w.kind;
-            if (w.kind == WORK_F) t.mem_delta_bytes = stash_bytes;
-            else if (w.kind == (s->split_w ? WORK_W : WORK_B)) t.mem_delta_bytes = -stash_bytes;
+            if (w.kind == WORK_F) t.mem_delta_bytes = stash_bytes, t.inflight_delta = 1;
+            else if (w.kind == (s->split_w ? WORK_W : WORK_B))
+                t.mem_delta_bytes = -stash_bytes, t.inflight_delta = -1;
             int id = program_add(pr, &t, deps, nd);
             int send_to = w.kind == WORK_F && vs < V - 1 ? vs + 1
                           : w.kind == WORK_B && vs > 0   ? vs - 1

@@ -89,8 +89,11 @@ typedef struct {
     double bytes;     /* nccl-tests convention (coll.h); send/recv: bytes moved */
     int64_t match;    /* the collective instance (same on every member) or send/recv pair */
     int peer;         /* send: destination device; recv: source device; else -1 */
-    /* memory: bytes allocated (+) or freed (-) when the task completes */
+    /* memory: activation bytes stashed (+) or freed (-) when the task completes, and
+     * the micro-batch chunks held then (+1 at a forward's end, -1 at the end of
+     * the pass that frees the last of its activations) */
     double mem_delta_bytes;
+    int inflight_delta;
     /* dependencies: tasks of the same program, Program.dep[dep0 .. dep0+ndep) */
     int dep0, ndep;
 } Task;
@@ -173,6 +176,8 @@ typedef struct {
     int *op_vstage;          /* graph op -> virtual stage or -1 (owned) */
     double *stash_bytes;     /* per virtual stage: local activation stash of one
                                 micro-batch (owned) */
+    double *stash_w_bytes;   /* per virtual stage: the part only the W pass still
+                                reads (zero-bubble schedules free it last; owned) */
 } Lowered;
 
 /* Lowers spec into per-device programs. On success *out owns memory
