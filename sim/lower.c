@@ -252,7 +252,7 @@ static int letter_divides(const Graph *g, const Op *o, char c, int n)
 void lower_letters_megatron(const Graph *g, int dp, int tp, int seq_parallel,
                             char (*letters)[LOWER_MESH_NDIM])
 {
-    static const char TP_LETTERS[] = "nfve";
+    static const char TP_LETTERS[] = "nefv", DP_LETTERS[] = "bg";
     for (int i = 0; i < g->n_op; i++) {
         const Op *o = &g->op[i];
         letters[i][0] = letters[i][1] = 0;
@@ -262,7 +262,8 @@ void lower_letters_megatron(const Graph *g, int dp, int tp, int seq_parallel,
             continue;
         }
         if (is_generic(o)) continue;
-        if (dp > 1 && op_has_letter(o, 'b') && letter_divides(g, o, 'b', dp)) letters[i][0] = 'b';
+        for (const char *c = DP_LETTERS; dp > 1 && *c && !letters[i][0]; c++)
+            if (op_has_letter(o, *c) && letter_divides(g, o, *c, dp)) letters[i][0] = *c;
         if (tp > 1) {
             for (const char *c = TP_LETTERS; *c; c++)
                 if (op_has_letter(o, *c) && letter_divides(g, o, *c, tp)) {

@@ -188,9 +188,10 @@ CalpaStatus lower_build(const LowerSpec *spec, Lowered *out, Err *e);
 void lower_free(Lowered *l);
 
 /* Megatron-LM's sharding as letters on a (dp, tp) mesh: mesh dim 0 splits
- * the batch letter 'b'; mesh dim 1 splits attention heads 'n', the FFN
- * width 'f', the vocabulary 'v' or the experts 'e' (the first that the
- * operator carries and tp divides), else the sequence 's' when
+ * the batch letter 'b' (or the MoE token groups 'g'); mesh dim 1 splits
+ * attention heads 'n', the experts 'e', the FFN width 'f' or the vocabulary
+ * 'v' (the first that the operator carries and tp divides), else the
+ * sequence 's' when
  * seq_parallel is set (Korthikanti et al.), else nothing.  letters gets
  * g->n_op entries. Recompute operators copy their forward operator. */
 void lower_letters_megatron(const Graph *g, int dp, int tp, int seq_parallel,

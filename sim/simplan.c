@@ -77,7 +77,7 @@ CalpaStatus simplan_megatron(const MegatronConfig *mc, const Cluster *c, SimPlan
     ls->micro = m;
     ls->zero = mc->zero;
     ls->dp_overlap = mc->dp_overlap;
-    ls->bucket_bytes = 0;
+    ls->bucket_bytes = mc->dp_overlap ? 25.0 * (1 << 20) : 0; /* PyTorch DDP's default bucket */
     ls->scatter_gather = 1;
     ls->fold = 1;
     return CALPA_OK;
