@@ -706,6 +706,10 @@ CalpaStatus sim_run(const Lowered *l, const SimOptions *o, SimResult *r, Err *e)
     free(g.stash_peak);
     free(g.inflight);
     free(g.inflight_peak);
+    for (int p = 0; p < g.np; p++) free(g.excl[p]), free(g.ghash[p]);
+    free(g.excl);
+    free(g.ghash);
+    free(g.memo);
     r->wall_s = now_s() - wall0;
     if (st != CALPA_OK) sim_result_free(r);
     return st;

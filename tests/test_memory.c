@@ -144,6 +144,7 @@ static void test_out_of_memory(void **state)
     sim_result_free(&r);
     lower_free(&l);
     simplan_free(&sp);
+    cluster_free(&c); /* re-parsed below, at the same address o borrows */
     lower_megatron("gpt-22b:layers=48", "dgx-a100-80g", 1, 1, 1, 1, RECOMPUTE_FULL, 0, 0, &c, &sp, &l);
     if (sim_run(&l, &o, &r, &e)) fail_msg("%s", e.msg);
     assert_int_equal(r.fits_memory, 0);
