@@ -298,6 +298,13 @@ static void try_stream(Eng *g, int p, int s)
         else
             collective_start_p2p(g->cs, g->l->prog[p].device, dst, tk->bytes,
                                  (int64_t)pi * 2 + 1);
+        if (tk->group >= 0) { /* folded siblings' transfers sharing links: contention only */
+            const Program *pr = &g->l->prog[p];
+            for (int k = pr->shadow_off[tk->group]; k < pr->shadow_off[tk->group + 1]; k++)
+                if (tk->bytes > 0)
+                    collective_start_p2p(g->cs, pr->shadow[k].devs[0], pr->shadow[k].devs[1],
+                                         tk->bytes, -1);
+        }
         break;
     }
     case TASK_RECV: {

@@ -387,7 +387,68 @@ typedef struct {
     int *grad_last;         /* tensor -> producing task in the last micro-batch */
     int last_compute;       /* last compute task emitted */
     int grp[LOWER_MESH_NDIM]; /* mesh_group along each dim, -1 until first used */
+    int *send_grp;          /* per destination vstage: the pair group with the folded
+                               siblings' transfers as shadows; -2 until built */
 } Em;
+
+/* The group {this device, its peer on stage other} of a tied-weight
+ * all-reduce; folded, with the other positions' pairs that may share its
+ * links as shadows. */
+static int tied_group(Em *em, const int devs[2], int other)
+{
+    Ctx *c = em->c;
+    const int *sh = c->sp->mesh_shape[em->st];
+    DevGroup *shg = xcalloc((size_t)(sh[0] * sh[1]), sizeof *shg);
+    int ns = 0;
+    for (int q = 1; c->sp->fold && q < sh[0] * sh[1]; q++) {
+        int pos[2] = {q / sh[1], q % sh[1]};
+        int pr[2] = {stage_dev(c, em->st, pos), stage_dev(c, other, pos)};
+        if (pr[0] > pr[1]) pr[0] ^= pr[1], pr[1] ^= pr[0], pr[0] ^= pr[1];
+        if (pr[0] == pr[1] || (pr[0] == devs[0] && pr[1] == devs[1])) continue;
+        if (!collective_groups_independent(c->sp->cluster, devs, 2, pr, 2)) {
+            shg[ns].n = 2;
+            shg[ns].devs = xmalloc(2 * sizeof(int));
+            shg[ns].devs[0] = pr[0], shg[ns].devs[1] = pr[1];
+            ns++;
+        }
+    }
+    int gi = add_group(em->pr, devs, 2, shg, ns);
+    for (int i = 0; i < ns; i++) free(shg[i].devs);
+    free(shg);
+    return gi;
+}
+
+/* Folded programs: the transfers of the other mesh positions from stage
+ * vs to dvs that may share a link with the representative's, as shadow
+ * pairs of a group {src, dst}; -1 when there are none. */
+static int send_shadows(Em *em, int vs, int dvs, int dst_dev)
+{
+    Ctx *c = em->c;
+    if (em->send_grp[dvs] != -2) return em->send_grp[dvs];
+    const int *ss = c->sp->mesh_shape[vs % c->p], *sd = c->sp->mesh_shape[dvs % c->p];
+    int rep[2] = {em->pr->device, dst_dev};
+    DevGroup *sh = xcalloc((size_t)(sd[0] * sd[1]), sizeof *sh);
+    int ns = 0;
+    for (int q = 1; q < sd[0] * sd[1]; q++) {
+        int rp[2] = {q / sd[1], q % sd[1]}, sp_[2] = {rp[0] % ss[0], rp[1] % ss[1]};
+        int pair[2] = {stage_dev(c, vs % c->p, sp_), stage_dev(c, dvs % c->p, rp)};
+        if (pair[0] == rep[0] && pair[1] == rep[1]) continue;
+        int a = pair[0] < pair[1] ? 0 : 1, ra = rep[0] < rep[1] ? 0 : 1;
+        int sa[2] = {pair[a], pair[1 - a]}, sr[2] = {rep[ra], rep[1 - ra]};
+        if (pair[0] != pair[1] && !collective_groups_independent(c->sp->cluster, sr, 2, sa, 2)) {
+            sh[ns].n = 2;
+            sh[ns].devs = xmalloc(2 * sizeof(int));
+            sh[ns].devs[0] = pair[0], sh[ns].devs[1] = pair[1];
+            ns++;
+        }
+    }
+    int gi = -1;
+    if (ns) gi = add_group(em->pr, rep, 2, sh, ns);
+    for (int i = 0; i < ns; i++) free(sh[i].devs);
+    free(sh);
+    em->send_grp[dvs] = gi;
+    return gi;
+}
 
 static int em_group(Em *em, int d)
 {
@@ -588,6 +649,7 @@ static void emit_op(Em *em, int o, int vs, int mb, int chunk, int work)
                 s.comm = COMM_PP;
                 s.peer = stage_dev(c, dvs % c->p, rp);
                 s.match = xfer_match(c, t, mb, dvs, rp);
+                if (c->sp->fold) s.group = send_shadows(em, vs, dvs, s.peer);
                 program_add(em->pr, &s, &id, 1);
             }
         }
@@ -637,7 +699,7 @@ static void emit_tail(Em *em)
             a.bytes = local_bytes(c, t, pvs);
             a.tensor = t;
             a.op = T->producer;
-            a.group = program_group(em->pr, devs, 2);
+            a.group = tied_group(em, devs, other);
             a.match = ((int64_t)1 << 62) | ((int64_t)t << 20) | (em->pos[0] * 1024 + em->pos[1]);
             int id = program_add(em->pr, &a, &end, end >= 0 ? 1 : 0);
             tied_task[t] = id;
@@ -874,6 +936,12 @@ CalpaStatus lower_build(const LowerSpec *sp, Lowered *out, Err *e)
     out->stages = c.p, out->chunks = c.v, out->micro = c.m, out->vstages = c.V;
     out->sched = sp->sched;
     out->split_w = c.sched.split_w;
+    /* positions of a hybrid cube mesh see different links: fold only on
+     * symmetric nodes (NVSwitch) */
+    LowerSpec spf = *sp;
+    for (int gi = 0; gi < sp->cluster->ngroups; gi++)
+        if (sp->cluster->groups[gi].intra.topology == INTRA_HYBRID_CUBE_MESH) spf.fold = 0;
+    c.sp = sp = &spf;
     out->folded = sp->fold;
     /* 1. virtual stage of every op; letters */
     int *layer_vs = xmalloc(sizeof(int) * (size_t)(g->n_layers ? g->n_layers : 1));
@@ -1039,6 +1107,8 @@ CalpaStatus lower_build(const LowerSpec *sp, Lowered *out, Err *e)
             em.pr = pr;
             em.last_compute = -1;
             em.grp[0] = em.grp[1] = -1;
+            em.send_grp = xmalloc(sizeof(int) * (size_t)c.V);
+            for (int j = 0; j < c.V; j++) em.send_grp[j] = -2;
             imap_init(&em.prod, 1024);
             imap_init(&em.recv, 256);
             imap_init(&em.item, 256);
@@ -1089,6 +1159,7 @@ CalpaStatus lower_build(const LowerSpec *sp, Lowered *out, Err *e)
             imap_free(&em.recv);
             imap_free(&em.item);
             free(em.grad_last);
+            free(em.send_grp);
         }
     }
     free(vs_off);

@@ -85,7 +85,9 @@ typedef struct {
     /* coll, send, recv */
     CollKind coll;    /* COLL_* of a TASK_COLL */
     CommKind comm;    /* which kind of parallelism the communication serves */
-    int group;        /* TASK_COLL: index into Program.group */
+    int group;        /* TASK_COLL: index into Program.group; TASK_SEND of a folded
+                         program: a group {src, dst} whose shadows are the mesh
+                         siblings' transfers that may share its links, or -1 */
     double bytes;     /* nccl-tests convention (coll.h); send/recv: bytes moved */
     int64_t match;    /* the collective instance (same on every member) or send/recv pair */
     int peer;         /* send: destination device; recv: source device; else -1 */
