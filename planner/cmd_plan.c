@@ -48,7 +48,10 @@ static const char USAGE[] =
     "  --no-fold                solve every layer range in full (no folding)\n"
     "  --dp-gap S               alpa DP: t_max gap (default 1e-6 s; 0 exact)\n"
     "  -o FILE                  write the plan file (atomically)\n"
-    "  --json                   print the plan and the planner's statistics as JSON\n\n"
+    "  --json                   print the plan and the planner's statistics as JSON\n"
+    "  --verbose                progress on stderr (twice: every intra-op problem)\n"
+    "  --jobs N                 alpa: micro-batch counts planned in parallel by N worker\n"
+    "                           processes (default: one per CPU)\n\n"
     "Exit codes: 0 a plan, 1 no plan (impossible request: too big, TP not dividing\n"
     "the heads, devices not divisible; no file written), 2 bad usage or input.\n";
 
@@ -142,6 +145,8 @@ int cmd_plan(int argc, char **argv)
         {"no-fold", no_argument, 0, 'F'},
         {"dp-gap", required_argument, 0, 'g'},
         {"json", no_argument, 0, 'j'},
+        {"verbose", no_argument, 0, 'V'},
+        {"jobs", required_argument, 0, 'J'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     static const char *const SCHEDS[] = {"gpipe", "1f1b", "interleaved", "zb-h1"};
@@ -201,6 +206,8 @@ int cmd_plan(int argc, char **argv)
         case 'g': if (cli_double("dp-gap", optarg, 0, 1e6, &req.dp_gap_s)) return 2; break;
         case 'o': outfile = optarg; break;
         case 'j': json = 1; break;
+        case 'V': req.verbose++; break;
+        case 'J': if (cli_int("jobs", optarg, 1, 256, &v64)) return 2; req.jobs = (int)v64; break;
         case 'h': fputs(USAGE, stdout); return 0;
         default: return cli_usage_error(USAGE, NULL);
         }

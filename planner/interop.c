@@ -30,6 +30,9 @@
 #include "interop.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -611,7 +614,7 @@ done:
 /* ------------------------------------------------------ the alpa method */
 
 /* The micro-batch counts to try: the request's, else B / b for micro-batch
- * sizes b = 1, 2, 4, ..., 32 that divide B (Alpa's grid searched NB). */
+ * sizes b = 1, 2, 4, 8, 16 that divide B (Alpa searched NB on a grid). */
 static int micro_choices(const PlanRequest *req, int *K, int cap)
 {
     long long B = req->global_batch;
@@ -624,20 +627,237 @@ static int micro_choices(const PlanRequest *req, int *K, int cap)
         return 1;
     }
     int n = 0;
-    for (long long b = 1; b <= 32 && b <= B && n < cap; b *= 2)
+    for (long long b = 1; b <= 16 && b <= B && n < cap; b *= 2)
         if (B % b == 0) K[n++] = (int)(B / b);
     return n;
 }
 
+#define TRY_MAX_L 256
+
+/* One micro-batch count's stage costs and DP: plain data, so that a worker
+ * process can hand it back through a pipe. */
 typedef struct {
-    LayerClusters lc;
-    int n_sub, C;
+    CalpaStatus st;        /* EFAIL only when GLPK failed */
+    char msg[1024];
+    int K;
+    long long b;
+    double total;          /* DP objective + the slowest stage's sync; INFINITY: nothing fits */
+    char why[256];
+    StageDPResult res;
+    int L, first[TRY_MAX_L], last[TRY_MAX_L];
+    int n_sub, C, n_cfg[16];
     Submesh sub[16];
     MeshConfig cfg[16][16];
-    int n_cfg[16];
-    StageDPResult res;
-    double total;
+    PlanStats stats;
 } AlpaTry;
+
+static void ctx_setup(StageCtx *x, const PlanRequest *req, const Graph *g)
+{
+    stagectx_init(x, g, req->cluster, req->prof);
+    x->model = &req->model;
+    x->recompute = req->recompute;
+    x->cross_stage_comm = req->cross_stage_comm;
+    x->individual = req->individual;
+    x->fold = req->fold;
+    x->time_limit_s = req->ilp_time_limit_s;
+    x->verbose = req->verbose > 1;
+}
+
+/* Clustering, stage costs (§2.3, §2.4) and the DP (§2.5) for K micro-batches. */
+static void alpa_try(const PlanRequest *req, int K, AlpaTry *tr)
+{
+    memset(tr, 0, sizeof *tr);
+    tr->K = K;
+    tr->b = req->global_batch / K;
+    tr->total = INFINITY;
+    Err e = {{0}};
+    const Cluster *cl = req->cluster;
+    int D = cl->ndevices;
+    Graph g;
+    if (model_build(&req->model, tr->b, req->recompute, &g, &e)) {
+        snprintf(tr->why, sizeof tr->why, "%s", e.msg);
+        return;
+    }
+    double t0 = now_s();
+    int L = req->auto_layers > 0 ? req->auto_layers : (g.n_layers < 16 ? g.n_layers : 16);
+    if (L > TRY_MAX_L) L = TRY_MAX_L;
+    LayerClusters lc;
+    if ((tr->st = layers_cluster(&g, L, req->layer_eps, &lc, &e))) {
+        snprintf(tr->msg, sizeof tr->msg, "%s", e.msg);
+        graph_free(&g);
+        return;
+    }
+    tr->stats.cluster_s = now_s() - t0;
+    L = tr->L = lc.n;
+    memcpy(tr->first, lc.first, (size_t)L * sizeof(int));
+    memcpy(tr->last, lc.last, (size_t)L * sizeof(int));
+    t0 = now_s();
+    StageCtx x;
+    ctx_setup(&x, req, &g);
+    tr->n_sub = interop_submeshes(cl, req->submesh_space, tr->sub, 16);
+    for (int m = 0; m < tr->n_sub; m++) {
+        tr->n_cfg[m] = interop_configs(tr->sub[m], req->logical_space, tr->b, tr->cfg[m], 16);
+        if (tr->n_cfg[m] > tr->C) tr->C = tr->n_cfg[m];
+    }
+    int M = tr->n_sub, C = tr->C;
+    size_t nc = (size_t)L * L * M * C;
+    double *cost = xmalloc(nc * sizeof *cost);
+    int *succ = xmalloc(nc * sizeof *succ);
+    int *subdev = xmalloc((size_t)M * sizeof(int));
+    for (size_t q = 0; q < nc; q++) {
+        cost[q] = INFINITY;
+        succ[q] = -1;
+    }
+    double usable = interop_usable_bytes(req), total_flops = 0;
+    for (int i = 0; i < L; i++) total_flops += lc.flops[i];
+    CalpaStatus st = CALPA_OK;
+    for (int m = 0; m < M && !st; m++) {
+        subdev[m] = tr->sub[m].rows * tr->sub[m].cols;
+        if (subdev[m] > D) continue;
+        double dev_ratio = (double)subdev[m] / D;
+        for (int i = 0; i < L && !st; i++) {
+            double fl = 0;
+            for (int k = i; k < L && !st; k++) {
+                fl += lc.flops[k];
+                if (subdev[m] == D && (i != 0 || k != L - 1)) continue; /* §2.3 */
+                double ratio = fl / total_flops, tol = req->imbalance_tolerance;
+                if (isfinite(tol) && subdev[m] < D &&
+                    (dev_ratio > ratio * (1 + tol) || dev_ratio < ratio / (1 + tol)))
+                    continue;
+                for (int c = 0; c < tr->n_cfg[m] && !st; c++) {
+                    StageCost sc;
+                    st = stagecost_eval(&x, lc.first[i], lc.last[k], tr->sub[m], &tr->cfg[m][c],
+                                        &sc, &e);
+                    if (st) break;
+                    tr->stats.n_cost_entries++;
+                    size_t id = (((size_t)i * L + k) * M + m) * C + c;
+                    if (!sc.ok) continue;
+                    succ[id] = interop_max_succ(&sc, usable, K, req->schedule);
+                    if (succ[id] >= 0) cost[id] = sc.time_s;
+                }
+            }
+        }
+    }
+    tr->stats.profile_s = now_s() - t0;
+    if (st) {
+        tr->st = st;
+        snprintf(tr->msg, sizeof tr->msg, "%s", e.msg);
+    } else {
+        t0 = now_s();
+        StageDP dp = {L, M, subdev, C, D, cost, succ, 0, 0, req->dp_gap_s};
+        interop_schedule_coefs(req->schedule, K, 1, &dp.coef_sum, &dp.coef_max);
+        interop_dp(&dp, &tr->res);
+        tr->stats.dp_s = now_s() - t0;
+        tr->total = tr->res.total;
+        if (isfinite(tr->total)) { /* + the slowest stage's once-per-iteration work */
+            double sync = 0;
+            for (int q = 0; q < tr->res.n; q++) {
+                StageCost sc;
+                int m = tr->res.sub[q];
+                if (!stagecost_eval(&x, lc.first[tr->res.first[q]], lc.last[tr->res.last[q]],
+                                    tr->sub[m], &tr->cfg[m][tr->res.cfg[q]], &sc, &e))
+                    sync = fmax(sync, sc.sync_s);
+            }
+            tr->total += sync;
+        } else {
+            snprintf(tr->why, sizeof tr->why, "no slicing of %s into stages fits in %.1f GiB per "
+                     "device (with %d micro-batches)", req->model_spec, usable / (1 << 30), K);
+        }
+    }
+    tr->stats.n_micro_choices = 1;
+    tr->stats.n_problems = x.n_solved;
+    tr->stats.solve_s = x.solve_time_s;
+    tr->stats.n_folded = x.n_folded;
+    tr->stats.n_hits = x.n_hits;
+    if (req->verbose)
+        fprintf(stderr, "alpa: %d micro-batches of %lld: %d clustered layers, %d intra-op "
+                "problems (%.1f s), %d folded, %d cache hits, DP %d t_max; predicted %.4g s\n", K,
+                tr->b, L, x.n_solved, x.solve_time_s, x.n_folded, x.n_hits, tr->res.n_tmax,
+                tr->total);
+    free(cost);
+    free(succ);
+    free(subdev);
+    stagectx_free(&x);
+    layers_free(&lc);
+    graph_free(&g);
+}
+
+/* Runs alpa_try for every K, in up to `jobs` worker processes at once (each
+ * try is independent and GLPK-bound); a failed fork runs the try here. */
+static void alpa_try_all(const PlanRequest *req, const int *Ks, int nK, AlpaTry *tr, int jobs)
+{
+    if (jobs > nK) jobs = nK;
+    if (jobs <= 1) {
+        for (int i = 0; i < nK; i++) alpa_try(req, Ks[i], &tr[i]);
+        return;
+    }
+    fflush(NULL);
+    int next = 0, running = 0, *fd = xcalloc((size_t)nK, sizeof(int));
+    pid_t *pid = xcalloc((size_t)nK, sizeof(pid_t));
+    int *order = xcalloc((size_t)nK, sizeof(int)), head = 0;
+    while (head < nK) {
+        while (running < jobs && next < nK) {
+            int p[2];
+            pid_t c = -1;
+            if (pipe(p) == 0) {
+                c = fork();
+                if (c < 0) {
+                    close(p[0]);
+                    close(p[1]);
+                }
+            }
+            if (c == 0) { /* worker: one try, handed back whole */
+                close(p[0]);
+                AlpaTry *t = xmalloc(sizeof *t);
+                alpa_try(req, Ks[next], t);
+                const char *buf = (const char *)t;
+                size_t left = sizeof *t;
+                while (left > 0) {
+                    ssize_t w = write(p[1], buf, left);
+                    if (w <= 0) _exit(1);
+                    buf += w;
+                    left -= (size_t)w;
+                }
+                _exit(0);
+            }
+            if (c < 0) { /* no worker: run it here */
+                alpa_try(req, Ks[next], &tr[next]);
+                fd[next] = -1;
+            } else {
+                close(p[1]);
+                fd[next] = p[0];
+                pid[next] = c;
+                running++;
+            }
+            order[next] = next;
+            next++;
+        }
+        int i = order[head++];
+        if (fd[i] < 0) continue;
+        char *buf = (char *)&tr[i];
+        size_t got = 0;
+        while (got < sizeof tr[i]) {
+            ssize_t r = read(fd[i], buf + got, sizeof tr[i] - got);
+            if (r <= 0) break;
+            got += (size_t)r;
+        }
+        close(fd[i]);
+        int status = 0;
+        waitpid(pid[i], &status, 0);
+        running--;
+        if (got != sizeof tr[i]) {
+            memset(&tr[i], 0, sizeof tr[i]);
+            tr[i].K = Ks[i];
+            tr[i].total = INFINITY;
+            tr[i].st = CALPA_EFAIL;
+            snprintf(tr[i].msg, sizeof tr[i].msg, "the worker planning %d micro-batches died "
+                     "(status %d)", Ks[i], status);
+        }
+    }
+    free(fd);
+    free(pid);
+    free(order);
+}
 
 CalpaStatus interop_plan(const PlanRequest *req, Plan *out, PlanStats *stats, Err *e)
 {
@@ -648,166 +868,60 @@ CalpaStatus interop_plan(const PlanRequest *req, Plan *out, PlanStats *stats, Er
         return err_set(e, CALPA_EINPUT, "--schedule interleaved needs stages of equal layers on "
                        "equal meshes: use it with --method megatron or equal-layer");
     const Cluster *cl = req->cluster;
-    int D = cl->ndevices;
     if (cl->ngroups != 1)
         return err_set(e, CALPA_EINPUT, "cluster %s: the alpa method needs one node type "
                        "(heterogeneous clusters are not supported)", cl->name);
     int Ks[8], nK = micro_choices(req, Ks, 8);
     if (nK == 0 || req->global_batch % Ks[0])
-        return err_set(e, CALPA_EINPUT, "global batch %lld is not divisible into micro-batches",
+        return err_set(e, CALPA_EFAIL, "global batch %lld is not divisible into micro-batches",
                        req->global_batch);
-    double usable = interop_usable_bytes(req);
-    double best_total = INFINITY;
-    int best_K = 0;
-    AlpaTry best = {0};
-    Graph best_g = {0};
-    StageCtx best_x = {0};
-    int have_best = 0;
+    int jobs = req->jobs > 0 ? req->jobs : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    AlpaTry *tr = xcalloc((size_t)nK, sizeof *tr);
+    alpa_try_all(req, Ks, nK, tr, jobs);
+    int best = -1;
     CalpaStatus st = CALPA_OK;
-    char why[256] = "";
-    for (int ki = 0; ki < nK && !st; ki++) {
-        int K = Ks[ki];
-        long long b = req->global_batch / K;
-        Graph g;
-        if ((st = model_build(&req->model, b, req->recompute, &g, e))) break;
-        AlpaTry tr = {0};
-        double t0 = now_s();
-        int L = req->auto_layers > 0 ? req->auto_layers : (g.n_layers < 16 ? g.n_layers : 16);
-        if ((st = layers_cluster(&g, L, req->layer_eps, &tr.lc, e))) {
-            graph_free(&g);
-            break;
-        }
-        stats->cluster_s += now_s() - t0;
-        L = tr.lc.n;
-        t0 = now_s();
-        StageCtx x;
-        stagectx_init(&x, &g, cl, req->prof);
-        x.model = &req->model;
-        x.recompute = req->recompute;
-        x.cross_stage_comm = req->cross_stage_comm;
-        x.individual = req->individual;
-        x.fold = req->fold;
-        x.time_limit_s = req->ilp_time_limit_s;
-        tr.n_sub = interop_submeshes(cl, req->submesh_space, tr.sub, 16);
-        tr.C = 0;
-        for (int m = 0; m < tr.n_sub; m++) {
-            tr.n_cfg[m] = interop_configs(tr.sub[m], req->logical_space, b, tr.cfg[m], 16);
-            if (tr.n_cfg[m] > tr.C) tr.C = tr.n_cfg[m];
-        }
-        int M = tr.n_sub, C = tr.C;
-        size_t nc = (size_t)L * L * M * C;
-        double *cost = xmalloc(nc * sizeof *cost);
-        int *succ = xmalloc(nc * sizeof *succ);
-        int *subdev = xmalloc((size_t)M * sizeof(int));
-        for (size_t q = 0; q < nc; q++) {
-            cost[q] = INFINITY;
-            succ[q] = -1;
-        }
-        double total_flops = 0;
-        for (int i = 0; i < L; i++) total_flops += tr.lc.flops[i];
-        for (int m = 0; m < M && !st; m++) {
-            subdev[m] = tr.sub[m].rows * tr.sub[m].cols;
-            if (subdev[m] > D) continue;
-            double dev_ratio = (double)subdev[m] / D;
-            for (int i = 0; i < L && !st; i++) {
-                double fl = 0;
-                for (int k = i; k < L && !st; k++) {
-                    fl += tr.lc.flops[k];
-                    if (subdev[m] == D && (i != 0 || k != L - 1)) continue; /* §2.3 */
-                    double ratio = fl / total_flops, tol = req->imbalance_tolerance;
-                    if (isfinite(tol) && subdev[m] < D &&
-                        (dev_ratio > ratio * (1 + tol) || dev_ratio < ratio / (1 + tol)))
-                        continue;
-                    for (int c = 0; c < tr.n_cfg[m] && !st; c++) {
-                        StageCost sc;
-                        st = stagecost_eval(&x, tr.lc.first[i], tr.lc.last[k], tr.sub[m],
-                                            &tr.cfg[m][c], &sc, e);
-                        if (st) break;
-                        stats->n_cost_entries++;
-                        size_t id = (((size_t)i * L + k) * M + m) * C + c;
-                        if (!sc.ok) continue;
-                        succ[id] = interop_max_succ(&sc, usable, K, req->schedule);
-                        if (succ[id] >= 0) cost[id] = sc.time_s;
-                    }
-                }
-            }
-        }
-        stats->profile_s += now_s() - t0;
-        if (!st) {
-            t0 = now_s();
-            StageDP dp = {L, M, subdev, C, D, cost, succ, 0, 0, req->dp_gap_s};
-            interop_schedule_coefs(req->schedule, K, 1, &dp.coef_sum, &dp.coef_max);
-            interop_dp(&dp, &tr.res);
-            stats->dp_s += now_s() - t0;
-            tr.total = tr.res.total;
-            if (isfinite(tr.total)) { /* + the slowest stage's once-per-iteration work */
-                double sync = 0;
-                for (int q = 0; q < tr.res.n; q++) {
-                    StageCost sc;
-                    int m = tr.res.sub[q];
-                    if (!stagecost_eval(&x, tr.lc.first[tr.res.first[q]],
-                                        tr.lc.last[tr.res.last[q]], tr.sub[m],
-                                        &tr.cfg[m][tr.res.cfg[q]], &sc, e))
-                        sync = fmax(sync, sc.sync_s);
-                }
-                tr.total += sync;
-            } else if (!why[0]) {
-                snprintf(why, sizeof why, "no slicing of %s into stages fits in %.1f GiB per "
-                         "device (with %d micro-batches)", req->model_spec, usable / (1 << 30), K);
-            }
-        }
+    for (int i = 0; i < nK; i++) {
+        PlanStats *s = &tr[i].stats;
+        stats->cluster_s += s->cluster_s;
+        stats->profile_s += s->profile_s;
+        stats->dp_s += s->dp_s;
+        stats->n_problems += s->n_problems;
+        stats->solve_s += s->solve_s;
+        stats->n_folded += s->n_folded;
+        stats->n_hits += s->n_hits;
+        stats->n_cost_entries += s->n_cost_entries;
         stats->n_micro_choices++;
-        stats->n_problems += x.n_solved;
-        stats->solve_s += x.solve_time_s;
-        stats->n_folded += x.n_folded;
-        stats->n_hits += x.n_hits;
-        free(cost);
-        free(succ);
-        free(subdev);
-        if (!st && tr.total < best_total) {
-            if (have_best) {
-                stagectx_free(&best_x);
-                graph_free(&best_g);
-                layers_free(&best.lc);
-            }
-            best_total = tr.total;
-            best_K = K;
-            best = tr;
-            best_g = g;
-            best_x = x;
-            best_x.g = &best_g;
-            have_best = 1;
-        } else {
-            stagectx_free(&x);
-            graph_free(&g);
-            layers_free(&tr.lc);
-        }
+        if (tr[i].st && !st) st = err_set(e, tr[i].st, "%s", tr[i].msg);
+        if (!tr[i].st && tr[i].total < INFINITY && (best < 0 || tr[i].total < tr[best].total))
+            best = i;
     }
-    if (!st && !have_best)
-        st = err_set(e, CALPA_EFAIL, "%s", why[0] ? why : "no plan: nothing fits");
+    if (!st && best < 0)
+        st = err_set(e, CALPA_EFAIL, "%s", tr[nK - 1].why[0] ? tr[nK - 1].why : "no plan fits");
     if (!st) {
         double t0 = now_s();
-        StageChoice ch[64];
-        for (int q = 0; q < best.res.n; q++) {
-            int m = best.res.sub[q];
-            ch[q].first = best.lc.first[best.res.first[q]];
-            ch[q].last = best.lc.last[best.res.last[q]];
-            ch[q].sm = best.sub[m];
-            ch[q].cfg = best.cfg[m][best.res.cfg[q]];
-            ch[q].mesh_id = q;
+        const AlpaTry *b = &tr[best];
+        Graph g;
+        if (!(st = model_build(&req->model, b->b, req->recompute, &g, e))) {
+            StageCtx x;
+            ctx_setup(&x, req, &g);
+            StageChoice ch[64];
+            for (int q = 0; q < b->res.n; q++) {
+                int m = b->res.sub[q];
+                ch[q].first = b->first[b->res.first[q]];
+                ch[q].last = b->last[b->res.last[q]];
+                ch[q].sm = b->sub[m];
+                ch[q].cfg = b->cfg[m][b->res.cfg[q]];
+                ch[q].mesh_id = q;
+            }
+            st = interop_build_plan(req, &x, ch, b->res.n, b->K, out, e);
+            stats->n_problems += x.n_solved;
+            stats->solve_s += x.solve_time_s;
+            stagectx_free(&x);
+            graph_free(&g);
         }
-        int before = best_x.n_solved;
-        double sbefore = best_x.solve_time_s;
-        st = interop_build_plan(req, &best_x, ch, best.res.n, best_K, out, e);
-        stats->n_problems += best_x.n_solved - before;
-        stats->solve_s += best_x.solve_time_s - sbefore;
         stats->build_s = now_s() - t0;
     }
-    if (have_best) {
-        stagectx_free(&best_x);
-        graph_free(&best_g);
-        layers_free(&best.lc);
-    }
+    free(tr);
     stats->total_s = now_s() - t_start;
     if (!st) out->plan_time_s = stats->total_s;
     return st;

@@ -53,6 +53,9 @@ typedef struct {
     double dp_gap_s;             /* Alpa's t_max gap (1e-6 s); 0 = exact */
     int individual;              /* stage cost mode: sum single layers */
     int fold;                    /* fold repeated layers (exact-checked) */
+    int verbose;                 /* progress lines on stderr (2: every intra-op problem) */
+    int jobs;                    /* alpa: worker processes for the micro-batch choices
+                                    (0: one per CPU; 1: none) */
 } PlanRequest;
 
 /* Defaults: alpa, 1f1b, 2 virtual stages, cross-stage comm off, eps 0.5,
@@ -147,8 +150,10 @@ CalpaStatus interop_place(const Cluster *c, const Submesh *sm, int n, int **devs
 CalpaStatus interop_build_plan(const PlanRequest *req, StageCtx *x, const StageChoice *st,
                                int n, int K, Plan *out, Err *e);
 
-/* The alpa method: clustering, stage costs, DP per micro-batch count,
- * the best plan. EFAIL with a reason when nothing fits in memory. */
+/* The alpa method: clustering, stage costs, DP per micro-batch count (each
+ * count in a worker process, req->jobs at once: fork + pipe), then the best
+ * count's plan. EFAIL with a reason when nothing fits in memory, or when
+ * GLPK fails. */
 CalpaStatus interop_plan(const PlanRequest *req, Plan *out, PlanStats *stats, Err *e);
 
 /* Usable bytes per device: memory x (1 - reserve). */

@@ -14,6 +14,7 @@
 #include "stagecost.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -361,6 +362,11 @@ static CalpaStatus solve_on(StageCtx *x, const Graph *g, int first, int last, Su
     st = autoshard_run(sg, &so, r, e);
     x->solve_time_s += now_s() - t0;
     x->n_solved++;
+    if (x->verbose)
+        fprintf(stderr, "  intra-op: layers %d-%d of %d on %dx%d%s (%dx%d submesh): %.2f s\n", first,
+                last, g->n_layers, cfg->mesh[0], cfg->mesh[1],
+                cfg->force_dp ? " dp" : cfg->force_batch_dim >= 0 ? " batch" : "", sm.rows, sm.cols,
+                now_s() - t0);
     if (st == CALPA_EINPUT) { /* e.g. no strategy with this forced batch dim: infeasible */
         shard_result_free(r);
         memset(out, 0, sizeof *out);
@@ -510,38 +516,44 @@ CalpaStatus stagecost_eval(StageCtx *x, int first, int last, Submesh sm, const M
         return CALPA_OK;
     }
     int n = last - first + 1, m = n - 2, done = 0;
-    for (int p = 1; p <= 2 && x->fold && !done && m >= 5 * p; p++) {
+    /* interior period p (1, or 2 for alternating layers); three points
+     * m0, m0+p, m0+2p; when they are not on a line (the ILP broke a tie
+     * differently), try again one period further, twice */
+    for (int p = 1; p <= 2 && x->fold && !done; p++) {
         int periodic = 1;
         for (int l = first + 1; l + p <= last - 1 && periodic; l++)
             periodic = x->sig[l] == x->sig[l + p];
         if (!periodic) continue;
-        int m0 = 2 * p + (m - 2 * p) % p, a[3], b[3], ok = 1;
-        StageCost c[3];
-        for (int i = 0; i < 3 && ok; i++) ok = realize(x, first, last, m0 + i * p, &a[i], &b[i]);
-        if (ok) {
-            for (int i = 0; i < 3; i++)
-                if ((st = stagecost_eval(x, a[i], b[i], sm, cfg, &c[i], e))) return st;
-        } else if (first == 0 && last == x->g->n_layers - 1 && x->model &&
-                   (x->model->family == FAM_GPT || x->model->family == FAM_MOE ||
-                    x->model->family == FAM_MLP)) {
-            /* the whole model: fold over shorter models of the same family */
-            ok = 1;
-            for (int i = 0; i < 3 && ok; i++) {
-                uint64_t k2 = range_key(x, first, last, sm, cfg) ^ (0x9e3779b97f4a7c15ull * (uint64_t)(m0 + i * p + 1));
-                const StageCost *h2 = cache_get(x, k2);
-                if (h2) {
-                    c[i] = *h2;
-                    continue;
+        for (int shift = 0; shift < 3 && !done && m >= m % p + (shift + 3) * p; shift++) {
+            int m0 = m % p + shift * p, a[3], b[3], ok = 1;
+            StageCost c[3];
+            for (int i = 0; i < 3 && ok; i++) ok = realize(x, first, last, m0 + i * p, &a[i], &b[i]);
+            if (ok) {
+                for (int i = 0; i < 3; i++)
+                    if ((st = stagecost_eval(x, a[i], b[i], sm, cfg, &c[i], e))) return st;
+            } else if (first == 0 && last == x->g->n_layers - 1 && x->model &&
+                       (x->model->family == FAM_GPT || x->model->family == FAM_MOE ||
+                        x->model->family == FAM_MLP)) {
+                /* the whole model: fold over shorter models of the same family */
+                ok = 1;
+                for (int i = 0; i < 3 && ok; i++) {
+                    uint64_t k2 = range_key(x, first, last, sm, cfg) ^
+                                  (0x9e3779b97f4a7c15ull * (uint64_t)(m0 + i * p + 1));
+                    const StageCost *h2 = cache_get(x, k2);
+                    if (h2) {
+                        c[i] = *h2;
+                        continue;
+                    }
+                    if ((st = solve_shorter(x, m0 + i * p, p, sm, cfg, &c[i], &ok, e))) return st;
+                    if (ok) cache_put(x, k2, &c[i]);
                 }
-                if ((st = solve_shorter(x, m0 + i * p, p, sm, cfg, &c[i], &ok, e))) return st;
-                if (ok) cache_put(x, k2, &c[i]);
             }
+            if (!ok) break;
+            if (!c[0].ok || !c[1].ok || !c[2].ok || !collinear(&c[0], &c[1], &c[2])) continue;
+            lerp(&c[0], &c[1], (double)(m - m0) / p, out);
+            x->n_folded++;
+            done = 1;
         }
-        if (!ok) continue;
-        if (!c[0].ok || !c[1].ok || !c[2].ok || !collinear(&c[0], &c[1], &c[2])) continue;
-        lerp(&c[0], &c[1], (double)(m - m0) / p, out);
-        x->n_folded++;
-        done = 1;
     }
     if (!done && (st = solve_exact(x, first, last, sm, cfg, out, e))) return st;
     cache_put(x, key, out);

@@ -71,6 +71,7 @@ typedef struct {
     int individual;            /* Alpa's "individual" mode: sum single layers (approximate) */
     int fold;                  /* fold repeated layers (default 1) */
     double time_limit_s;       /* per ILP (default 60) */
+    int verbose;               /* one line per intra-op problem on stderr */
     /* optional: the model g was built from, so that a range holding both
      * the first and the last layer can be folded over shorter models */
     const ModelConfig *model;  /* borrowed; NULL: no such folding */
