@@ -32,6 +32,7 @@ void shard_options_default(ShardOptions *o)
     o->force_batch_dim = SHARD_AUTO;
     o->allow_all_gather = o->allow_all_to_all = 1;
     o->time_limit_s = 600;
+    o->min_budget_time_s = 20;
 }
 
 static double now_s(void)
@@ -149,6 +150,205 @@ static void view_build(const CostGraph *cg, IlpView *v, double budget, double ti
     p->mem_budget = budget;
     p->time_limit_s = time_limit;
     p->inf = SHARD_INF;
+}
+
+/* ---- layer folding ----------------------------------------------------------
+ * Identical layers (same operator names up to the layer number, same shapes,
+ * same strategy lists) are forced to the same choice: a restriction of the
+ * ILP, so its optimum is an upper bound, and its plan is feasible for the
+ * full ILP, which starts from it. */
+
+typedef struct {
+    IlpProblem p;
+    IlpNode *node;
+    IlpEdge *edge;
+    IlpMemTerm *mem;
+    double *cost, *ecost;
+    int *cls;      /* full ILP node -> class */
+    int n_cls;
+} Fold;
+
+static void fold_free(Fold *f)
+{
+    free(f->node);
+    free(f->edge);
+    free(f->mem);
+    free(f->cost);
+    free(f->ecost);
+    free(f->cls);
+}
+
+/* The class key of a root: its name with the first number replaced, and
+ * the shapes of what it touches. */
+static void fold_key(const CostGraph *cg, int n, char *buf, int len)
+{
+    const Graph *g = cg->g;
+    const SNode *nd = &cg->node[n];
+    const char *name = nd->op >= 0 ? g->op[nd->op].name : g->t[nd->tensor].name;
+    int p = 0, replaced = 0;
+    for (const char *c = name; *c && p < len - 2; c++) {
+        if (!replaced && *c >= '0' && *c <= '9') {
+            buf[p++] = '#';
+            while (c[1] >= '0' && c[1] <= '9') c++;
+            replaced = 1;
+        } else {
+            buf[p++] = *c;
+        }
+    }
+    p += snprintf(buf + p, (size_t)(len - p), "|%d|%d|", nd->op >= 0 ? (int)g->op[nd->op].type : -1,
+                  nd->n);
+    int nt = nd->op >= 0 ? g->op[nd->op].n_in + g->op[nd->op].n_out : 1;
+    for (int k = 0; k < nt && p < len - 24; k++) {
+        const Op *o = nd->op >= 0 ? &g->op[nd->op] : NULL;
+        int t = o ? (k < o->n_in ? o->in[k] : o->out[k - o->n_in]) : nd->tensor;
+        for (int d = 0; d < g->t[t].ndim && p < len - 24; d++)
+            p += snprintf(buf + p, (size_t)(len - p), "%lld,", (long long)g->t[t].shape[d]);
+        buf[p++] = ';';
+        buf[p] = '\0';
+    }
+}
+
+typedef struct {
+    char key[200];
+    int node;
+} KeyNode;
+
+static int cmp_key(const void *a, const void *b)
+{
+    const KeyNode *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : x->node - y->node;
+}
+
+/* Same strategies (operand specs) at every index? */
+static int same_strategies(const CostGraph *cg, int a, int b)
+{
+    const SNode *x = &cg->node[a], *y = &cg->node[b];
+    if (x->n != y->n) return 0;
+    for (int i = 0; i < x->n; i++)
+        if (memcmp(x->s[i].spec, y->s[i].spec, sizeof x->s[i].spec)) return 0;
+    return 1;
+}
+
+static void fold_build(const CostGraph *cg, const IlpView *v, Fold *f)
+{
+    memset(f, 0, sizeof *f);
+    const IlpProblem *full = &v->p;
+    int n = full->n_node;
+    KeyNode *kn = xmalloc((size_t)n * sizeof *kn + 1);
+    for (int k = 0; k < n; k++) {
+        fold_key(cg, v->root_of[k], kn[k].key, sizeof kn[k].key);
+        kn[k].node = k;
+    }
+    qsort(kn, (size_t)n, sizeof *kn, cmp_key);
+    f->cls = xmalloc((size_t)n * sizeof(int) + 1);
+    int *rep = xmalloc((size_t)n * sizeof(int) + 1); /* class -> a member */
+    for (int i = 0; i < n; i++) {
+        int k = kn[i].node, c = -1;
+        /* join the class of an earlier equal key with the same strategies */
+        for (int j = i - 1; j >= 0 && !strcmp(kn[j].key, kn[i].key); j--) {
+            int cj = f->cls[kn[j].node];
+            if (same_strategies(cg, v->root_of[rep[cj]], v->root_of[k])) {
+                c = cj;
+                break;
+            }
+        }
+        if (c < 0) {
+            c = f->n_cls++;
+            rep[c] = k;
+        }
+        f->cls[k] = c;
+    }
+    free(kn);
+    int nc = f->n_cls;
+    f->node = xcalloc((size_t)nc + 1, sizeof *f->node);
+    int *off = xcalloc((size_t)nc + 1, sizeof(int));
+    int tot = 0;
+    for (int c = 0; c < nc; c++) {
+        off[c] = tot;
+        tot += full->node[rep[c]].n;
+    }
+    f->cost = xcalloc((size_t)tot + 1, sizeof(double));
+    for (int c = 0; c < nc; c++) {
+        f->node[c].n = full->node[rep[c]].n;
+        f->node[c].cost = f->cost + off[c];
+    }
+    for (int k = 0; k < n; k++)
+        for (int i = 0; i < full->node[k].n; i++) f->cost[off[f->cls[k]] + i] += full->node[k].cost[i];
+    /* edges: a class to itself is its diagonal; parallel class edges add up */
+    int ne = 0, etot = 0;
+    int *eidx = xmalloc((size_t)full->n_edge * sizeof(int) + 1);
+    for (int k = 0; k < full->n_edge; k++) {
+        const IlpEdge *ed = &full->edge[k];
+        int cu = f->cls[ed->u], cv = f->cls[ed->v];
+        if (cu == cv) {
+            int nn = f->node[cu].n;
+            for (int i = 0; i < nn; i++) f->cost[off[cu] + i] += ed->cost[i * nn + i];
+            eidx[k] = -1;
+            continue;
+        }
+        eidx[k] = -2;
+        etot += f->node[cu].n * f->node[cv].n;
+    }
+    /* dedupe class pairs with a small open table on (cu, cv) */
+    int cap = 1;
+    while (cap < 2 * full->n_edge + 2) cap <<= 1;
+    int *tab = xmalloc((size_t)cap * sizeof(int));
+    for (int i = 0; i < cap; i++) tab[i] = -1;
+    f->edge = xcalloc((size_t)full->n_edge + 1, sizeof *f->edge);
+    f->ecost = xcalloc((size_t)etot + 1, sizeof(double));
+    int eoff = 0;
+    for (int k = 0; k < full->n_edge; k++) {
+        if (eidx[k] != -2) continue;
+        const IlpEdge *ed = &full->edge[k];
+        int cu = f->cls[ed->u], cv = f->cls[ed->v], flip = cu > cv;
+        int a = flip ? cv : cu, b = flip ? cu : cv;
+        unsigned h = ((unsigned)a * 2654435761u ^ (unsigned)b * 40503u) & (unsigned)(cap - 1);
+        while (tab[h] >= 0 && !(f->edge[tab[h]].u == a && f->edge[tab[h]].v == b))
+            h = (h + 1) & (unsigned)(cap - 1);
+        int na = f->node[a].n, nb = f->node[b].n;
+        if (tab[h] < 0) {
+            tab[h] = ne;
+            f->edge[ne].u = a;
+            f->edge[ne].v = b;
+            f->edge[ne].cost = f->ecost + eoff;
+            eoff += na * nb;
+            ne++;
+        }
+        double *dst = (double *)f->edge[tab[h]].cost;
+        int nv = full->node[ed->v].n;
+        for (int i = 0; i < na; i++)
+            for (int j = 0; j < nb; j++)
+                dst[i * nb + j] += flip ? ed->cost[j * nv + i] : ed->cost[i * nv + j];
+    }
+    free(tab);
+    free(eidx);
+    f->mem = xcalloc((size_t)full->n_mem + 1, sizeof *f->mem);
+    for (int k = 0; k < full->n_mem; k++) {
+        f->mem[k] = full->mem[k];
+        f->mem[k].node = f->cls[full->mem[k].node];
+    }
+    f->p = *full;
+    f->p.n_node = nc;
+    f->p.node = f->node;
+    f->p.n_edge = ne;
+    f->p.edge = f->edge;
+    f->p.mem = f->mem;
+    f->p.dump_path = NULL;
+    f->p.warm_start = NULL;
+    free(off);
+    free(rep);
+}
+
+/* Solves the folded program and expands its choice to every node (NULL
+ * when it finds nothing). */
+static int *fold_solve(const Fold *f, int n_full, IlpResult *fr, Err *e)
+{
+    if (ilp_solve(&f->p, fr, e) != CALPA_OK) return NULL;
+    if (fr->status != ILP_OPTIMAL && fr->status != ILP_FEASIBLE) return NULL;
+    int *ch = xmalloc((size_t)n_full * sizeof(int) + 1);
+    for (int k = 0; k < n_full; k++) ch[k] = fr->choice[f->cls[k]];
+    return ch;
 }
 
 static int popcount8(uint8_t x)
@@ -282,39 +482,93 @@ CalpaStatus autoshard_run(const Graph *g, const ShardOptions *o, ShardResult *r,
     IlpView v;
     view_build(&r->cg, &v, o->memory_budget, o->time_limit_s);
     v.p.dump_path = o->ilp_dump_path;
-    r->build_time_s = now_s() - t0;
-    IlpResult ir;
-    st = ilp_solve(&v.p, &ir, e);
-    if (st == CALPA_OK && ir.status == ILP_INFEASIBLE && o->memory_budget <= 0) {
-        /* no plan avoids every forbidden move: Alpa keeps them at 1e13 */
-        ilp_result_free(&ir);
-        v.p.inf = INFINITY;
-        st = ilp_solve(&v.p, &ir, e);
+    Fold f;
+    int use_fold = o->fold_layers || o->memory_budget > 0;
+    if (use_fold) {
+        fold_build(&r->cg, &v, &f);
+        r->fold_classes = f.n_cls;
     }
+    r->build_time_s = now_s() - t0;
+    r->lower_bound = -1;
+    r->min_budget_lower = -1;
+    IlpResult ir;
+    memset(&ir, 0, sizeof ir);
+    int *warm = NULL;
+    double t1 = now_s();
+    if (use_fold) {
+        IlpResult fr;
+        warm = fold_solve(&f, v.p.n_node, &fr, e);
+        ilp_result_free(&fr);
+    }
+    if (o->fold_layers && warm) {
+        /* the folded plan, and the LP bound of the full program for its gap */
+        IlpProblem q = v.p;
+        q.lp_only = 1;
+        st = ilp_solve(&q, &ir, e);
+        if (st == CALPA_OK) {
+            r->lower_bound = ir.lp_bound;
+            ir.choice = warm;
+            warm = NULL;
+            ir.objective = ilp_eval(&v.p, ir.choice);
+            ir.peak_bytes = ilp_peak_bytes(&v.p, ir.choice);
+            ir.status = r->lower_bound >= 0 && ir.objective - r->lower_bound <=
+                                                   1e-9 * (1 + fabs(ir.objective))
+                            ? ILP_OPTIMAL
+                            : ILP_FEASIBLE;
+            ir.mip_gap = r->lower_bound > 0 ? (ir.objective - r->lower_bound) / ir.objective : 0;
+        }
+    } else {
+        v.p.warm_start = warm;
+        st = ilp_solve(&v.p, &ir, e);
+        v.p.warm_start = NULL;
+        if (st == CALPA_OK && ir.status == ILP_INFEASIBLE && o->memory_budget <= 0) {
+            /* no plan avoids every forbidden move: Alpa keeps them at 1e13 */
+            ilp_result_free(&ir);
+            v.p.inf = INFINITY;
+            st = ilp_solve(&v.p, &ir, e);
+        }
+        if (ir.lp_bound >= 0) r->lower_bound = ir.lp_bound;
+    }
+    free(warm);
     if (st != CALPA_OK) {
+        if (use_fold) fold_free(&f);
         view_free(&v);
         return st;
     }
     r->status = ir.status;
     r->objective = ir.objective;
-    r->solve_time_s = ir.solve_time_s;
+    r->solve_time_s = now_s() - t1;
     r->ilp_vars = ir.n_vars;
     r->ilp_int_vars = ir.n_int_vars;
     r->ilp_rows = ir.n_rows;
     r->peak_bytes = ir.peak_bytes;
+    r->mip_gap = ir.status == ILP_FEASIBLE ? ir.mip_gap : 0;
     if (ir.status == ILP_INFEASIBLE && o->memory_budget > 0) {
-        /* the smallest budget that admits a plan: minimise the peak */
+        /* the smallest budget that admits a plan: minimise the peak, starting
+         * from the folded minimum, within min_budget_time_s */
         IlpProblem q = v.p;
         q.mem_budget = 0;
         q.minimize_memory = 1;
         q.dump_path = NULL;
-        IlpResult mr;
-        if (ilp_solve(&q, &mr, e) == CALPA_OK &&
-            (mr.status == ILP_OPTIMAL || mr.status == ILP_FEASIBLE)) {
-            r->min_budget = mr.objective;
-            r->min_budget_proven = mr.status == ILP_OPTIMAL;
+        q.time_limit_s = o->min_budget_time_s > 0 ? o->min_budget_time_s : 20;
+        f.p.mem_budget = 0;
+        f.p.minimize_memory = 1;
+        f.p.time_limit_s = q.time_limit_s;
+        IlpResult fr, mr;
+        int *wm = fold_solve(&f, v.p.n_node, &fr, e);
+        ilp_result_free(&fr);
+        q.warm_start = wm;
+        if (ilp_solve(&q, &mr, e) == CALPA_OK) {
+            if (mr.status == ILP_OPTIMAL || mr.status == ILP_FEASIBLE) {
+                r->min_budget = mr.objective;
+                r->min_budget_proven = mr.status == ILP_OPTIMAL;
+            } else if (wm) {
+                r->min_budget = ilp_peak_bytes(&v.p, wm);
+            }
+            r->min_budget_lower = mr.lp_bound;
         }
         ilp_result_free(&mr);
+        free(wm);
     }
     if (ir.status == ILP_OPTIMAL || ir.status == ILP_FEASIBLE) {
         const Graph *gg = r->cg.g;
@@ -337,6 +591,7 @@ CalpaStatus autoshard_run(const Graph *g, const ShardOptions *o, ShardResult *r,
         free(own);
     }
     ilp_result_free(&ir);
+    if (use_fold) fold_free(&f);
     view_free(&v);
     return CALPA_OK;
 }

@@ -32,6 +32,12 @@ typedef struct {
     int allow_uneven;            /* allow splits that do not divide (padding) */
     double time_limit_s;         /* GLPK time limit (Alpa: 600 s) */
     const char *ilp_dump_path;   /* debugging: write the ILP there (CPLEX LP format) */
+    int fold_layers;             /* 1: identical layers share one choice (fast; an upper
+                                    bound, gap to the LP bound reported); 0: exact, with
+                                    the folded plan as GLPK's starting incumbent when a
+                                    memory budget is set */
+    double min_budget_time_s;    /* time for the smallest-budget search when infeasible
+                                    (default 20 s) */
 } ShardOptions;
 
 #define SHARD_AUTO (-2)
@@ -52,6 +58,10 @@ typedef struct {
     double memory_budget;    /* the budget used (<= 0: none) */
     double min_budget;       /* infeasible: smallest budget admitting a plan (-1 unknown) */
     int min_budget_proven;   /* 1 when min_budget is proven optimal */
+    double min_budget_lower; /* infeasible: a lower bound on that budget (LP), -1 unknown */
+    int fold_classes;        /* nodes of the folded ILP (0: no folding used) */
+    double lower_bound;      /* a lower bound on the optimum (LP relaxation), -1 unknown */
+    double mip_gap;          /* status feasible: GLPK's relative gap when it stopped */
     int mesh[MESH_NDIM];     /* the mesh the ILP ran on (force_dp flattens it) */
     int force_batch_dim;     /* as resolved */
     CostUnit unit;

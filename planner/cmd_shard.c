@@ -46,7 +46,11 @@ static const char USAGE[] =
     "  --no-all-to-all         all-to-all costs 1e13\n"
     "  --allow-uneven          allow splits that do not divide (XLA pads)\n"
     "  --recompute MODE        none (default), full, selective\n"
-    "  --time-limit S          GLPK time limit in seconds (default 600)\n"
+    "  --time-limit S          GLPK time limit in seconds (default 600); at the limit the\n"
+    "                          best plan found is reported as 'feasible' with its gap\n"
+    "  --fold-layers           identical layers share one strategy: fast, an upper bound\n"
+    "                          (the gap to the LP bound is printed); without it the folded\n"
+    "                          plan only seeds the exact ILP when a memory budget is set\n"
     "  --json                  print one JSON object\n"
     "  --ilp-dump FILE         write the ILP to FILE (CPLEX LP format, for debugging)\n"
     "\n"
@@ -134,6 +138,10 @@ static cJSON *result_json(const char *model, const Graph *g, const ShardResult *
     cJSON_AddNumberToObject(j, "graph_nodes", r->n_nodes);
     cJSON_AddNumberToObject(j, "ilp_nodes", r->n_free_nodes);
     cJSON_AddNumberToObject(j, "ilp_edges", r->n_edges);
+    cJSON_AddNumberToObject(j, "fold_classes", r->fold_classes);
+    if (r->lower_bound >= 0) cJSON_AddNumberToObject(j, "lower_bound", r->lower_bound);
+    else cJSON_AddNullToObject(j, "lower_bound");
+    cJSON_AddNumberToObject(j, "mip_gap", r->mip_gap);
     if (r->force_batch_dim >= 0) cJSON_AddNumberToObject(j, "force_batch_dim", r->force_batch_dim);
     else cJSON_AddNullToObject(j, "force_batch_dim");
     if (r->memory_budget > 0) cJSON_AddNumberToObject(j, "memory_budget_bytes", r->memory_budget);
@@ -142,6 +150,8 @@ static cJSON *result_json(const char *model, const Graph *g, const ShardResult *
     if (r->min_budget >= 0) {
         cJSON_AddNumberToObject(j, "min_budget_bytes", r->min_budget);
         cJSON_AddBoolToObject(j, "min_budget_proven", r->min_budget_proven);
+        if (r->min_budget_lower >= 0)
+            cJSON_AddNumberToObject(j, "min_budget_lower_bytes", r->min_budget_lower);
     }
     cJSON *c = cJSON_AddObjectToObject(j, "collectives");
     static const CollKind K[4] = {COLL_ALL_REDUCE, COLL_ALL_GATHER, COLL_REDUCE_SCATTER,
@@ -188,15 +198,21 @@ static void print_table(const char *model, const Graph *g, const ShardResult *r,
     printf("status       %s\n", ilp_status_name(r->status));
     int ok = r->status == ILP_OPTIMAL || r->status == ILP_FEASIBLE;
     if (ok) {
-        printf("objective    %.6g\n", r->objective);
+        printf("objective    %.6g", r->objective);
+        if (r->status == ILP_FEASIBLE)
+            printf(" (not proven optimal: gap %.2f %%%s)", 100 * r->mip_gap,
+                   r->lower_bound >= 0 ? " to the LP bound" : "");
+        printf("\n");
         if (o->prefer_reduce_scatter || o->zero3)
             printf("plan cost    %.6g (after the reduce-scatter rewrite)\n", r->plan_cost);
     }
     printf("ilp          %d variables (%d binary), %d constraints; solve %s (build %s)\n",
            r->ilp_vars, r->ilp_int_vars, r->ilp_rows, fmt_time(r->solve_time_s, b1, sizeof b1),
            fmt_time(r->build_time_s, b2, sizeof b2));
-    printf("cost graph   %d nodes, %d after merging followers, %d edges\n", r->n_nodes,
+    printf("cost graph   %d nodes, %d after merging followers, %d edges", r->n_nodes,
            r->n_free_nodes, r->n_edges);
+    if (r->fold_classes) printf("; %d when identical layers fold", r->fold_classes);
+    printf("\n");
     printf("batch dim    %s\n", r->force_batch_dim < 0 ? "free" : r->force_batch_dim ? "mesh dim 1" : "mesh dim 0");
     if (r->memory_budget > 0) printf("memory       budget %s per device", fmt_bytes(r->memory_budget, b1, sizeof b1));
     else printf("memory       no budget");
@@ -248,6 +264,7 @@ int cmd_shard(int argc, char **argv)
         {"time-limit", required_argument, 0, 't'},
         {"json", no_argument, 0, 'j'},
         {"ilp-dump", required_argument, 0, 'I'},
+        {"fold-layers", no_argument, 0, 'L'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     ShardOptions o;
@@ -286,6 +303,7 @@ int cmd_shard(int argc, char **argv)
         case 't': if (cli_double("time-limit", optarg, 0.001, 1e7, &o.time_limit_s)) return 2; break;
         case 'j': json = 1; break;
         case 'I': o.ilp_dump_path = optarg; break;
+        case 'L': o.fold_layers = 1; break;
         case 'h': fputs(USAGE, stdout); return 0;
         default: return cli_usage_error(USAGE, NULL);
         }
@@ -369,7 +387,14 @@ int cmd_shard(int argc, char **argv)
                              "%.0f bytes (%s)%s", model, o.mesh[0], o.mesh[1], r.memory_budget,
                              fmt_bytes(r.memory_budget, b1, sizeof b1), r.min_budget,
                              fmt_bytes(r.min_budget, b2, sizeof b2),
-                             r.min_budget_proven ? "" : " or less (not proven minimal)");
+                             r.min_budget_proven ? ""
+                             : r.min_budget_lower >= 0 ? " at most (the search stopped; at least "
+                                                         "the LP bound below)"
+                                                       : " at most (the search stopped)");
+        if (r.memory_budget > 0 && r.min_budget >= 0 && !r.min_budget_proven &&
+            r.min_budget_lower >= 0)
+            cli_fail(1, "shard: LP lower bound on that budget: %.0f bytes (%s)",
+                     r.min_budget_lower, fmt_bytes(r.min_budget_lower, b1, sizeof b1));
         else if (r.memory_budget > 0)
             rcode = cli_fail(1, "shard: infeasible: no sharding of %s on mesh %dx%d fits in %.0f "
                              "bytes per device", model, o.mesh[0], o.mesh[1], r.memory_budget);

@@ -33,6 +33,7 @@
 #include "ilp.h"
 
 #include <glpk.h>
+#include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,11 +163,73 @@ static void row_dedup(Row *r, double *acc, int *seen)
     r->n = w;
 }
 
+/* Callback state: a warm start to hand GLPK once, and the last gap seen. */
+typedef struct {
+    const double *x; /* 1-based column values, or NULL */
+    int given;
+    double gap;
+} CbInfo;
+
+static void ilp_callback(glp_tree *T, void *info)
+{
+    CbInfo *cb = info;
+    if (glp_ios_reason(T) == GLP_IHEUR && cb->x && !cb->given) {
+        glp_ios_heur_sol(T, cb->x);
+        cb->given = 1;
+    }
+    cb->gap = glp_ios_mip_gap(T);
+}
+
 static double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Column values (1-based) of the assignment p->warm_start in the program
+ * built by ilp_solve: s from the choice, e as the product, U as the live
+ * bytes, Z as the peak. The column order mirrors ilp_solve's. */
+static double *warm_vector(const IlpProblem *p, glp_prob *lp, const int *col0, double mscale)
+{
+    int ncols = glp_get_num_cols(lp);
+    double *x = xcalloc((size_t)ncols + 1, sizeof(double));
+    const int *ch = p->warm_start;
+    int c = 1;
+    for (int v = 0; v < p->n_node; v++) {
+        if (!col0[v]) continue;
+        CHECK(col0[v] == c);
+        x[col0[v] + ch[v]] = 1;
+        c += p->node[v].n;
+    }
+    for (int k = 0; k < p->n_edge; k++) {
+        const IlpEdge *ed = &p->edge[k];
+        int nu = p->node[ed->u].n, nw = p->node[ed->v].n;
+        if (nu == 1 || nw == 1) continue;
+        for (int i = 0; i < nu; i++)
+            for (int j = 0; j < nw; j++) {
+                if (ed->cost[i * nw + j] >= p->inf) continue;
+                x[c++] = ch[ed->u] == i && ch[ed->v] == j;
+            }
+    }
+    if (c <= ncols && p->n_points > 0) { /* U_t, then Z */
+        double *delta = xcalloc((size_t)p->n_points + 1, sizeof(double));
+        for (int k = 0; k < p->n_mem; k++) {
+            double b = p->mem[k].bytes[ch[p->mem[k].node]];
+            delta[p->mem[k].start] += b;
+            delta[p->mem[k].end + 1] -= b;
+        }
+        double live = 0, peak = 0;
+        for (int t = 0; t < p->n_points && c <= ncols; t++) {
+            live += delta[t];
+            if (live > peak) peak = live;
+            x[c++] = live / mscale;
+        }
+        if (c <= ncols) x[c++] = peak / mscale;
+        free(delta);
+    }
+    CHECK(c == ncols + 1);
+    return x;
 }
 
 CalpaStatus ilp_solve(const IlpProblem *p, IlpResult *r, Err *e)
@@ -291,12 +354,20 @@ CalpaStatus ilp_solve(const IlpProblem *p, IlpResult *r, Err *e)
     }
     /* (7), (8) memory over program points */
     int use_mem = (p->mem_budget > 0 || p->minimize_memory) && p->n_mem > 0 && p->n_points > 0;
+    /* memory rows in units of the budget (or of the largest term): bytes
+     * run to 1e10 and would swamp the simplex tolerances */
+    double mscale = p->mem_budget > 0 ? p->mem_budget : 0;
+    if (use_mem && mscale <= 0)
+        for (int k = 0; k < p->n_mem; k++)
+            for (int i = 0; i < p->node[p->mem[k].node].n; i++)
+                if (p->mem[k].bytes[i] > mscale) mscale = p->mem[k].bytes[i];
+    if (mscale <= 0) mscale = 1;
     if (use_mem) {
         int P = p->n_points;
         int u0 = glp_add_cols(lp, P), z = 0;
         for (int t = 0; t < P; t++)
             glp_set_col_bnds(lp, u0 + t, p->mem_budget > 0 ? GLP_DB : GLP_LO, 0,
-                             p->mem_budget > 0 ? p->mem_budget : 0);
+                             p->mem_budget > 0 ? p->mem_budget / mscale : 0);
         if (p->minimize_memory) {
             z = glp_add_cols(lp, 1);
             glp_set_col_bnds(lp, z, GLP_LO, 0, 0);
@@ -334,11 +405,12 @@ CalpaStatus ilp_solve(const IlpProblem *p, IlpResult *r, Err *e)
                 double sg = idx[q] > 0 ? 1 : -1;
                 const IlpMemTerm *m = &p->mem[k];
                 if (!col0[m->node]) {
-                    rhs += sg * m->bytes[0];
+                    rhs += sg * m->bytes[0] / mscale;
                     continue;
                 }
                 for (int i = 0; i < p->node[m->node].n; i++)
-                    if (m->bytes[i] != 0) row_add(&row, col0[m->node] + i, -sg * m->bytes[i]);
+                    if (m->bytes[i] != 0)
+                        row_add(&row, col0[m->node] + i, -sg * m->bytes[i] / mscale);
             }
             row_dedup(&row, acc, seen);
             int rr = glp_add_rows(lp, 1);
@@ -365,6 +437,8 @@ CalpaStatus ilp_solve(const IlpProblem *p, IlpResult *r, Err *e)
     r->n_int_vars = n_int;
 
     if (p->dump_path) glp_write_lp(lp, NULL, p->dump_path);
+    double *xw = NULL;
+    if (p->warm_start && !infeasible_const) xw = warm_vector(p, lp, col0, mscale);
     double t0 = now_s();
     int ret = 0;
     if (infeasible_const) {
@@ -378,25 +452,57 @@ CalpaStatus ilp_solve(const IlpProblem *p, IlpResult *r, Err *e)
             sp.msg_lev = GLP_MSG_OFF;
             sp.presolve = GLP_ON;
             if (glp_simplex(lp, &sp) == 0 && glp_get_status(lp) == GLP_OPT)
-                r->lp_bound = glp_get_obj_val(lp);
+                r->lp_bound = glp_get_obj_val(lp) * mscale;
+        }
+        if (p->lp_only || xw) { /* an LP basis: the bound, and a start without presolve */
+            glp_smcp sp;
+            glp_init_smcp(&sp);
+            sp.msg_lev = GLP_MSG_OFF;
+            sp.presolve = GLP_ON;
+            if (glp_simplex(lp, &sp) == 0 && glp_get_status(lp) == GLP_OPT)
+                r->lp_bound = glp_get_obj_val(lp) * (p->minimize_memory ? mscale : 1);
         }
         glp_iocp parm;
         glp_init_iocp(&parm);
         parm.presolve = GLP_ON;
         parm.msg_lev = GLP_MSG_OFF;
+        CbInfo cb = {xw, 0, 0};
+        if (xw) {
+            /* GLPK hands the callback the presolved program; without presolve
+             * the warm start's columns are the ones built here */
+            parm.presolve = r->lp_bound >= 0 ? GLP_OFF : GLP_ON;
+            if (parm.presolve == GLP_ON) cb.x = NULL;
+            parm.cb_func = ilp_callback;
+            parm.cb_info = &cb;
+        }
         /* pseudo-cost branching and best-projection backtracking: on memory-
          * constrained programs they close the gap where GLPK's defaults stall */
         parm.br_tech = GLP_BR_PCH;
         parm.bt_tech = GLP_BT_BPH;
         double lim_ms = p->time_limit_s > 0 ? p->time_limit_s * 1000 : 600000;
         parm.tm_lim = lim_ms > 2e9 ? 2000000000 : (int)lim_ms;
+        if (p->lp_only) {
+            r->status = r->lp_bound >= 0 ? ILP_OPTIMAL : ILP_INFEASIBLE;
+            r->objective = r->lp_bound;
+            r->solve_time_s = now_s() - t0;
+            free(xw);
+            glp_delete_prob(lp);
+            free(col0);
+            return CALPA_OK;
+        }
+        if (!xw) {
+            parm.cb_func = ilp_callback;
+            parm.cb_info = &cb;
+        }
         ret = glp_intopt(lp, &parm);
+        r->mip_gap = cb.gap;
         int ms = glp_mip_status(lp);
         if (ms == GLP_OPT) r->status = ILP_OPTIMAL;
         else if (ms == GLP_FEAS) r->status = ILP_FEASIBLE;
         else if (ms == GLP_NOFEAS || ret == GLP_ENOPFS || ret == GLP_ENODFS) r->status = ILP_INFEASIBLE;
         else if (ret == GLP_ETMLIM) r->status = ILP_TIMEOUT;
         else {
+            free(xw);
             glp_delete_prob(lp);
             free(col0);
             return err_set(e, CALPA_EFAIL, "GLPK glp_intopt failed (code %d)", ret);
@@ -428,6 +534,7 @@ CalpaStatus ilp_solve(const IlpProblem *p, IlpResult *r, Err *e)
             r->objective = isfinite(o) ? o : glp_mip_obj_val(lp);
         }
     }
+    free(xw);
     glp_delete_prob(lp);
     free(col0);
     return CALPA_OK;

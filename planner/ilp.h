@@ -50,6 +50,9 @@ typedef struct {
     double inf;          /* costs at or above this are forbidden (Alpa 1e13) */
     int minimize_memory; /* 1: minimise the peak bytes instead of the cost */
     const char *dump_path; /* when set: the program is written there (CPLEX LP format) */
+    const int *warm_start; /* optional feasible choice per node: GLPK starts from it as
+                              its incumbent (the search then only improves on it) */
+    int lp_only;           /* 1: solve the LP relaxation only (objective = its bound) */
 } IlpProblem;
 
 typedef enum {
@@ -66,8 +69,9 @@ typedef struct {
     int *choice;         /* n_node chosen strategies (owned; NULL unless a solution) */
     int n_vars, n_int_vars, n_rows;
     double solve_time_s; /* wall time in GLPK (build excluded) */
-    double lp_bound;     /* minimize_memory only: the LP relaxation's optimum (a lower
-                            bound on the objective); -1 if not computed */
+    double lp_bound;     /* the LP relaxation's optimum, a lower bound on the objective
+                            (minimize_memory, warm starts and lp_only); -1 if not computed */
+    double mip_gap;      /* ILP_FEASIBLE: GLPK's last relative gap (incumbent vs bound) */
 } IlpResult;
 
 /* Solves p. Returns CALPA_OK whenever GLPK ran (the verdict is in r->status);
