@@ -718,7 +718,6 @@ static void emit_tail(Em *em)
     for (int j = 0; j < nopt; j++) sync_of[j] = -1;
     /* buckets in backward order (last layer first), one series per partial mask */
     double bucket_bytes = sp->bucket_bytes > 0 ? sp->bucket_bytes : INFINITY;
-    int nb = 0;
     for (unsigned mask = 1; mask < (1u << LOWER_MESH_NDIM); mask++) {
         double acc = 0;
         int nbd = 0, nm = 0;
@@ -750,7 +749,6 @@ static void emit_tail(Em *em)
                 a.comm = d == 0 ? COMM_DP : COMM_TP;
                 a.bytes = acc;
                 a.group = em_group(em, d);
-                a.mb = nb; /* bucket index */
                 int id = program_add(em->pr, &a, bdeps, nbd);
                 em->pr->task[id].match = coll_match(st, id, em->pos, d);
                 last = id;
@@ -758,7 +756,6 @@ static void emit_tail(Em *em)
                 bdeps[nbd++] = id;
             }
             for (int q = 0; q < nm; q++) sync_of[members[q]] = last;
-            nb++;
             acc = 0, nbd = 0, nm = 0;
         }
     }

@@ -47,6 +47,19 @@ expect 0 "" -- sim "$T/plan.json" --json
 t2=$(jq .iteration_time_s "$T/out")
 [ "$t1" = "$t2" ] && ok || bad "folded $t2 s != unfolded $t1 s"
 
+# a plan naming an operator the model does not have: exit 2, file and key named
+jq '.stages[0].op_strategy["nonexistent"] = ["b-", "R"]' "$T/plan.json" >"$T/badop.json"
+expect 2 "stages[0].op_strategy: operator 'nonexistent'" -- sim "$T/badop.json"
+# Megatron plans built in place: every schedule runs; GPipe and 1F1B take the same time
+for s in gpipe 1f1b interleaved zb-h1; do
+    expect 0 "" -- sim --megatron --model $M --cluster dgx-a100-80g:nodes=2 --tp 2 --pp 2 --dp 4 \
+        --global-batch 32 --schedule $s --json
+    jcheck ".schedule == \"$s\" and .iteration_time_s > 0"
+done
+expect 2 "needs --model" -- sim --megatron --tp 2
+expect 2 "tp x pp x dp = 32 devices" -- sim --megatron --model $M --cluster dgx-a100-80g --tp 4 --pp 2 \
+    --dp 4 --global-batch 32
+
 # validate: the quick rows, both tables
 expect 0 "" -- validate --help
 expect 2 "option --table" -- validate --table t9
