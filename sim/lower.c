@@ -51,6 +51,7 @@ Task task_blank(TaskKind k, StreamId s)
     t.mb = t.chunk = t.op = t.tensor = t.lop = t.group = t.peer = -1;
     t.fixed_s = -1;
     t.match = -1;
+    memset(t.layout, -1, sizeof t.layout);
     return t;
 }
 
@@ -518,6 +519,8 @@ static int emit_reshard(Em *em, int vs, int t, Layout *have, const Layout *need,
         tk.op = T->producer;
         tk.mb = mb, tk.chunk = chunk, tk.work = work;
         tk.group = em_group(em, d);
+        memcpy(tk.layout, have->ax, sizeof tk.layout);
+        tk.partial = have->partial;
         int deps[1] = {last};
         int id = program_add(em->pr, &tk, deps, last >= 0 ? 1 : 0);
         em->pr->task[id].match = coll_match(em->st, id, em->pos, d);
@@ -586,6 +589,13 @@ static void emit_op(Em *em, int o, int vs, int mb, int chunk, int work)
                 r.comm = COMM_PP;
                 r.peer = stage_dev(c, pvs % c->p, em->pos);
                 r.match = xfer_match(c, t, mb, vs, em->pos);
+                memcpy(r.layout, have.ax, sizeof r.layout);
+                if (sg > 1) /* 1/sg of it arrives: split over the tensor-parallel dim */
+                    for (int a = 0; a < T->ndim; a++)
+                        if (have.ax[a] < 0) {
+                            r.layout[a] = 1;
+                            break;
+                        }
                 src_task = program_add(em->pr, &r, NULL, 0);
                 if (sg > 1) {
                     Task a = task_blank(TASK_COLL, c->sp->tp_overlap ? STREAM_TP : STREAM_COMPUTE);
@@ -594,6 +604,7 @@ static void emit_op(Em *em, int o, int vs, int mb, int chunk, int work)
                     a.bytes = r.bytes * sg;
                     a.tensor = t, a.op = po, a.mb = mb, a.chunk = chunk, a.work = work;
                     a.group = em_group(em, 1);
+                    memcpy(a.layout, have.ax, sizeof a.layout);
                     int id = program_add(em->pr, &a, &src_task, 1);
                     em->pr->task[id].match = coll_match(em->st, id, em->pos, 1);
                     src_task = id;
@@ -650,6 +661,7 @@ static void emit_op(Em *em, int o, int vs, int mb, int chunk, int work)
                 s.peer = stage_dev(c, dvs % c->p, rp);
                 s.match = xfer_match(c, t, mb, dvs, rp);
                 if (c->sp->fold) s.group = send_shadows(em, vs, dvs, s.peer);
+                memcpy(s.layout, c->xlay[i].ax, sizeof s.layout);
                 program_add(em->pr, &s, &id, 1);
             }
         }
@@ -701,6 +713,7 @@ static void emit_tail(Em *em)
             a.op = T->producer;
             a.group = tied_group(em, devs, other);
             a.match = ((int64_t)1 << 62) | ((int64_t)t << 20) | (em->pos[0] * 1024 + em->pos[1]);
+            memcpy(a.layout, c->lay[t].ax, sizeof a.layout);
             int id = program_add(em->pr, &a, &end, end >= 0 ? 1 : 0);
             tied_task[t] = id;
             if (ntied < 16) tied_ids[ntied++] = id;
@@ -909,6 +922,9 @@ void lower_free(Lowered *l)
     free(l->op_vstage);
     free(l->stash_bytes);
     free(l->stash_w_bytes);
+    free(l->op_letters);
+    free(l->tensor_layout);
+    free(l->tensor_partial);
     memset(l, 0, sizeof *l);
 }
 
@@ -1163,7 +1179,14 @@ CalpaStatus lower_build(const LowerSpec *sp, Lowered *out, Err *e)
     free(vs_ops);
     free(temp);
     free(layer_vs);
-    free(c.L);
+    out->op_letters = c.L;
+    out->tensor_layout = xmalloc(sizeof *out->tensor_layout * (size_t)(g->n_t + 1));
+    out->tensor_partial = xmalloc((size_t)g->n_t + 1);
+    for (int t = 0; t < g->n_t; t++) {
+        if (c.lay[t].set) memcpy(out->tensor_layout[t], c.lay[t].ax, sizeof out->tensor_layout[t]);
+        else memset(out->tensor_layout[t], -1, sizeof out->tensor_layout[t]);
+        out->tensor_partial[t] = c.lay[t].set ? c.lay[t].partial : 0;
+    }
     free(c.lay);
     free(c.xdst_off);
     free(c.xdst);

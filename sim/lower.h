@@ -91,6 +91,11 @@ typedef struct {
     double bytes;     /* nccl-tests convention (coll.h); send/recv: bytes moved */
     int64_t match;    /* the collective instance (same on every member) or send/recv pair */
     int peer;         /* send: destination device; recv: source device; else -1 */
+    /* coll, send, recv of one tensor: its layout once the task is done (the
+     * mesh dim splitting each axis, -1 none; partial: bit d = still a partial
+     * sum over mesh dim d) - what exec allocates and checks against */
+    int8_t layout[GRAPH_MAX_DIMS];
+    uint8_t partial;
     /* memory: activation bytes stashed (+) or freed (-) when the task completes, and
      * the micro-batch chunks held then (+1 at a forward's end, -1 at the end of
      * the pass that frees the last of its activations) */
@@ -176,6 +181,12 @@ typedef struct {
     int n_lop;
     int *op_lop;             /* graph op -> lop index or -1 (owned) */
     int *op_vstage;          /* graph op -> virtual stage or -1 (owned) */
+    char (*op_letters)[LOWER_MESH_NDIM]; /* graph op -> letter split on each mesh dim of
+                                its stage, 0 none (normalised: dims of size 1 dropped;
+                                owned) */
+    int8_t (*tensor_layout)[GRAPH_MAX_DIMS]; /* graph tensor -> mesh dim splitting each
+                                axis as produced (sources: as first read), -1 none (owned) */
+    uint8_t *tensor_partial; /* graph tensor -> partial-sum mesh dims as produced (owned) */
     double *stash_bytes;     /* per virtual stage: local activation stash of one
                                 micro-batch (owned) */
     double *stash_w_bytes;   /* per virtual stage: the part only the W pass still

@@ -117,6 +117,43 @@ static void test_megatron_collectives(void **state)
     }
 }
 
+static int find_tensor(const Graph *g, const char *name)
+{
+    for (int t = 0; t < g->n_t; t++)
+        if (!strcmp(g->t[t].name, name)) return t;
+    fail_msg("no tensor %s", name);
+    return -1;
+}
+
+/* The layouts exec allocates: Megatron's column- and row-parallel weights,
+ * the partial sum a row-parallel matmul leaves, its all-reduce's result. */
+static void test_layouts(void **state)
+{
+    (void)state;
+    Fix f;
+    build(&f, MODEL, 2, 2, 2, 4, RECOMPUTE_NONE, 0, 1);
+    const Graph *g = &f.sp.g;
+    int w1 = find_tensor(g, "l0.w1"), w2 = find_tensor(g, "l0.w2"), fc2 = find_tensor(g, "l0.fc2");
+    assert_int_equal(f.l.tensor_layout[w1][0], -1); /* (h, f): f on the tp dim */
+    assert_int_equal(f.l.tensor_layout[w1][1], 1);
+    assert_int_equal(f.l.tensor_layout[w2][0], 1);  /* (f, h): f on the tp dim */
+    assert_int_equal(f.l.tensor_layout[w2][1], -1);
+    assert_int_equal(f.l.tensor_layout[fc2][0], 0); /* (b, s, h): batch on dp, partial over tp */
+    assert_int_equal(f.l.tensor_partial[fc2], 2);
+    int seen = 0;
+    const Program *p = &f.l.prog[0];
+    for (int k = 0; k < p->n_task; k++) {
+        const Task *t = &p->task[k];
+        if (t->kind != TASK_COLL || t->tensor != fc2) continue;
+        assert_int_equal(t->coll, COLL_ALL_REDUCE);
+        assert_int_equal(t->partial, 0);
+        assert_int_equal(t->layout[0], 0);
+        seen++;
+    }
+    assert_int_equal(seen, 4); /* once per micro-batch */
+    drop(&f);
+}
+
 static void test_sends_match_recvs(void **state)
 {
     (void)state;
@@ -216,6 +253,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spmd_programs),
         cmocka_unit_test(test_megatron_collectives),
+        cmocka_unit_test(test_layouts),
         cmocka_unit_test(test_sends_match_recvs),
         cmocka_unit_test(test_grad_sync_and_tied),
         cmocka_unit_test(test_fold_matches_unfolded),
