@@ -433,7 +433,7 @@ static int send_shadows(Em *em, int vs, int dvs, int dst_dev)
     for (int q = 1; q < sd[0] * sd[1]; q++) {
         int rp[2] = {q / sd[1], q % sd[1]}, sp_[2] = {rp[0] % ss[0], rp[1] % ss[1]};
         int pair[2] = {stage_dev(c, vs % c->p, sp_), stage_dev(c, dvs % c->p, rp)};
-        if (pair[0] == rep[0] && pair[1] == rep[1]) continue;
+        if (pair[0] == rep[0]) continue; /* the representative sends those itself */
         int a = pair[0] < pair[1] ? 0 : 1, ra = rep[0] < rep[1] ? 0 : 1;
         int sa[2] = {pair[a], pair[1 - a]}, sr[2] = {rep[ra], rep[1 - ra]};
         if (pair[0] != pair[1] && !collective_groups_independent(c->sp->cluster, sr, 2, sa, 2)) {
@@ -646,14 +646,13 @@ static void emit_op(Em *em, int o, int vs, int mb, int chunk, int work)
         if (g->t[t].kind == TK_GRAD) continue;
         for (int i = c->xdst_off[t]; i < c->xdst_off[t + 1]; i++) {
             /* to every receiver position that pulls from this one (modulo the
-             * sender's mesh); folded: the representative only */
+             * sender's mesh); folded, the receivers other than the representative
+             * are not simulated and these sends complete on arrival */
             int dvs = c->xdst[i], sg;
             const int *sd = stage_shape(c, dvs), *ss = stage_shape(c, vs);
-            int n_r = c->sp->fold ? 1 : sd[0] * sd[1];
-            for (int q = 0; q < n_r; q++) {
+            for (int q = 0; q < sd[0] * sd[1]; q++) {
                 int rp[2] = {q / sd[1], q % sd[1]};
-                if (!c->sp->fold && (rp[0] % ss[0] != em->pos[0] || rp[1] % ss[1] != em->pos[1]))
-                    continue;
+                if (rp[0] % ss[0] != em->pos[0] || rp[1] % ss[1] != em->pos[1]) continue;
                 Task s = task_blank(TASK_SEND, STREAM_PP_SEND);
                 s.bytes = xfer_bytes(c, t, &c->xlay[i], dvs, &sg);
                 s.tensor = t, s.op = o, s.mb = mb, s.chunk = chunk, s.work = work;
@@ -949,11 +948,15 @@ CalpaStatus lower_build(const LowerSpec *sp, Lowered *out, Err *e)
     out->stages = c.p, out->chunks = c.v, out->micro = c.m, out->vstages = c.V;
     out->sched = sp->sched;
     out->split_w = c.sched.split_w;
-    /* positions of a hybrid cube mesh see different links: fold only on
-     * symmetric nodes (NVSwitch) */
+    /* fold only when positions are alike: not on a hybrid cube mesh (its
+     * positions see different links), not when stage meshes differ in shape
+     * (positions then send to different numbers of receivers) */
     LowerSpec spf = *sp;
     for (int gi = 0; gi < sp->cluster->ngroups; gi++)
         if (sp->cluster->groups[gi].intra.topology == INTRA_HYBRID_CUBE_MESH) spf.fold = 0;
+    for (int i = 1; i < c.p; i++)
+        if (sp->mesh_shape[i][0] != sp->mesh_shape[0][0] || sp->mesh_shape[i][1] != sp->mesh_shape[0][1])
+            spf.fold = 0;
     c.sp = sp = &spf;
     out->folded = sp->fold;
     /* 1. virtual stage of every op; letters */

@@ -38,7 +38,9 @@
  * collectives still name their full device groups (the network simulates
  * every rank's flows), and the groups of its mesh siblings that could share
  * a link with them are listed as `shadow` groups, run alongside for
- * contention.  With fold = 0 every device gets its program.
+ * contention.  With fold = 0 every device gets its program; folding is
+ * also turned off where positions are not alike (a hybrid cube mesh, or
+ * stage meshes of different shapes).
  */
 #ifndef CALPA_LOWER_H
 #define CALPA_LOWER_H
