@@ -8,7 +8,8 @@
  * pipeline send, pipeline recv, expert-parallel comm); a stream runs its
  * tasks in program order, one at a time (CUDA-stream semantics), and a
  * task also waits for its explicit dependencies (tasks on other streams of
- * the same device).  Across devices, a RECV completes when its matching
+ * the same device; an earlier task on the same stream is never listed, the
+ * stream order implies it).  Across devices, a RECV completes when its matching
  * SEND (same `match`) has arrived, and a COLL starts when every member of
  * its group has reached it (same `match` on every member).
  *
@@ -59,7 +60,8 @@ typedef enum { TASK_COMPUTE, TASK_COLL, TASK_SEND, TASK_RECV, TASK_KIND_COUNT } 
 
 typedef enum {
     STREAM_COMPUTE,
-    STREAM_TP,      /* collectives inside layers (tensor / intra-op parallel) */
+    STREAM_TP,      /* collectives inside layers when they may overlap compute
+                       (LowerSpec.tp_overlap; else they sit on STREAM_COMPUTE) */
     STREAM_DP,      /* gradient synchronisation, ZeRO gathers */
     STREAM_PP_SEND, /* activations / gradients to a neighbour stage */
     STREAM_PP_RECV,
