@@ -173,7 +173,14 @@ CalpaStatus simplan_from_plan(const Plan *p, const char *src, SimPlan *sp, Err *
             given[o] = 1;
         }
     }
-    /* operators without a strategy: Megatron's letters on their stage mesh */
+    /* recompute operators without a strategy re-run their forward's */
+    for (int o = 0; !st && o < sp->g.n_op; o++) {
+        const Op *op = &sp->g.op[o];
+        if (given[o] || op->phase != PH_RECOMPUTE || op->fwd < 0 || !given[op->fwd]) continue;
+        memcpy(sp->letters[o], sp->letters[op->fwd], sizeof sp->letters[o]);
+        given[o] = 1;
+    }
+    /* other operators without a strategy: Megatron's letters on their stage mesh */
     if (!st) {
         for (int o = 0; o < sp->g.n_op; o++) {
             if (given[o]) continue;
