@@ -60,6 +60,15 @@ expect 2 "needs --model" -- sim --megatron --tp 2
 expect 2 "tp x pp x dp = 32 devices" -- sim --megatron --model $M --cluster dgx-a100-80g --tp 4 --pp 2 \
     --dp 4 --global-batch 32
 
+# An Alpa plan (the ILP's per-operator letters): the simulator and the planner's own
+# estimate (the same oracle, without contention) agree within 25 %
+expect 0 "" -- plan --model gpt:hidden=256,layers=4,heads=8,seq=128,vocab=1024 \
+    --cluster dgx-a100-80g:nodes=1,devices_per_node=4 --global-batch 16 --method alpa \
+    --micro-batches 4 --ilp-time-limit 5 -o "$T/alpa.json"
+pred=$(jq .predicted_iteration_time_s "$T/alpa.json")
+expect 0 "" -- sim "$T/alpa.json" --json
+jcheck ".iteration_time_s > 0.75 * $pred and .iteration_time_s < 1.25 * $pred"
+
 # validate: the quick rows, both tables
 expect 0 "" -- validate --help
 expect 2 "option --table" -- validate --table t9
