@@ -561,15 +561,48 @@ static int xdst_index(const Ctx *c, int t, int dst_vs)
     return -1;
 }
 
+/* Local bytes of tensor t (layout of the weight for optimizer tensors). */
+static double local_bytes(const Ctx *c, int t, int vs)
+{
+    const Tensor *T = &c->g->t[t];
+    const Layout *l = &c->lay[t];
+    if (T->weight >= 0 && (T->kind == TK_OPT_STATE || T->kind == TK_MASTER || !l->set))
+        l = &c->lay[T->weight];
+    if (!l->set) return tensor_bytes(T);
+    return tensor_bytes(T) / split_product(l, T->ndim, stage_shape(c, vs));
+}
+
 static void emit_op(Em *em, int o, int vs, int mb, int chunk, int work)
 {
     Ctx *c = em->c;
     const Graph *g = c->g;
     const Op *op = &g->op[o];
-    int deps[OP_MAX_IN * 2 + 2], nd = 0;
+    int deps[OP_MAX_IN * 3 + 2], nd = 0;
     for (int k = 0; k < op->n_in; k++) {
         int t = op->in[k];
         const Tensor *T = &g->t[t];
+        if (T->producer < 0 && T->kind == TK_WEIGHT && c->sp->zero >= 3 &&
+            stage_shape(c, vs)[0] > 1 && op->phase != PH_OPTIMIZER) {
+            /* ZeRO-3: the weight is stored sharded over data parallelism and
+             * gathered (once per work item) before its first reader; the DP
+             * stream runs gathers ahead of compute (prefetch) in program order */
+            int64_t key = ((int64_t)t << 20) | 0xfffff;
+            int r = imap_get(&em->item, key);
+            if (r < 0) {
+                Task a = task_blank(TASK_COLL, STREAM_DP);
+                a.coll = COLL_ALL_GATHER;
+                a.comm = COMM_DP;
+                a.bytes = local_bytes(c, t, vs);
+                a.tensor = t, a.mb = mb, a.chunk = chunk, a.work = work;
+                a.group = em_group(em, 0);
+                memcpy(a.layout, c->lay[t].ax, sizeof a.layout);
+                r = program_add(em->pr, &a, NULL, 0);
+                em->pr->task[r].match = coll_match(em->st, r, em->pos, 0);
+                imap_put(&em->item, key, r);
+            }
+            deps[nd++] = r;
+            continue;
+        }
         if (T->producer < 0) continue;
         int po = T->producer, pvs = c->op_vs[po];
         if (T->kind == TK_GRAD && pvs != vs) continue; /* tied weight: iteration tail */
@@ -665,17 +698,6 @@ static void emit_op(Em *em, int o, int vs, int mb, int chunk, int work)
             }
         }
     }
-}
-
-/* Local bytes of tensor t (layout of the weight for optimizer tensors). */
-static double local_bytes(const Ctx *c, int t, int vs)
-{
-    const Tensor *T = &c->g->t[t];
-    const Layout *l = &c->lay[t];
-    if (T->weight >= 0 && (T->kind == TK_OPT_STATE || T->kind == TK_MASTER || !l->set))
-        l = &c->lay[T->weight];
-    if (!l->set) return tensor_bytes(T);
-    return tensor_bytes(T) / split_product(l, T->ndim, stage_shape(c, vs));
 }
 
 /* The iteration tail of one device: gradient sync, optimizer, ZeRO gathers. */
@@ -789,7 +811,7 @@ static void emit_tail(Em *em)
         em->last_compute = id;
         if (sp->zero >= 1 && dp > 1) gather += local_bytes(c, g->op[o].in[0], c->op_vs[o]);
     }
-    if (sp->zero >= 1 && dp > 1 && gather > 0) {
+    if (sp->zero >= 1 && sp->zero < 3 && dp > 1 && gather > 0) { /* ZeRO-3 keeps them sharded */
         Task a = task_blank(TASK_COLL, STREAM_DP);
         a.coll = COLL_ALL_GATHER;
         a.comm = COMM_DP;
