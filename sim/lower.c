@@ -293,6 +293,11 @@ typedef struct {
     int *xdst_off, *xdst;       /* CSR over tensors */
     Layout *xlay;               /* per (tensor, dst) entry: layout the receiver keeps */
     Lowered *out;
+    /* folding: per stage, the device sets the representative's traffic runs
+     * over (its two mesh groups, its pairs with every other stage's
+     * representative), built on first use */
+    DevGroup **foot;
+    int *n_foot;
 } Ctx;
 
 static const int *stage_shape(const Ctx *c, int vs) { return c->sp->mesh_shape[vs % c->p]; }
@@ -319,6 +324,63 @@ static int stage_dev(const Ctx *c, int st, const int pos[LOWER_MESH_NDIM])
     const int *sh = c->sp->mesh_shape[st];
     int r = pos[0] % sh[0], col = pos[1] % sh[1];
     return c->sp->mesh_devs[st][r * sh[1] + col];
+}
+
+/* 1 when traffic over devs (a sibling's transfer or tied-weight
+ * all-reduce) may share a link with some traffic of stage st's
+ * representative: it shares a device with, or is not independent of, one
+ * of its mesh groups or its pairs with the other stages' representatives.
+ * A folded program then runs it as a shadow.  (Sibling mesh groups are
+ * checked against the representative's group of the same dim only: their
+ * collectives meet its other-dim traffic rarely, and as shadows they would
+ * cost every intra-node collective its exclusive fast path.) */
+static int interferes(Ctx *c, int st, const int *devs, int n)
+{
+    if (!c->foot[st]) {
+        const int *sh = c->sp->mesh_shape[st];
+        int nf = 0, rep = c->sp->mesh_devs[st][0];
+        c->foot[st] = xcalloc((size_t)(c->p + 2), sizeof(DevGroup));
+        for (int d = 0; d < LOWER_MESH_NDIM; d++) {
+            if (sh[d] < 2) continue;
+            DevGroup *f = &c->foot[st][nf++];
+            f->n = sh[d];
+            f->devs = xmalloc(sizeof(int) * (size_t)sh[d]);
+            for (int i = 0; i < sh[d]; i++) {
+                int q[2] = {0, 0};
+                q[d] = i;
+                f->devs[i] = stage_dev(c, st, q);
+            }
+        }
+        for (int j = 0; j < c->p; j++) {
+            int other = c->sp->mesh_devs[j][0];
+            if (j == st || other == rep) continue;
+            DevGroup *f = &c->foot[st][nf++];
+            f->n = 2;
+            f->devs = xmalloc(2 * sizeof(int));
+            f->devs[0] = rep < other ? rep : other;
+            f->devs[1] = rep < other ? other : rep;
+        }
+        c->n_foot[st] = nf;
+    }
+    int *sorted = xmalloc(sizeof(int) * (size_t)n);
+    memcpy(sorted, devs, sizeof(int) * (size_t)n);
+    for (int i = 1; i < n; i++) /* insertion sort: tiny groups, and pairs */
+        for (int j = i; j > 0 && sorted[j - 1] > sorted[j]; j--) {
+            int x = sorted[j];
+            sorted[j] = sorted[j - 1];
+            sorted[j - 1] = x;
+        }
+    int hit = 0;
+    for (int k = 0; k < c->n_foot[st] && !hit; k++) {
+        const DevGroup *f = &c->foot[st][k];
+        int shared = 0;
+        for (int i = 0; i < n && !shared; i++)
+            for (int j = 0; j < f->n; j++) shared |= sorted[i] == f->devs[j];
+        if (shared || !collective_groups_independent(c->sp->cluster, f->devs, f->n, sorted, n))
+            hit = 1;
+    }
+    free(sorted);
+    return hit;
 }
 
 /* The group along mesh dim d through position pos of stage st, with the
@@ -406,7 +468,8 @@ static int tied_group(Em *em, const int devs[2], int other)
         int pr[2] = {stage_dev(c, em->st, pos), stage_dev(c, other, pos)};
         if (pr[0] > pr[1]) pr[0] ^= pr[1], pr[1] ^= pr[0], pr[0] ^= pr[1];
         if (pr[0] == pr[1] || (pr[0] == devs[0] && pr[1] == devs[1])) continue;
-        if (!collective_groups_independent(c->sp->cluster, devs, 2, pr, 2)) {
+        if (!collective_groups_independent(c->sp->cluster, devs, 2, pr, 2) ||
+            interferes(c, em->st, pr, 2)) {
             shg[ns].n = 2;
             shg[ns].devs = xmalloc(2 * sizeof(int));
             shg[ns].devs[0] = pr[0], shg[ns].devs[1] = pr[1];
@@ -436,7 +499,8 @@ static int send_shadows(Em *em, int vs, int dvs, int dst_dev)
         if (pair[0] == rep[0]) continue; /* the representative sends those itself */
         int a = pair[0] < pair[1] ? 0 : 1, ra = rep[0] < rep[1] ? 0 : 1;
         int sa[2] = {pair[a], pair[1 - a]}, sr[2] = {rep[ra], rep[1 - ra]};
-        if (pair[0] != pair[1] && !collective_groups_independent(c->sp->cluster, sr, 2, sa, 2)) {
+        if (pair[0] != pair[1] && (!collective_groups_independent(c->sp->cluster, sr, 2, sa, 2) ||
+                                   interferes(c, em->st, sa, 2))) {
             sh[ns].n = 2;
             sh[ns].devs = xmalloc(2 * sizeof(int));
             sh[ns].devs[0] = pair[0], sh[ns].devs[1] = pair[1];
@@ -968,6 +1032,8 @@ CalpaStatus lower_build(const LowerSpec *sp, Lowered *out, Err *e)
                        "%d", sched_name(sp->sched), c.v);
     }
     out->stages = c.p, out->chunks = c.v, out->micro = c.m, out->vstages = c.V;
+    c.foot = xcalloc((size_t)sp->stages + 1, sizeof(DevGroup *));
+    c.n_foot = xcalloc((size_t)sp->stages + 1, sizeof(int));
     out->sched = sp->sched;
     out->split_w = c.sched.split_w;
     /* fold only when positions are alike: not on a hybrid cube mesh (its
@@ -1216,6 +1282,12 @@ CalpaStatus lower_build(const LowerSpec *sp, Lowered *out, Err *e)
     free(c.xdst_off);
     free(c.xdst);
     free(c.xlay);
+    for (int i = 0; i < c.p; i++) {
+        for (int k = 0; k < c.n_foot[i]; k++) free(c.foot[i][k].devs);
+        free(c.foot[i]);
+    }
+    free(c.foot);
+    free(c.n_foot);
     schedule_free(&c.sched);
     return CALPA_OK;
 }
