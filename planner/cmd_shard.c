@@ -381,7 +381,7 @@ int cmd_shard(int argc, char **argv)
     fflush(stdout);
     if (r.status == ILP_INFEASIBLE) {
         char b1[64], b2[64];
-        if (r.memory_budget > 0 && r.min_budget >= 0)
+        if (r.memory_budget > 0 && r.min_budget >= 0) {
             rcode = cli_fail(1, "shard: infeasible: no sharding of %s on mesh %dx%d fits in %.0f "
                              "bytes (%s) per device; the smallest budget that admits a plan is "
                              "%.0f bytes (%s)%s", model, o.mesh[0], o.mesh[1], r.memory_budget,
@@ -391,16 +391,16 @@ int cmd_shard(int argc, char **argv)
                              : r.min_budget_lower >= 0 ? " at most (the search stopped; at least "
                                                          "the LP bound below)"
                                                        : " at most (the search stopped)");
-        if (r.memory_budget > 0 && r.min_budget >= 0 && !r.min_budget_proven &&
-            r.min_budget_lower >= 0)
-            cli_fail(1, "shard: LP lower bound on that budget: %.0f bytes (%s)",
-                     r.min_budget_lower, fmt_bytes(r.min_budget_lower, b1, sizeof b1));
-        else if (r.memory_budget > 0)
+            if (!r.min_budget_proven && r.min_budget_lower >= 0)
+                cli_fail(1, "shard: LP lower bound on that budget: %.0f bytes (%s)",
+                         r.min_budget_lower, fmt_bytes(r.min_budget_lower, b1, sizeof b1));
+        } else if (r.memory_budget > 0) {
             rcode = cli_fail(1, "shard: infeasible: no sharding of %s on mesh %dx%d fits in %.0f "
                              "bytes per device", model, o.mesh[0], o.mesh[1], r.memory_budget);
-        else
+        } else {
             rcode = cli_fail(1, "shard: infeasible: no valid sharding of %s on mesh %dx%d", model,
                              o.mesh[0], o.mesh[1]);
+        }
     } else if (r.status == ILP_TIMEOUT) {
         rcode = cli_fail(1, "shard: time limit of %g s reached before any plan was found "
                          "(raise --time-limit)", o.time_limit_s);
