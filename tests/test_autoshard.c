@@ -367,6 +367,42 @@ static void test_memory_infeasible(void **state)
     done(&x);
 }
 
+static void test_fold_layers(void **state)
+{
+    (void)state;
+    /* folding is a restriction: never below the exact optimum, equal when
+     * the optimum is the same in every layer (12-layer MLP, DP and 2D) */
+    ShardOptions o;
+    shard_options_default(&o);
+    o.fold_layers = 1;
+    const char *m = "mlp:layers=12,batch=1024,hidden=128,bias=0,optimizer=sgd";
+    Run a, b;
+    run(&a, m, 4, 1, 1, 1, NULL);
+    run(&b, m, 4, 1, 1, 1, &o);
+    assert_true(b.r.fold_classes > 0 && b.r.fold_classes < a.r.n_free_nodes);
+    assert_true(fabs(a.r.objective - b.r.objective) <= 1e-9 * a.r.objective);
+    assert_true(b.r.lower_bound <= b.r.objective * (1 + 1e-9));
+    done(&a);
+    done(&b);
+    const char *gpt = "gpt:hidden=128,layers=3,heads=8,seq=8,vocab=512,batch=8,dropout=0,dtype=fp32";
+    run(&a, gpt, 2, 2, 1, 0.1, NULL);
+    run(&b, gpt, 2, 2, 1, 0.1, &o);
+    assert_true(b.r.objective >= a.r.objective * (1 - 1e-9));
+    assert_true(b.r.status == ILP_OPTIMAL || b.r.status == ILP_FEASIBLE);
+    done(&a);
+    done(&b);
+    /* under a memory budget the folded plan seeds the exact ILP: same optimum
+     * as without a binding budget when the budget is loose */
+    o.fold_layers = 0;
+    o.memory_budget = 1e12;
+    run(&b, gpt, 2, 2, 1, 0.1, &o);
+    run(&a, gpt, 2, 2, 1, 0.1, NULL);
+    assert_int_equal(b.r.status, ILP_OPTIMAL);
+    assert_true(fabs(a.r.objective - b.r.objective) <= 1e-9 * a.r.objective);
+    done(&a);
+    done(&b);
+}
+
 static void test_bad_input(void **state)
 {
     (void)state;
@@ -406,6 +442,7 @@ int main(void)
         cmocka_unit_test(test_gpt_megatron),
         cmocka_unit_test(test_reduce_scatter_rewrites),
         cmocka_unit_test(test_memory_infeasible),
+        cmocka_unit_test(test_fold_layers),
         cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,6 +10,9 @@
 #include <math.h>
 #include <string.h>
 
+#include "cluster.h"
+#include "cost.h"
+#include "profile.h"
 #include "sharding.h"
 #include "strategy.h"
 #include "zoo.h"
@@ -134,6 +137,37 @@ static void test_dot_strategies(void **state)
     assert_int_equal(count_strategies(gpt, "l0.scores", 2, 2, -1), 2);
 }
 
+static void test_seconds_model(void **state)
+{
+    (void)state;
+    /* a 2x8 mesh over two p3.16xlarge nodes: mesh dim 1 is inside a node
+     * (NVLink), mesh dim 0 crosses the network */
+    Cluster cl;
+    Err e;
+    assert_int_equal(cluster_parse("p3.16xlarge:nodes=2", &cl, &e), CALPA_OK);
+    Profile prof;
+    profile_analytic(&cl, "p3.16xlarge:nodes=2", &prof);
+    CostOracle o;
+    cost_init(&o, &prof, &cl);
+    CommModel m;
+    comm_init_seconds(&m, 2, 8, &o);
+    assert_int_equal(m.unit, COST_SECONDS);
+    double b = 64e6;
+    double intra = comm_cost(&m, COLL_ALL_REDUCE, b, 1), inter = comm_cost(&m, COLL_ALL_REDUCE, b, 0);
+    assert_true(intra > 0 && inter > 5 * intra);
+    /* the table interpolates the oracle: exact at powers of two */
+    int devs[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    double want = cost_collective_time(&o, COLL_ALL_GATHER, 1 << 20, devs, 8, NULL);
+    double got = comm_cost(&m, COLL_ALL_GATHER, 1 << 20, 1);
+    assert_true(fabs(got - want) <= 1e-6 * want + 1e-6);
+    /* all-to-all: each rank's buffer is bytes/n */
+    double a2a = comm_cost(&m, COLL_ALL_TO_ALL, 8.0 * (1 << 20), 1);
+    double wa = cost_collective_time(&o, COLL_ALL_TO_ALL, 1 << 20, devs, 8, NULL);
+    assert_true(fabs(a2a - wa) <= 1e-6 * wa + 1e-6);
+    profile_free(&prof);
+    cluster_free(&cl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -141,6 +175,7 @@ int main(void)
         cmocka_unit_test(test_replicated_penalty),
         cmocka_unit_test(test_reshard),
         cmocka_unit_test(test_dot_strategies),
+        cmocka_unit_test(test_seconds_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
