@@ -149,7 +149,9 @@ static void view_build(const CostGraph *cg, IlpView *v, double budget, double ti
     p->mem = v->mem;
     p->mem_budget = budget;
     p->time_limit_s = time_limit;
-    p->inf = SHARD_INF;
+    /* forbidden: anything near Alpa's INF (a forbidden pair plus an
+     * associative-add bonus is still forbidden) */
+    p->inf = SHARD_INF / 2;
 }
 
 /* ---- layer folding ----------------------------------------------------------
@@ -499,6 +501,10 @@ CalpaStatus autoshard_run(const Graph *g, const ShardOptions *o, ShardResult *r,
         IlpResult fr;
         warm = fold_solve(&f, v.p.n_node, &fr, e);
         ilp_result_free(&fr);
+    }
+    if (o->fold_layers && warm && !isfinite(ilp_eval(&v.p, warm))) {
+        free(warm); /* cannot happen unless folding sums cancel a ban: solve exactly */
+        warm = NULL;
     }
     if (o->fold_layers && warm) {
         /* the folded plan, and the LP bound of the full program for its gap */
