@@ -243,7 +243,7 @@ CalpaStatus ilp_solve(const IlpProblem *p, IlpResult *r, Err *e)
     CHECK(col0 != NULL);
     double obj_const = 0;
     int n_int = 0;
-    /* s columns */
+    /* s columns and their costs in (1) */
     for (int v = 0; v < nv; v++) {
         const IlpNode *nd = &p->node[v];
         col0[v] = 0;
@@ -306,7 +306,7 @@ CalpaStatus ilp_solve(const IlpProblem *p, IlpResult *r, Err *e)
                 ecol[i] = 0;
                 continue;
             }
-            ecol[i] = c;
+            ecol[i] = c; /* e in [0,1]: (3)+(4) make it the product */
             glp_set_col_bnds(lp, c, GLP_DB, 0, 1);
             if (!p->minimize_memory) glp_set_obj_coef(lp, c, ed->cost[i]);
             c++;

@@ -64,15 +64,14 @@ static void close1(double got, double want, const char *what)
     }
 }
 
-static const char *wspec(const Run *x, const char *name)
+/* The spec of tensor `name` in the plan, as "RS1" (a fresh string per call
+ * site: the caller's buffer). */
+#define wspec(x, name) wspec_((x), (name), (char[32]){0})
+static const char *wspec_(const Run *x, const char *name, char *buf)
 {
-    static char buf[4][32]; /* test-only rotating buffers */
-    static int k;
     for (int t = 0; t < x->g.n_t; t++)
-        if (!strcmp(x->g.t[t].name, name)) {
-            k = (k + 1) % 4;
-            return spec_str(&x->r.tensor_spec[t], x->g.t[t].ndim, buf[k], sizeof buf[k]);
-        }
+        if (!strcmp(x->g.t[t].name, name))
+            return spec_str(&x->r.tensor_spec[t], x->g.t[t].ndim, buf, 32);
     print_error("no tensor %s\n", name);
     fail();
     return "";
