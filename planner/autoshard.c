@@ -524,6 +524,9 @@ CalpaStatus autoshard_run(const Graph *g, const ShardOptions *o, ShardResult *r,
             ir.mip_gap = r->lower_bound > 0 ? (ir.objective - r->lower_bound) / ir.objective : 0;
         }
     } else {
+        /* --time-limit covers the folded solve and the exact one */
+        double left = o->time_limit_s - (now_s() - t1);
+        v.p.time_limit_s = left > 1 ? left : 1;
         v.p.warm_start = warm;
         st = ilp_solve(&v.p, &ir, e);
         v.p.warm_start = NULL;

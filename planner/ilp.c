@@ -451,14 +451,18 @@ CalpaStatus ilp_solve(const IlpProblem *p, IlpResult *r, Err *e)
             glp_init_smcp(&sp);
             sp.msg_lev = GLP_MSG_OFF;
             sp.presolve = GLP_ON;
+            double ls = p->time_limit_s > 0 ? p->time_limit_s : 600;
+            sp.tm_lim = ls * 1000 > 2e9 ? 2000000000 : (int)(ls * 1000);
             if (glp_simplex(lp, &sp) == 0 && glp_get_status(lp) == GLP_OPT)
                 r->lp_bound = glp_get_obj_val(lp) * mscale;
         }
+        double lim_s = p->time_limit_s > 0 ? p->time_limit_s : 600;
         if (p->lp_only || xw) { /* an LP basis: the bound, and a start without presolve */
             glp_smcp sp;
             glp_init_smcp(&sp);
             sp.msg_lev = GLP_MSG_OFF;
             sp.presolve = GLP_ON;
+            sp.tm_lim = lim_s * 1000 > 2e9 ? 2000000000 : (int)(lim_s * 1000);
             if (glp_simplex(lp, &sp) == 0 && glp_get_status(lp) == GLP_OPT)
                 r->lp_bound = glp_get_obj_val(lp) * (p->minimize_memory ? mscale : 1);
         }
@@ -479,7 +483,8 @@ CalpaStatus ilp_solve(const IlpProblem *p, IlpResult *r, Err *e)
          * constrained programs they close the gap where GLPK's defaults stall */
         parm.br_tech = GLP_BR_PCH;
         parm.bt_tech = GLP_BT_BPH;
-        double lim_ms = p->time_limit_s > 0 ? p->time_limit_s * 1000 : 600000;
+        double lim_ms = (lim_s - (now_s() - t0)) * 1000; /* what the LP left */
+        if (lim_ms < 1000) lim_ms = 1000;
         parm.tm_lim = lim_ms > 2e9 ? 2000000000 : (int)lim_ms;
         if (p->lp_only) {
             r->status = r->lp_bound >= 0 ? ILP_OPTIMAL : ILP_INFEASIBLE;
