@@ -40,6 +40,12 @@ CONFIG := build/config$(if $(NO_CUDA),-nocuda)$(if $(NO_MPI),-nompi)$(if $(NO_NC
 $(CONFIG): scripts/configure.sh
 	@sh scripts/configure.sh $@ "$(NO_CUDA)" "$(NO_MPI)" "$(NO_NCCL)"
 CFLAGS += -DCALPA_HAVE_MPI=$(HAVE_MPI) -DCALPA_HAVE_CUDA=$(HAVE_CUDA) -DCALPA_HAVE_NCCL=$(HAVE_NCCL)
+# exec/: OpenBLAS always (a required package); MPI headers only for exec/*.c, MPI libs when found.
+LDLIBS += -lopenblas
+ifeq ($(HAVE_MPI),1)
+  EXEC_CFLAGS := $(shell mpicc --showme:compile)
+  LDLIBS += $(shell mpicc --showme:link)
+endif
 
 LIB_SRC := $(wildcard common/*.c models/*.c planner/*.c sim/*.c exec/*.c)
 LIB_SRC := $(filter-out common/main.c,$(LIB_SRC))
@@ -55,6 +61,11 @@ $(BUILD)/%.o: %.c $(CONFIG)
 	@mkdir -p $(dir $@)
 	$(if $(Q),@echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/exec/%.o: exec/%.c $(CONFIG)
+	@mkdir -p $(dir $@)
+	$(if $(Q),@echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) $(EXEC_CFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^
