@@ -1,0 +1,79 @@
+/*
+ * backend.h - what a device does for exec, as a struct of function pointers
+ * (nccl-tests style): memory, GEMMs, the operator kernels forward and
+ * backward, the optimizer updates, and collectives / send / recv on a
+ * communicator handle.  The CPU backend (exec/cpu.c: OpenBLAS sgemm, the
+ * reference kernels of exec/kernels_cpu.c, MPI) is the first
+ * implementation; a CUDA backend (cuBLAS, kernels with the same names,
+ * NCCL) is the next one behind the same struct.  Everything is float32;
+ * integer inputs (token ids, labels) are stored as exact float values.
+ *
+ * Communicators are opaque (`void *`): an MPI_Comm on the CPU backend.
+ * Collectives follow nccl-tests' conventions: count is elements per rank
+ * for all-gather input / reduce-scatter output, the whole buffer for
+ * all-reduce.  A NULL comm is a group of one (every collective a copy).
+ */
+#ifndef CALPA_BACKEND_H
+#define CALPA_BACKEND_H
+
+#include <stdint.h>
+
+typedef struct Backend {
+    const char *name;
+    /* memory: zeroed floats; free(NULL) is a no-op */
+    float *(*alloc)(int64_t n);
+    void (*free)(float *p);
+    /* C[b] = A[b] (m x k, row-major, or k x m if ta) * B[b] (k x n or n x k if tb)
+     * (+ C[b] if accumulate), b < batch; strides in elements between batches */
+    void (*gemm_batched)(int batch, int ta, int tb, int m, int n, int k, const float *a,
+                         int64_t stride_a, const float *b, int64_t stride_b, float *c,
+                         int64_t stride_c, int accumulate);
+    /* elementwise */
+    void (*relu)(const float *x, float *y, int64_t n);
+    void (*relu_bwd)(const float *dy, const float *y, float *dx, int64_t n);
+    void (*gelu)(const float *x, float *y, int64_t n);
+    void (*gelu_bwd)(const float *dy, const float *x, float *dx, int64_t n);
+    void (*axpy)(float a, const float *x, float *y, int64_t n); /* y += a x */
+    /* normalisation / softmax over the last axis of (rows, cols) */
+    void (*layernorm)(const float *x, const float *g, const float *b, float *y, int64_t rows,
+                      int64_t cols);
+    void (*layernorm_bwd)(const float *dy, const float *x, const float *g, float *dx,
+                          float *dg, float *db, int64_t rows, int64_t cols);
+    /* causal: row r is query position r % sq (of sq), column j masked when j > r % sq */
+    void (*softmax)(const float *x, float *y, int64_t rows, int64_t cols, int causal,
+                    int64_t sq);
+    void (*softmax_bwd)(const float *dy, const float *y, float *dx, int64_t rows, int64_t cols);
+    /* rows = table[ids[i]] (n ids, width h); bwd scatter-adds into dtable */
+    void (*embedding)(const float *table, const float *ids, float *out, int64_t n, int64_t h,
+                      int64_t vocab);
+    void (*embedding_bwd)(const float *dout, const float *ids, float *dtable, int64_t n,
+                          int64_t h, int64_t vocab);
+    /* losses: sum over the local elements divided by `denom` (the global
+     * count, so partial sums over shards add up to the unsharded mean) */
+    float (*mse)(const float *p, const float *y, int64_t n, double denom);
+    void (*mse_bwd)(const float *p, const float *y, float *dp, int64_t n, double denom);
+    float (*xent)(const float *logits, const float *labels, int64_t rows, int64_t v,
+                  double denom);
+    void (*xent_bwd)(const float *logits, const float *labels, float *dl, int64_t rows,
+                     int64_t v, double denom);
+    /* optimizer (in place) */
+    void (*sgd)(float *w, const float *g, int64_t n, float lr);
+    void (*adam)(float *w, const float *g, float *m, float *v, int64_t n, float lr, int step);
+    /* collectives on a communicator (sum), send / recv to a peer rank */
+    void (*all_reduce)(float *buf, int64_t count, void *comm);
+    void (*all_gather)(const float *in, float *out, int64_t count, void *comm);
+    void (*reduce_scatter)(const float *in, float *out, int64_t count, void *comm);
+    void (*all_to_all)(const float *in, float *out, int64_t count, void *comm);
+    /* send starts a non-blocking send and returns its handle (buf must stay
+     * alive until wait); wait completes and frees the handle */
+    void *(*send)(const float *buf, int64_t count, int peer, int tag);
+    void (*wait)(void *req);
+    void (*recv)(float *buf, int64_t count, int peer, int tag);
+    void (*barrier)(void);
+    double (*wtime)(void);
+} Backend;
+
+/* The CPU backend (OpenBLAS + MPI when built with it). Static storage, never freed. */
+const Backend *backend_cpu(void);
+
+#endif

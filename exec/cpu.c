@@ -1,0 +1,174 @@
+/*
+ * cpu.c - the CPU backend: OpenBLAS sgemm for GEMMs, the reference kernels
+ * of kernels_cpu.c for everything else, MPI for collectives and send/recv
+ * (a build without MPI runs groups of one only: collectives copy).
+ */
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backend.h"
+#include "err.h"
+#include "kernels_cpu.h"
+
+#if CALPA_HAVE_MPI
+#include <mpi.h>
+/* MPI check: file:line, the call and MPI's own message, then abort. */
+#define MPI_CHECK(call)                                                               \
+    do {                                                                              \
+        int rc_ = (call);                                                             \
+        if (rc_ != MPI_SUCCESS) {                                                     \
+            char msg_[MPI_MAX_ERROR_STRING];                                          \
+            int len_ = 0;                                                             \
+            MPI_Error_string(rc_, msg_, &len_);                                       \
+            die_check(__FILE__, __LINE__, #call, msg_);                               \
+        }                                                                             \
+    } while (0)
+#define COMM(c) (*(MPI_Comm *)(c))
+#endif
+
+static float *cpu_alloc(int64_t n) { return xcalloc((size_t)(n > 0 ? n : 1), sizeof(float)); }
+static void cpu_free(float *p) { free(p); }
+
+static void cpu_gemm_batched(int batch, int ta, int tb, int m, int n, int k, const float *a,
+                             int64_t sa, const float *b, int64_t sb, float *c, int64_t sc,
+                             int accumulate)
+{
+    for (int i = 0; i < batch; i++)
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                    m, n, k, 1.0f, a + i * sa, ta ? m : k, b + i * sb, tb ? k : n,
+                    accumulate ? 1.0f : 0.0f, c + i * sc, n);
+}
+
+static void cpu_all_reduce(float *buf, int64_t count, void *comm)
+{
+#if CALPA_HAVE_MPI
+    if (comm) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, (int)count, MPI_FLOAT, MPI_SUM, COMM(comm)));
+#else
+    (void)buf, (void)count, (void)comm;
+#endif
+}
+
+static void cpu_all_gather(const float *in, float *out, int64_t count, void *comm)
+{
+#if CALPA_HAVE_MPI
+    if (comm) {
+        MPI_CHECK(MPI_Allgather(in, (int)count, MPI_FLOAT, out, (int)count, MPI_FLOAT, COMM(comm)));
+        return;
+    }
+#endif
+    memmove(out, in, sizeof(float) * (size_t)count);
+}
+
+static void cpu_reduce_scatter(const float *in, float *out, int64_t count, void *comm)
+{
+#if CALPA_HAVE_MPI
+    if (comm) {
+        MPI_CHECK(MPI_Reduce_scatter_block(in, out, (int)count, MPI_FLOAT, MPI_SUM, COMM(comm)));
+        return;
+    }
+#endif
+    memmove(out, in, sizeof(float) * (size_t)count);
+}
+
+static void cpu_all_to_all(const float *in, float *out, int64_t count, void *comm)
+{
+#if CALPA_HAVE_MPI
+    if (comm) {
+        MPI_CHECK(MPI_Alltoall(in, (int)count, MPI_FLOAT, out, (int)count, MPI_FLOAT, COMM(comm)));
+        return;
+    }
+#endif
+    memmove(out, in, sizeof(float) * (size_t)count);
+}
+
+static void *cpu_send(const float *buf, int64_t count, int peer, int tag)
+{
+#if CALPA_HAVE_MPI
+    MPI_Request *r = xmalloc(sizeof *r);
+    MPI_CHECK(MPI_Isend(buf, (int)count, MPI_FLOAT, peer, tag, MPI_COMM_WORLD, r));
+    return r;
+#else
+    (void)buf, (void)count, (void)peer, (void)tag;
+    CHECK(!"send without MPI");
+    return NULL;
+#endif
+}
+
+static void cpu_wait(void *req)
+{
+#if CALPA_HAVE_MPI
+    if (!req) return;
+    MPI_CHECK(MPI_Wait((MPI_Request *)req, MPI_STATUS_IGNORE));
+    free(req);
+#else
+    (void)req;
+#endif
+}
+
+static void cpu_recv(float *buf, int64_t count, int peer, int tag)
+{
+#if CALPA_HAVE_MPI
+    MPI_CHECK(MPI_Recv(buf, (int)count, MPI_FLOAT, peer, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE));
+#else
+    (void)buf, (void)count, (void)peer, (void)tag;
+    CHECK(!"recv without MPI");
+#endif
+}
+
+static void cpu_barrier(void)
+{
+#if CALPA_HAVE_MPI
+    int init = 0;
+    MPI_Initialized(&init);
+    if (init) MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
+#endif
+}
+
+static double cpu_wtime(void)
+{
+#if CALPA_HAVE_MPI
+    int init = 0;
+    MPI_Initialized(&init);
+    if (init) return MPI_Wtime();
+#endif
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static const Backend CPU = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .gemm_batched = cpu_gemm_batched,
+    .relu = relu_forward,
+    .relu_bwd = relu_backward,
+    .gelu = gelu_forward,
+    .gelu_bwd = gelu_backward,
+    .axpy = axpy_forward,
+    .layernorm = layernorm_forward,
+    .layernorm_bwd = layernorm_backward,
+    .softmax = softmax_forward,
+    .softmax_bwd = softmax_backward,
+    .embedding = embedding_forward,
+    .embedding_bwd = embedding_backward,
+    .mse = mse_forward,
+    .mse_bwd = mse_backward,
+    .xent = xent_forward,
+    .xent_bwd = xent_backward,
+    .sgd = sgd_update,
+    .adam = adam_update,
+    .all_reduce = cpu_all_reduce,
+    .all_gather = cpu_all_gather,
+    .reduce_scatter = cpu_reduce_scatter,
+    .all_to_all = cpu_all_to_all,
+    .send = cpu_send,
+    .wait = cpu_wait,
+    .recv = cpu_recv,
+    .barrier = cpu_barrier,
+    .wtime = cpu_wtime,
+};
+
+const Backend *backend_cpu(void) { return &CPU; }

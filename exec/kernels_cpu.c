@@ -1,0 +1,193 @@
+/*
+ * kernels_cpu.c - the reference float32 kernels of the CPU backend: plain
+ * loops, written for clarity (the CUDA backend's kernels carry the same
+ * names and are tested against these).  GEMMs go to OpenBLAS (cpu.c).
+ */
+#include <math.h>
+#include <string.h>
+
+#include "kernels_cpu.h"
+
+void relu_forward(const float *x, float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0;
+}
+
+void relu_backward(const float *dy, const float *y, float *dx, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) dx[i] = y[i] > 0 ? dy[i] : 0;
+}
+
+#define GELU_C 0.7978845608028654f /* sqrt(2/pi) */
+
+void gelu_forward(const float *x, float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i];
+        y[i] = 0.5f * v * (1.0f + tanhf(GELU_C * (v + 0.044715f * v * v * v)));
+    }
+}
+
+void gelu_backward(const float *dy, const float *x, float *dx, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i], u = GELU_C * (v + 0.044715f * v * v * v), t = tanhf(u);
+        float du = GELU_C * (1.0f + 3.0f * 0.044715f * v * v);
+        dx[i] = dy[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * du);
+    }
+}
+
+void axpy_forward(float a, const float *x, float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+void layernorm_forward(const float *x, const float *g, const float *b, float *y, int64_t rows,
+                       int64_t cols)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * cols;
+        double mean = 0, var = 0;
+        for (int64_t c = 0; c < cols; c++) mean += xr[c];
+        mean /= (double)cols;
+        for (int64_t c = 0; c < cols; c++) var += (xr[c] - mean) * (xr[c] - mean);
+        float rstd = (float)(1.0 / sqrt(var / (double)cols + 1e-5));
+        for (int64_t c = 0; c < cols; c++)
+            y[r * cols + c] = (float)(xr[c] - mean) * rstd * g[c] + b[c];
+    }
+}
+
+void layernorm_backward(const float *dy, const float *x, const float *g, float *dx, float *dg,
+                        float *db, int64_t rows, int64_t cols)
+{
+    memset(dg, 0, sizeof(float) * (size_t)cols);
+    memset(db, 0, sizeof(float) * (size_t)cols);
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * cols, *dyr = dy + r * cols;
+        double mean = 0, var = 0;
+        for (int64_t c = 0; c < cols; c++) mean += xr[c];
+        mean /= (double)cols;
+        for (int64_t c = 0; c < cols; c++) var += (xr[c] - mean) * (xr[c] - mean);
+        double rstd = 1.0 / sqrt(var / (double)cols + 1e-5);
+        double sum_dn = 0, sum_dn_n = 0; /* dn = dy * g, n = normalised x */
+        for (int64_t c = 0; c < cols; c++) {
+            double nrm = (xr[c] - mean) * rstd, dn = (double)dyr[c] * g[c];
+            sum_dn += dn;
+            sum_dn_n += dn * nrm;
+            dg[c] += (float)(dyr[c] * nrm);
+            db[c] += dyr[c];
+        }
+        for (int64_t c = 0; c < cols; c++) {
+            double nrm = (xr[c] - mean) * rstd, dn = (double)dyr[c] * g[c];
+            dx[r * cols + c] =
+                (float)(rstd * (dn - sum_dn / (double)cols - nrm * sum_dn_n / (double)cols));
+        }
+    }
+}
+
+void softmax_forward(const float *x, float *y, int64_t rows, int64_t cols, int causal,
+                     int64_t sq)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t lim = causal ? (r % sq) + 1 : cols;
+        if (lim > cols) lim = cols;
+        const float *xr = x + r * cols;
+        float *yr = y + r * cols;
+        float mx = -INFINITY;
+        for (int64_t c = 0; c < lim; c++) mx = xr[c] > mx ? xr[c] : mx;
+        double s = 0;
+        for (int64_t c = 0; c < lim; c++) s += exp((double)xr[c] - mx);
+        for (int64_t c = 0; c < cols; c++)
+            yr[c] = c < lim ? (float)(exp((double)xr[c] - mx) / s) : 0.0f;
+    }
+}
+
+void softmax_backward(const float *dy, const float *y, float *dx, int64_t rows, int64_t cols)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        double dot = 0;
+        for (int64_t c = 0; c < cols; c++) dot += (double)dy[r * cols + c] * y[r * cols + c];
+        for (int64_t c = 0; c < cols; c++)
+            dx[r * cols + c] = (float)(y[r * cols + c] * (dy[r * cols + c] - dot));
+    }
+}
+
+void embedding_forward(const float *table, const float *ids, float *out, int64_t n, int64_t h,
+                       int64_t vocab)
+{
+    for (int64_t i = 0; i < n; i++) {
+        int64_t id = (int64_t)ids[i];
+        if (id < 0 || id >= vocab) id = 0;
+        memcpy(out + i * h, table + id * h, sizeof(float) * (size_t)h);
+    }
+}
+
+void embedding_backward(const float *dout, const float *ids, float *dtable, int64_t n,
+                        int64_t h, int64_t vocab)
+{
+    memset(dtable, 0, sizeof(float) * (size_t)(vocab * h));
+    for (int64_t i = 0; i < n; i++) {
+        int64_t id = (int64_t)ids[i];
+        if (id < 0 || id >= vocab) id = 0;
+        for (int64_t c = 0; c < h; c++) dtable[id * h + c] += dout[i * h + c];
+    }
+}
+
+float mse_forward(const float *p, const float *y, int64_t n, double denom)
+{
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += ((double)p[i] - y[i]) * ((double)p[i] - y[i]);
+    return (float)(s / denom);
+}
+
+void mse_backward(const float *p, const float *y, float *dp, int64_t n, double denom)
+{
+    for (int64_t i = 0; i < n; i++) dp[i] = (float)(2.0 * ((double)p[i] - y[i]) / denom);
+}
+
+float xent_forward(const float *logits, const float *labels, int64_t rows, int64_t v,
+                   double denom)
+{
+    double s = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *l = logits + r * v;
+        float mx = -INFINITY;
+        for (int64_t c = 0; c < v; c++) mx = l[c] > mx ? l[c] : mx;
+        double z = 0;
+        for (int64_t c = 0; c < v; c++) z += exp((double)l[c] - mx);
+        int64_t y = (int64_t)labels[r];
+        s += log(z) + mx - l[y];
+    }
+    return (float)(s / denom);
+}
+
+void xent_backward(const float *logits, const float *labels, float *dl, int64_t rows, int64_t v,
+                   double denom)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        const float *l = logits + r * v;
+        float mx = -INFINITY;
+        for (int64_t c = 0; c < v; c++) mx = l[c] > mx ? l[c] : mx;
+        double z = 0;
+        for (int64_t c = 0; c < v; c++) z += exp((double)l[c] - mx);
+        int64_t y = (int64_t)labels[r];
+        for (int64_t c = 0; c < v; c++)
+            dl[r * v + c] = (float)((exp((double)l[c] - mx) / z - (c == y)) / denom);
+    }
+}
+
+void sgd_update(float *w, const float *g, int64_t n, float lr)
+{
+    for (int64_t i = 0; i < n; i++) w[i] -= lr * g[i];
+}
+
+void adam_update(float *w, const float *g, float *m, float *v, int64_t n, float lr, int step)
+{
+    const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
+    double c1 = 1 - pow(b1, step), c2 = 1 - pow(b2, step);
+    for (int64_t i = 0; i < n; i++) {
+        m[i] = (float)(b1 * m[i] + (1 - b1) * g[i]);
+        v[i] = (float)(b2 * v[i] + (1 - b2) * (double)g[i] * g[i]);
+        w[i] -= (float)(lr * (m[i] / c1) / (sqrt(v[i] / c2) + eps));
+    }
+}
