@@ -376,6 +376,30 @@ static CalpaStatus solve_on(StageCtx *x, const Graph *g, int first, int last, Su
     }
     if (st) return st;
     stagecost_from_result(x, sg, r, sm, out);
+    if (out->ok && x->memory_budget > 0 && out->peak_bytes > x->memory_budget) {
+        /* the cheapest sharding does not fit one micro-batch step: ask the ILP
+         * for the cheapest one that does (constraint (c) of ilp.c) */
+        ShardResult r2;
+        so.memory_budget = x->memory_budget;
+        if (so.time_limit_s > 10) so.time_limit_s = 10; /* memory rows make GLPK slow */
+        t0 = now_s();
+        st = autoshard_run(sg, &so, &r2, e);
+        x->solve_time_s += now_s() - t0;
+        x->n_solved++;
+        StageCost c2;
+        if (st == CALPA_OK) {
+            stagecost_from_result(x, sg, &r2, sm, &c2);
+            if (c2.ok) {
+                shard_result_free(r);
+                *r = r2;
+                *out = c2;
+                return CALPA_OK;
+            }
+        }
+        shard_result_free(&r2);
+        if (st == CALPA_EINPUT) st = CALPA_OK;
+        if (st) return st;
+    }
     return CALPA_OK;
 }
 

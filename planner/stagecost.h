@@ -17,7 +17,10 @@
  * Memory per device: peak of one micro-batch step under the sharding (the
  * ILP's liveness peak, weights and optimizer state included), stash =
  * activations the forward pass keeps for the backward pass, sharded.  With
- * k micro-batches in flight a stage needs peak + (k - 1) x stash.
+ * k micro-batches in flight a stage needs peak + (k - 1) x stash.  The ILP
+ * minimises communication without a memory budget (as Alpa's profiling);
+ * when that sharding's peak exceeds the usable memory the stage is solved
+ * again under it (the cheapest sharding that fits one micro-batch).
  *
  * Key design choices: identical sub-problems are solved once (a cache keyed
  * by the layer-structure signature of the range + submesh + config), and a
@@ -72,6 +75,8 @@ typedef struct {
     int fold;                  /* fold repeated layers (default 1) */
     double time_limit_s;       /* per ILP (default 60) */
     int verbose;               /* one line per intra-op problem on stderr */
+    double memory_budget;      /* bytes per device; > 0: a stage whose cheapest sharding
+                                  peaks above it is solved again under this budget */
     /* optional: the model g was built from, so that a range holding both
      * the first and the last layer can be folded over shorter models */
     const ModelConfig *model;  /* borrowed; NULL: no such folding */
