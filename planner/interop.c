@@ -614,8 +614,8 @@ done:
 /* ------------------------------------------------------ the alpa method */
 
 /* The micro-batch counts to try: the request's, else B / b for micro-batch
- * sizes b = 1, 2, 4, ..., 16 (Wide-ResNet: 64) that divide B (Alpa grid-searched NB;
- * its Wide-ResNet plans use 48-64 samples per micro-batch). */
+ * sizes b = 1, 2, 4, ..., 16 (MoE, Wide-ResNet: 64) that divide B (Alpa grid-searched NB;
+ * its MoE and Wide-ResNet plans use 16-64 samples per micro-batch). */
 static int micro_choices(const PlanRequest *req, int *K, int cap)
 {
     long long B = req->global_batch;
@@ -627,7 +627,7 @@ static int micro_choices(const PlanRequest *req, int *K, int cap)
         K[0] = (int)(B / req->micro_batch_size);
         return 1;
     }
-    int n = 0, bmax = req->model.family == FAM_WRESNET ? 64 : 16;
+    int n = 0, bmax = req->model.family == FAM_GPT || req->model.family == FAM_MLP ? 16 : 64;
     for (long long b = 1; b <= bmax && b <= B && n < cap; b *= 2)
         if (B % b == 0) K[n++] = (int)(B / b);
     return n;
