@@ -27,7 +27,11 @@
  * range whose interior repeats one layer (or a pair: MoE) is folded: the
  * range is evaluated exactly at three interior lengths m0, m0+p, m0+2p,
  * which must lie on a line (checked, to 1e-4 relative), and extrapolated
- * along it; when the check fails the full range is solved.
+ * along it; when the check fails (the ILP broke a tie differently) the three
+ * points move one period further, twice, and then the full range is solved.
+ * A range holding both the first and the last layer folds over shorter
+ * models of the same family (model_build with fewer layers, signatures
+ * checked) when `model` is set.
  */
 #ifndef CALPA_STAGECOST_H
 #define CALPA_STAGECOST_H
