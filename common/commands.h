@@ -10,5 +10,8 @@ int cmd_plan(int argc, char **argv);   /* planner/cmd_plan.c */
 int cmd_sim_collective(int argc, char **argv); /* sim/cmd_sim_collective.c */
 int cmd_sim(int argc, char **argv);        /* sim/cmd_sim.c */
 int cmd_validate(int argc, char **argv);   /* sim/cmd_validate.c */
+int cmd_sweep(int argc, char **argv);  /* planner/cmd_sweep.c */
+
+int cmd_exec(int argc, char **argv);       /* exec/cmd_exec.c */
 
 #endif

@@ -16,7 +16,9 @@ static const Command COMMANDS[] = {
     {"plan", cmd_plan, "plan a model on a cluster: stages, meshes, sharding (Alpa and baselines)"},
     {"sim-collective", cmd_sim_collective, "simulate one collective over a sweep of sizes (nccl-tests table)"},
     {"sim", cmd_sim, "simulate a plan: iteration time, memory, timeline"},
+    {"exec", cmd_exec, "run a plan for real on CPU ranks (MPI) or GPUs"},
     {"validate", cmd_validate, "predicted vs published (Megatron-LM Table 1, Korthikanti Table 5)"},
+    {"sweep", cmd_sweep, "benchmark sweeps: cases x methods -> TSV and plots"},
 };
 #define N_COMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])
 

@@ -43,7 +43,8 @@ typedef struct Backend {
     void (*softmax)(const float *x, float *y, int64_t rows, int64_t cols, int causal,
                     int64_t sq);
     void (*softmax_bwd)(const float *dy, const float *y, float *dx, int64_t rows, int64_t cols);
-    /* rows = table[ids[i]] (n ids, width h); bwd scatter-adds into dtable */
+    /* rows = table[ids[i]] (n ids, width h; an id outside [0, vocab) gives a zero
+     * row: a vocabulary shard); bwd zeroes dtable, then scatter-adds into it */
     void (*embedding)(const float *table, const float *ids, float *out, int64_t n, int64_t h,
                       int64_t vocab);
     void (*embedding_bwd)(const float *dout, const float *ids, float *dtable, int64_t n,
@@ -69,6 +70,14 @@ typedef struct Backend {
     void *(*send)(const float *buf, int64_t count, int peer, int tag);
     void (*wait)(void *req);
     void (*recv)(float *buf, int64_t count, int peer, int tag);
+    /* world and communicators: comm_split returns this rank's communicator of
+     * the ranks passing the same color >= 0, ordered by key (NULL for color < 0);
+     * every rank of the world must call it, in the same order */
+    void (*world)(int *rank, int *size);
+    void *(*comm_split)(int color, int key);
+    void (*comm_free)(void *comm);
+    void *(*comm_world)(void); /* the world as a communicator (NULL without MPI) */
+    void (*abort)(int code);   /* aborts every rank (a failing rank ends the job) */
     void (*barrier)(void);
     double (*wtime)(void);
 } Backend;

@@ -138,6 +138,68 @@ static double cpu_wtime(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static void cpu_world(int *rank, int *size)
+{
+    *rank = 0, *size = 1;
+#if CALPA_HAVE_MPI
+    int init = 0;
+    MPI_Initialized(&init);
+    if (init) {
+        MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, rank));
+        MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, size));
+    }
+#endif
+}
+
+static void *cpu_comm_split(int color, int key)
+{
+#if CALPA_HAVE_MPI
+    MPI_Comm c;
+    MPI_CHECK(MPI_Comm_split(MPI_COMM_WORLD, color >= 0 ? color : MPI_UNDEFINED, key, &c));
+    if (c == MPI_COMM_NULL) return NULL;
+    MPI_Comm *h = xmalloc(sizeof *h);
+    *h = c;
+    return h;
+#else
+    (void)color, (void)key;
+    return NULL;
+#endif
+}
+
+static void cpu_comm_free(void *comm)
+{
+#if CALPA_HAVE_MPI
+    if (!comm) return;
+    MPI_Comm_free((MPI_Comm *)comm);
+    free(comm);
+#else
+    (void)comm;
+#endif
+}
+
+static void *cpu_comm_world(void)
+{
+#if CALPA_HAVE_MPI
+    static MPI_Comm world = MPI_COMM_WORLD; /* constant, never written */
+    int init = 0, size = 1;
+    MPI_Initialized(&init);
+    if (init) MPI_Comm_size(MPI_COMM_WORLD, &size);
+    return size > 1 ? &world : NULL;
+#else
+    return NULL;
+#endif
+}
+
+static void cpu_abort(int code)
+{
+#if CALPA_HAVE_MPI
+    int init = 0;
+    MPI_Initialized(&init);
+    if (init) MPI_Abort(MPI_COMM_WORLD, code);
+#endif
+    (void)code;
+}
+
 static const Backend CPU = {
     .name = "cpu",
     .alloc = cpu_alloc,
@@ -167,6 +229,11 @@ static const Backend CPU = {
     .send = cpu_send,
     .wait = cpu_wait,
     .recv = cpu_recv,
+    .world = cpu_world,
+    .comm_split = cpu_comm_split,
+    .comm_free = cpu_comm_free,
+    .comm_world = cpu_comm_world,
+    .abort = cpu_abort,
     .barrier = cpu_barrier,
     .wtime = cpu_wtime,
 };

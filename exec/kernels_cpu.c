@@ -117,8 +117,8 @@ void embedding_forward(const float *table, const float *ids, float *out, int64_t
 {
     for (int64_t i = 0; i < n; i++) {
         int64_t id = (int64_t)ids[i];
-        if (id < 0 || id >= vocab) id = 0;
-        memcpy(out + i * h, table + id * h, sizeof(float) * (size_t)h);
+        if (id < 0 || id >= vocab) memset(out + i * h, 0, sizeof(float) * (size_t)h);
+        else memcpy(out + i * h, table + id * h, sizeof(float) * (size_t)h);
     }
 }
 
@@ -128,7 +128,7 @@ void embedding_backward(const float *dout, const float *ids, float *dtable, int6
     memset(dtable, 0, sizeof(float) * (size_t)(vocab * h));
     for (int64_t i = 0; i < n; i++) {
         int64_t id = (int64_t)ids[i];
-        if (id < 0 || id >= vocab) id = 0;
+        if (id < 0 || id >= vocab) continue;
         for (int64_t c = 0; c < h; c++) dtable[id * h + c] += dout[i * h + c];
     }
 }

@@ -1,0 +1,342 @@
+/*
+ * cmd_exec.c - `calpa exec PLAN`: runs a plan file for real, one MPI rank
+ * per device (a 1-device plan runs without mpirun), on the CPU backend.
+ * The plan is lowered exactly as `calpa sim` lowers it (unfolded: every
+ * device its own program) and exec/runtime.c interprets the programs.
+ * --check repeats the steps unsharded on rank 0 and compares the loss and
+ * every updated weight; --json / --timeline report the measured times.
+ *
+ * Every rank reads and validates the plan itself, so bad input (missing
+ * file, other version, device count != world size) exits 2 on every rank
+ * before any communication; a failure mid-run aborts the whole job
+ * (MPI_Abort) after printing the failing rank's message.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if CALPA_HAVE_MPI
+#include <mpi.h>
+#endif
+
+#include "cli.h"
+#include "commands.h"
+#include "jsonio.h"
+#include "runtime.h"
+#include "simplan.h"
+#include "trace.h"
+
+static const char USAGE[] =
+    "usage: calpa exec PLAN [--backend cpu] [--steps K] [--warmup W] [--check]\n"
+    "                  [--seed S] [--lr X] [--timeline out.json] [--json]\n"
+    "\n"
+    "Runs plan file PLAN (from 'calpa plan -o') for real: one process per device,\n"
+    "launched with 'mpirun -np N bin/calpa exec PLAN' (N = the plan's devices; a\n"
+    "1-device plan runs without mpirun). Every rank holds only its shards, runs\n"
+    "its stage's operators, the collectives and the sends the lowering placed\n"
+    "(the same programs 'calpa sim' times), then the optimizer. float32.\n"
+    "\n"
+    "  --backend cpu     OpenBLAS + MPI (the only backend so far)\n"
+    "  --steps K         timed training steps (default 3)\n"
+    "  --warmup W        untimed steps first (default 1)\n"
+    "  --check           also run the steps unsharded on rank 0 and compare the\n"
+    "                    loss and every updated weight (relative error <= 1e-4);\n"
+    "                    exit 1 on any failure\n"
+    "  --seed S          weights and data seed (default 1)\n"
+    "  --lr X            learning rate (default 0.05)\n"
+    "  --timeline F      measured Chrome trace (the simulator's layout; task ids join)\n"
+    "  --json            one JSON object (rank 0)\n"
+    "\n"
+    "Exit codes: 0 ran (and --check passed), 1 the run or the check failed,\n"
+    "2 bad usage or input (plan missing or of another version, device count\n"
+    "different from the MPI world size).\n";
+
+#define CHECK_TOL 1e-4
+
+typedef struct {
+    const char *plan, *timeline, *corrupt;
+    int steps, warmup, check, json, fail_rank;
+    uint64_t seed;
+    double lr;
+} ExecArgs;
+
+static double max_abs(const float *a, int64_t n)
+{
+    double m = 0;
+    for (int64_t i = 0; i < n; i++) m = fmax(m, fabs(a[i]));
+    return m;
+}
+
+/* Relative error of a against b: max |a - b| / max(max |b|, 1e-12). */
+static double rel_err(const float *a, const float *b, int64_t n)
+{
+    double d = 0;
+    for (int64_t i = 0; i < n; i++) d = fmax(d, fabs((double)a[i] - b[i]));
+    return d / fmax(max_abs(b, n), 1e-12);
+}
+
+static const char *check_str(int check) { return check < 0 ? "skipped" : check ? "passed" : "failed"; }
+
+/* Rank 0 writes the measured timeline: every rank's tasks of the last timed step. */
+static CalpaStatus write_timeline(ExecCtx *c, const Lowered *l, const char *path, Err *e)
+{
+    const Backend *be = c->be;
+    Trace tr;
+    if (c->rank == 0) trace_init(&tr);
+    for (int r = 0; r < c->nranks; r++) {
+        const Program *p = NULL;
+        for (int i = 0; i < l->n_prog; i++)
+            if (l->prog[i].device == r) p = &l->prog[i];
+        int n = p->n_task;
+        float *buf = xcalloc((size_t)(2 * n + 1), sizeof(float));
+        if (r == c->rank)
+            for (int i = 0; i < n; i++) {
+                buf[2 * i] = (float)c->task_start_s[i];
+                buf[2 * i + 1] = (float)(c->task_s[i] / (c->timed_steps ? c->timed_steps : 1));
+            }
+        if (r != 0 && c->rank == r) be->wait(be->send(buf, 2 * n, 0, 29999));
+        if (r != 0 && c->rank == 0) be->recv(buf, 2 * n, r, 29999);
+        if (c->rank == 0) {
+            char name[64];
+            snprintf(name, sizeof name, "device %d (stage %d)", r, p->stage);
+            trace_process(&tr, r, name);
+            for (int s = 0; s < STREAM_COUNT; s++) trace_thread(&tr, r, s, stream_name(s));
+            for (int i = 0; i < n; i++) {
+                const Task *tk = &p->task[i];
+                const char *nm = tk->kind == TASK_COMPUTE && tk->op >= 0 ? c->g->op[tk->op].name
+                                 : tk->kind == TASK_COLL ? coll_kind_name(tk->coll)
+                                                         : task_kind_name(tk->kind);
+                const char *cat = tk->kind == TASK_COMPUTE ? "compute" : comm_kind_name(tk->comm);
+                trace_slice(&tr, r, tk->stream, nm, cat, (int64_t)(buf[2 * i] * 1e12),
+                            (int64_t)(buf[2 * i + 1] * 1e12), tk->id, NULL);
+            }
+        }
+        free(buf);
+    }
+    CalpaStatus st = CALPA_OK;
+    if (c->rank == 0) {
+        st = trace_write(&tr, path, e);
+        trace_free(&tr);
+    }
+    return st;
+}
+
+/* Per operator kind / collective kind seconds per step on this rank, summed over its tasks. */
+static cJSON *times_json(const ExecCtx *c)
+{
+    double op_s[OP_COUNT] = {0}, coll_s[COLL_COUNT] = {0}, p2p_s = 0;
+    int ts = c->timed_steps ? c->timed_steps : 1;
+    for (int i = 0; i < c->prog->n_task; i++) {
+        const Task *tk = &c->prog->task[i];
+        double s = c->task_s[i] / ts;
+        if (tk->kind == TASK_COMPUTE && tk->op >= 0) op_s[c->g->op[tk->op].type] += s;
+        else if (tk->kind == TASK_COLL) coll_s[tk->coll] += s;
+        else p2p_s += s;
+    }
+    cJSON *j = cJSON_CreateObject(), *o = cJSON_AddObjectToObject(j, "operators");
+    for (int k = 0; k < OP_COUNT; k++)
+        if (op_s[k] > 0) cJSON_AddNumberToObject(o, op_type_name(k), op_s[k]);
+    cJSON *cc = cJSON_AddObjectToObject(j, "collectives");
+    for (int k = 0; k < COLL_COUNT; k++)
+        if (coll_s[k] > 0) cJSON_AddNumberToObject(cc, coll_kind_name(k), coll_s[k]);
+    cJSON_AddNumberToObject(j, "send_recv", p2p_s);
+    return j;
+}
+
+static int run(const ExecArgs *a, const Backend *be)
+{
+    int rank, size;
+    be->world(&rank, &size);
+    Err e = {{0}};
+    Plan plan;
+    CalpaStatus st = plan_read(a->plan, &plan, &e);
+    if (st) return cli_err(st, &e);
+    SimPlan sp;
+    memset(&sp, 0, sizeof sp);
+    Lowered l;
+    memset(&l, 0, sizeof l);
+    ExecCtx c;
+    memset(&c, 0, sizeof c);
+    int rc = 0;
+    if ((st = simplan_from_plan(&plan, a->plan, &sp, &e)) || (st = simplan_lower(&sp, 0, &l, &e)) ||
+        (st = exec_ctx_init(&c, be, &sp.g, &l, 0, a->seed, (float)a->lr, &e))) {
+        rc = cli_err(st, &e);
+        goto out;
+    }
+    if (a->corrupt && rank == size - 1 && !exec_corrupt(&c, a->corrupt, 1.0f)) {
+        rc = cli_fail(2, "--corrupt: rank %d holds no tensor named '%s'", rank, a->corrupt);
+        be->abort(2);
+        goto out;
+    }
+    int total = a->warmup + a->steps;
+    double *loss = xcalloc((size_t)total + 1, sizeof(double)), iter_s = 0;
+    for (int s = 0; s < total; s++) {
+        if (a->fail_rank == rank && s == total / 2) {
+            fprintf(stderr, "calpa: rank %d: failing on purpose (--fail-rank) at step %d\n", rank, s);
+            be->abort(1);
+            rc = 1;
+            break;
+        }
+        be->barrier();
+        double t0 = be->wtime();
+        st = exec_step(&c, s >= a->warmup, &loss[s], &e);
+        if (st) {
+            fprintf(stderr, "calpa: rank %d: %s\n", rank, e.msg);
+            be->abort(st);
+            rc = st;
+            break;
+        }
+        be->barrier();
+        if (s >= a->warmup) iter_s += be->wtime() - t0;
+    }
+    if (rc) { free(loss); goto out; }
+    iter_s /= a->steps > 0 ? a->steps : 1;
+    /* --check: the weights back on rank 0, against the unsharded reference */
+    int check = -1;
+    cJSON *checks = cJSON_CreateArray();
+    if (a->check) {
+        ExecCtx ref;
+        memset(&ref, 0, sizeof ref);
+        double *rloss = xcalloc((size_t)total + 1, sizeof(double));
+        if (rank == 0) {
+            st = exec_ctx_init(&ref, be, &sp.g, NULL, l.micro, a->seed, (float)a->lr, &e);
+            for (int s = 0; s < total && !st; s++) st = exec_step(&ref, 0, &rloss[s], &e);
+            if (st) {
+                fprintf(stderr, "calpa: reference run: %s\n", e.msg);
+                be->abort(1);
+            }
+        }
+        check = 1;
+        double le = fabs(loss[total - 1] - rloss[total - 1]) / fmax(fabs(rloss[total - 1]), 1e-12);
+        if (rank == 0) {
+            int ok = le <= CHECK_TOL;
+            check &= ok;
+            if (!a->json)
+                printf("check  %-28s rel err %.2e  %s (loss %.6f vs %.6f unsharded)\n", "loss", le,
+                       ok ? "pass" : "FAIL", loss[total - 1], rloss[total - 1]);
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "tensor", "loss");
+            cJSON_AddNumberToObject(o, "rel_err", le);
+            cJSON_AddBoolToObject(o, "passed", ok);
+            cJSON_AddItemToArray(checks, o);
+        }
+        for (int t = 0; t < sp.g.n_t; t++) {
+            const Tensor *T = &sp.g.t[t];
+            if (T->kind != TK_WEIGHT || T->alias >= 0) continue;
+            float *full = NULL;
+            exec_gather_weight(&c, t, &full);
+            if (rank == 0) {
+                double r = rel_err(full, ref.pers[t].p, tensor_numel(T));
+                int ok = r <= CHECK_TOL;
+                check &= ok;
+                if (!a->json) printf("check  %-28s rel err %.2e  %s\n", T->name, r, ok ? "pass" : "FAIL");
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddStringToObject(o, "tensor", T->name);
+                cJSON_AddNumberToObject(o, "rel_err", r);
+                cJSON_AddBoolToObject(o, "passed", ok);
+                cJSON_AddItemToArray(checks, o);
+            }
+            free(full);
+        }
+        if (rank == 0) exec_ctx_free(&ref);
+        free(rloss);
+        float f = (float)check; /* rank 0's verdict to every rank */
+        if (be->comm_world()) {
+            if (rank != 0) f = 0;
+            be->all_reduce(&f, 1, be->comm_world());
+        }
+        check = f > 0.5f;
+    }
+    /* peak memory: the largest over ranks */
+    float *peaks = xcalloc((size_t)size, sizeof(float)), mine = (float)c.peak_bytes;
+    be->all_gather(&mine, peaks, 1, be->comm_world());
+    double peak = 0;
+    for (int r = 0; r < size; r++) peak = fmax(peak, peaks[r]);
+    free(peaks);
+    if (a->timeline && (st = write_timeline(&c, &l, a->timeline, &e))) rc = cli_err(st, &e);
+    if (rank == 0 && !rc) {
+        if (a->json) {
+            cJSON *j = cJSON_CreateObject();
+            cJSON_AddStringToObject(j, "plan", a->plan);
+            cJSON_AddStringToObject(j, "backend", be->name);
+            cJSON_AddNumberToObject(j, "ranks", size);
+            cJSON_AddNumberToObject(j, "steps", a->steps);
+            cJSON_AddNumberToObject(j, "warmup", a->warmup);
+            cJSON_AddNumberToObject(j, "loss", loss[total - 1]);
+            cJSON_AddNumberToObject(j, "iteration_time_s", iter_s);
+            cJSON_AddNumberToObject(j, "samples_per_s", sp.samples_per_iteration / iter_s);
+            cJSON_AddNumberToObject(j, "peak_memory_bytes", peak);
+            cJSON_AddStringToObject(j, "check", check_str(check));
+            cJSON_AddItemToObject(j, "checks", checks);
+            checks = NULL;
+            cJSON_AddItemToObject(j, "rank0_times_s", times_json(&c));
+            json_print(stdout, j);
+            cJSON_Delete(j);
+        } else {
+            char b1[32], b2[32];
+            printf("exec           %s on %d rank%s (%s backend), %d steps after %d warm-up\n", a->plan,
+                   size, size > 1 ? "s" : "", be->name, a->steps, a->warmup);
+            printf("loss           %.6f (last step)\n", loss[total - 1]);
+            printf("iteration      %s, %.1f samples/s\n", fmt_time(iter_s, b1, sizeof b1),
+                   sp.samples_per_iteration / iter_s);
+            printf("peak memory    %s (largest rank)\n", fmt_bytes(peak, b2, sizeof b2));
+            printf("check          %s\n", check_str(check));
+        }
+    }
+    cJSON_Delete(checks);
+    free(loss);
+    if (check == 0) rc = 1;
+out:
+    exec_ctx_free(&c);
+    lower_free(&l);
+    simplan_free(&sp);
+    plan_free(&plan);
+    return rc;
+}
+
+int cmd_exec(int argc, char **argv)
+{
+    static const struct option OPTS[] = {
+        {"backend", required_argument, NULL, 'b'}, {"steps", required_argument, NULL, 's'},
+        {"warmup", required_argument, NULL, 'w'},  {"check", no_argument, NULL, 'c'},
+        {"seed", required_argument, NULL, 'S'},    {"lr", required_argument, NULL, 'l'},
+        {"timeline", required_argument, NULL, 't'}, {"json", no_argument, NULL, 'j'},
+        {"corrupt", required_argument, NULL, 'X'}, {"fail-rank", required_argument, NULL, 'F'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+    ExecArgs a = {.steps = 3, .warmup = 1, .seed = 1, .lr = 0.05, .fail_rank = -1};
+    int64_t v;
+    int ch;
+    cli_reset_getopt();
+    while ((ch = getopt_long(argc, argv, "h", OPTS, NULL)) != -1) {
+        switch (ch) {
+        case 'b':
+            if (strcmp(optarg, "cpu"))
+                return cli_fail(2, "--backend %s: only 'cpu' is built (the CUDA backend is the next issue)", optarg);
+            break;
+        case 's': if (cli_int("steps", optarg, 1, 1000000, &v)) return 2; a.steps = (int)v; break;
+        case 'w': if (cli_int("warmup", optarg, 0, 1000000, &v)) return 2; a.warmup = (int)v; break;
+        case 'S': if (cli_int("seed", optarg, 0, INT64_MAX, &v)) return 2; a.seed = (uint64_t)v; break;
+        case 'F': if (cli_int("fail-rank", optarg, 0, 1 << 20, &v)) return 2; a.fail_rank = (int)v; break;
+        case 'l': if (cli_double("lr", optarg, 0, 100, &a.lr)) return 2; break;
+        case 'c': a.check = 1; break;
+        case 'j': a.json = 1; break;
+        case 't': a.timeline = optarg; break;
+        case 'X': a.corrupt = optarg; break;
+        case 'h': fputs(USAGE, stdout); return 0;
+        default: return cli_usage_error(USAGE, NULL);
+        }
+    }
+    if (optind + 1 != argc) return cli_usage_error(USAGE, optind >= argc ? "missing PLAN" : "one PLAN only");
+    a.plan = argv[optind];
+#if CALPA_HAVE_MPI
+    int init = 0;
+    MPI_Initialized(&init);
+    if (!init) MPI_Init(NULL, NULL);
+    int rc = run(&a, backend_cpu());
+    MPI_Finalize();
+    return rc;
+#else
+    return run(&a, backend_cpu());
+#endif
+}

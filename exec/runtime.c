@@ -1,0 +1,952 @@
+/*
+ * runtime.c - exec's interpreter of the lowering's device programs (see
+ * runtime.h): local shards, layouts, operator dispatch, collectives.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime.h"
+
+/* ---- deterministic values -------------------------------------------- */
+
+static uint64_t mix64(uint64_t z)
+{
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static uint64_t hash_name(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+void exec_fill(uint64_t seed, const Tensor *t, int step, int mb, int64_t range, float *out)
+{
+    int64_t n = tensor_numel(t);
+    uint64_t base = mix64(seed ^ hash_name(t->name)) ^ mix64(((uint64_t)step << 32) | (uint32_t)mb);
+    int is_w = t->kind == TK_WEIGHT || t->kind == TK_MASTER;
+    const char *nm = t->name;
+    int gamma = is_w && t->ndim == 1 && (strstr(nm, "gamma") || strstr(nm, ".g") || strstr(nm, "scale"));
+    double a = is_w && t->ndim >= 2 ? 1.0 / sqrt((double)t->shape[0]) : 0.1;
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t r = mix64(base + (uint64_t)i);
+        double u = (double)(r >> 11) * (1.0 / 9007199254740992.0); /* [0, 1) */
+        if (t->kind == TK_OPT_STATE) out[i] = 0;
+        else if (range > 0) out[i] = (float)(int64_t)(u * (double)range);
+        else if (gamma) out[i] = (float)(1.0 + 0.1 * (2 * u - 1));
+        else out[i] = (float)(a * (2 * u - 1));
+    }
+}
+
+/* ---- shapes and slices ------------------------------------------------ */
+
+static void local_shape(const ExecCtx *c, const Tensor *T, const int8_t *lay, int64_t *ls)
+{
+    for (int a = 0; a < T->ndim; a++) ls[a] = T->shape[a] / (lay[a] >= 0 ? c->mesh[lay[a]] : 1);
+}
+
+static int64_t prod(const int64_t *s, int n)
+{
+    int64_t p = 1;
+    for (int i = 0; i < n; i++) p *= s[i];
+    return p;
+}
+
+/* Copies the box of shape bs at offset off of big (shape s) to small
+ * (to_big = 0), or small into that box (to_big = 1). */
+static void copy_box(float *big, const int64_t *s, float *small, const int64_t *bs,
+                     const int64_t *off, int nd, int to_big)
+{
+    if (nd == 0) {
+        if (to_big) big[0] = small[0];
+        else small[0] = big[0];
+        return;
+    }
+    int64_t inner = bs[nd - 1], idx[GRAPH_MAX_DIMS] = {0};
+    int64_t rows = prod(bs, nd - 1);
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t o = 0;
+        for (int a = 0; a < nd - 1; a++) o = o * s[a] + off[a] + idx[a];
+        o = o * s[nd - 1] + off[nd - 1];
+        if (to_big) memcpy(big + o, small + r * inner, sizeof(float) * (size_t)inner);
+        else memcpy(small + r * inner, big + o, sizeof(float) * (size_t)inner);
+        for (int a = nd - 2; a >= 0; a--) {
+            if (++idx[a] < bs[a]) break;
+            idx[a] = 0;
+        }
+    }
+}
+
+static float *buf_alloc(ExecCtx *c, int64_t n)
+{
+    c->cur_bytes += 4.0 * (double)n;
+    if (c->cur_bytes > c->peak_bytes) c->peak_bytes = c->cur_bytes;
+    return c->be->alloc(n);
+}
+
+static void buf_release(ExecCtx *c, ExecBuf *b)
+{
+    if (!b->p) return;
+    c->cur_bytes -= 4.0 * (double)b->n;
+    c->be->free(b->p);
+    b->p = NULL;
+    b->n = 0;
+}
+
+static int is_pers(const Tensor *T)
+{
+    return T->kind == TK_WEIGHT || T->kind == TK_MASTER || T->kind == TK_OPT_STATE ||
+           T->kind == TK_GRAD;
+}
+
+static ExecBuf *buf_of(ExecCtx *c, int t, int mb)
+{
+    const Tensor *T = &c->g->t[t];
+    while (T->alias >= 0) t = T->alias, T = &c->g->t[t];
+    if (is_pers(T)) return &c->pers[t];
+    return &c->act[(size_t)(mb < 0 ? 0 : mb) * (size_t)c->g->n_t + (size_t)t];
+}
+
+/* Sets b to a fresh buffer of tensor t with layout lay and partial mask pm. */
+static void buf_make(ExecCtx *c, ExecBuf *b, const Tensor *T, const int8_t *lay, uint8_t pm)
+{
+    buf_release(c, b);
+    int64_t ls[GRAPH_MAX_DIMS];
+    memcpy(b->lay, lay, sizeof b->lay);
+    local_shape(c, T, lay, ls);
+    b->n = prod(ls, T->ndim);
+    b->p = buf_alloc(c, b->n);
+    b->partial = pm;
+}
+
+/* Slices full (layout: none) into this rank's shard under lay. */
+static void slice_from_full(const ExecCtx *c, const Tensor *T, const float *full,
+                            const int8_t *lay, float *local)
+{
+    int64_t ls[GRAPH_MAX_DIMS], off[GRAPH_MAX_DIMS];
+    local_shape(c, T, lay, ls);
+    for (int a = 0; a < T->ndim; a++) off[a] = lay[a] >= 0 ? c->pos[lay[a]] * ls[a] : 0;
+    copy_box((float *)full, T->shape, local, ls, off, T->ndim, 0);
+}
+
+/* ---- context ---------------------------------------------------------- */
+
+static int prog_of_dev(const Lowered *l, int dev)
+{
+    for (int i = 0; i < l->n_prog; i++)
+        if (l->prog[i].device == dev) return i;
+    return -1;
+}
+
+static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
+
+/* Every distinct device group of every program, canonically ordered, is
+ * split from the world in that order (all ranks take part). */
+static void make_comms(ExecCtx *c)
+{
+    const Lowered *l = c->l;
+    int ng = 0;
+    for (int i = 0; i < l->n_prog; i++) ng += l->prog[i].n_group;
+    int **keys = xcalloc((size_t)(ng ? ng : 1), sizeof(int *));
+    int *klen = xcalloc((size_t)(ng ? ng : 1), sizeof(int));
+    int nk = 0;
+    for (int i = 0; i < l->n_prog; i++)
+        for (int gi = 0; gi < l->prog[i].n_group; gi++) {
+            const DevGroup *G = &l->prog[i].group[gi];
+            int *s = xmalloc(sizeof(int) * (size_t)G->n);
+            memcpy(s, G->devs, sizeof(int) * (size_t)G->n);
+            qsort(s, (size_t)G->n, sizeof(int), cmp_int);
+            int dup = 0;
+            for (int k = 0; k < nk && !dup; k++)
+                dup = klen[k] == G->n && !memcmp(keys[k], s, sizeof(int) * (size_t)G->n);
+            if (dup) { free(s); continue; }
+            keys[nk] = s, klen[nk++] = G->n;
+        }
+    /* canonical order: by length, then lexicographically */
+    for (int i = 1; i < nk; i++)
+        for (int j = i; j > 0; j--) {
+            int less = klen[j] < klen[j - 1];
+            if (klen[j] == klen[j - 1]) less = memcmp(keys[j], keys[j - 1], sizeof(int) * (size_t)klen[j]) < 0;
+            if (!less) break;
+            int *tk = keys[j]; keys[j] = keys[j - 1]; keys[j - 1] = tk;
+            int tl = klen[j]; klen[j] = klen[j - 1]; klen[j - 1] = tl;
+        }
+    void **mine = xcalloc((size_t)(nk ? nk : 1), sizeof(void *));
+    for (int k = 0; k < nk; k++) {
+        int member = -1;
+        for (int q = 0; q < klen[k]; q++)
+            if (keys[k][q] == c->rank) member = q;
+        mine[k] = c->be->comm_split(member >= 0 ? 0 : -1, member);
+    }
+    const Program *p = c->prog;
+    c->comm = xcalloc((size_t)(p->n_group ? p->n_group : 1), sizeof(void *));
+    c->group_dim = xcalloc((size_t)(p->n_group ? p->n_group : 1), sizeof(int));
+    for (int gi = 0; gi < p->n_group; gi++) {
+        const DevGroup *G = &p->group[gi];
+        int *s = xmalloc(sizeof(int) * (size_t)G->n);
+        memcpy(s, G->devs, sizeof(int) * (size_t)G->n);
+        qsort(s, (size_t)G->n, sizeof(int), cmp_int);
+        for (int k = 0; k < nk; k++)
+            if (klen[k] == G->n && !memcmp(keys[k], s, sizeof(int) * (size_t)G->n)) {
+                c->comm[gi] = mine[k];
+                mine[k] = NULL; /* now owned by c->comm */
+            }
+        if (!c->comm[gi]) /* the same group listed twice: share the first handle */
+            for (int h = 0; h < gi; h++)
+                if (p->group[h].n == G->n && c->group_dim) {
+                    int *s2 = xmalloc(sizeof(int) * (size_t)G->n);
+                    memcpy(s2, p->group[h].devs, sizeof(int) * (size_t)G->n);
+                    qsort(s2, (size_t)G->n, sizeof(int), cmp_int);
+                    if (!memcmp(s, s2, sizeof(int) * (size_t)G->n)) c->comm[gi] = c->comm[h];
+                    free(s2);
+                }
+        free(s);
+        /* mesh dim: the coordinate that differs between members */
+        int dim = -1;
+        int a = prog_of_dev(c->l, G->devs[0]), b = G->n > 1 ? prog_of_dev(c->l, G->devs[1]) : -1;
+        if (a >= 0 && b >= 0 && c->l->prog[a].stage == c->l->prog[b].stage)
+            for (int d = 0; d < LOWER_MESH_NDIM; d++)
+                if (c->l->prog[a].mesh_pos[d] != c->l->prog[b].mesh_pos[d]) dim = d;
+        c->group_dim[gi] = dim;
+    }
+    for (int k = 0; k < nk; k++) {
+        c->be->comm_free(mine[k]);
+        free(keys[k]);
+    }
+    free(mine);
+    free(keys);
+    free(klen);
+}
+
+static void init_weights(ExecCtx *c)
+{
+    const Graph *g = c->g;
+    for (int t = 0; t < g->n_t; t++) {
+        const Tensor *T = &g->t[t];
+        if (!(T->kind == TK_WEIGHT || T->kind == TK_MASTER || T->kind == TK_OPT_STATE)) continue;
+        if (T->alias >= 0) continue;
+        int8_t lay[GRAPH_MAX_DIMS];
+        memset(lay, -1, sizeof lay);
+        uint8_t pm = 0;
+        if (c->l) {
+            /* held only by the stage whose operators read it */
+            int w = T->kind == TK_WEIGHT ? t : T->weight, held = 0;
+            for (int o = 0; o < g->n_op && !held; o++) {
+                const Op *op = &g->op[o];
+                if (c->l->op_vstage[o] < 0 || c->l->op_vstage[o] % c->l->stages != c->prog->stage) continue;
+                for (int k = 0; k < op->n_in; k++) held |= op->in[k] == w;
+            }
+            if (!held) continue;
+            memcpy(lay, c->l->tensor_layout[w], sizeof lay);
+            pm = 0;
+        }
+        float *full = xmalloc(sizeof(float) * (size_t)tensor_numel(T));
+        exec_fill(c->seed, T, 0, 0, 0, full);
+        buf_make(c, &c->pers[t], T, lay, pm);
+        slice_from_full(c, T, full, lay, c->pers[t].p);
+        free(full);
+    }
+}
+
+CalpaStatus exec_ctx_init(ExecCtx *c, const Backend *be, const Graph *g, const Lowered *l,
+                          int micro, uint64_t seed, float lr, Err *e)
+{
+    memset(c, 0, sizeof *c);
+    c->be = be, c->g = g, c->l = l, c->seed = seed, c->lr = lr;
+    c->micro = l ? l->micro : micro;
+    be->world(&c->rank, &c->nranks);
+    c->mesh[0] = c->mesh[1] = 1;
+    if (l) {
+        if (l->ndevices != c->nranks)
+            return err_set(e, CALPA_EINPUT, "the plan uses %d devices but MPI runs %d ranks "
+                           "(mpirun -np %d)", l->ndevices, c->nranks, l->ndevices);
+        if (l->folded) return err_set(e, CALPA_EINPUT, "exec needs unfolded programs");
+        int pi = prog_of_dev(l, c->rank);
+        if (pi < 0) return err_set(e, CALPA_EINPUT, "no program for device %d", c->rank);
+        c->prog = &l->prog[pi];
+        for (int d = 0; d < LOWER_MESH_NDIM; d++) c->pos[d] = c->prog->mesh_pos[d];
+        /* the stage's mesh shape: the largest coordinate + 1 over its devices */
+        for (int i = 0; i < l->n_prog; i++)
+            if (l->prog[i].stage == c->prog->stage)
+                for (int d = 0; d < LOWER_MESH_NDIM; d++)
+                    if (l->prog[i].mesh_pos[d] + 1 > c->mesh[d]) c->mesh[d] = l->prog[i].mesh_pos[d] + 1;
+        c->task_s = xcalloc((size_t)(c->prog->n_task + 1), sizeof(double));
+        c->task_start_s = xcalloc((size_t)(c->prog->n_task + 1), sizeof(double));
+    } else {
+        c->rank = 0, c->nranks = 1;
+    }
+    c->pers = xcalloc((size_t)g->n_t, sizeof(ExecBuf));
+    c->act = xcalloc((size_t)g->n_t * (size_t)c->micro, sizeof(ExecBuf));
+    if (l) make_comms(c);
+    init_weights(c);
+    return CALPA_OK;
+}
+
+void exec_ctx_free(ExecCtx *c)
+{
+    if (!c->g) return;
+    for (int t = 0; t < c->g->n_t; t++) buf_release(c, &c->pers[t]);
+    for (int i = 0; i < c->g->n_t * c->micro; i++) buf_release(c, &c->act[i]);
+    if (c->prog) {
+        void **seen = xcalloc((size_t)(c->prog->n_group + 1), sizeof(void *));
+        for (int gi = 0; gi < c->prog->n_group; gi++) {
+            int dup = 0;
+            for (int h = 0; h < gi; h++) dup |= seen[h] == c->comm[gi];
+            seen[gi] = c->comm[gi];
+            if (!dup) c->be->comm_free(c->comm[gi]);
+        }
+        free(seen);
+    }
+    free(c->comm);
+    free(c->group_dim);
+    free(c->sends);
+    free(c->pers);
+    free(c->act);
+    free(c->task_s);
+    free(c->task_start_s);
+    memset(c, 0, sizeof *c);
+}
+
+/* ---- operands ----------------------------------------------------------- */
+
+/* Integer range of an input tensor (ids, labels), 0 for real values. */
+static int64_t input_range(const Graph *g, int t)
+{
+    for (int o = 0; o < g->n_op; o++) {
+        const Op *op = &g->op[o];
+        if (op->type == OP_EMBEDDING && op->n_in > 1 && op->in[1] == t) return g->t[op->in[0]].shape[0];
+        if ((op->type == OP_LOSS_XENT || op->type == OP_LOSS_XENT_BWD) && op->n_in > 1 && op->in[1] == t) {
+            const Tensor *L = &g->t[op->in[0]];
+            return L->shape[L->ndim - 1];
+        }
+    }
+    return 0;
+}
+
+/* The layout operand k of op o needs: axis split where its letter is the
+ * op's letter on a mesh dim. */
+static void required_layout(const ExecCtx *c, int o, int k, int8_t *lay)
+{
+    memset(lay, -1, GRAPH_MAX_DIMS);
+    if (!c->l) return;
+    const Op *op = &c->g->op[o];
+    const char *L = c->l->op_letters[o];
+    for (int a = 0; op->lab[k][a]; a++)
+        for (int d = 0; d < LOWER_MESH_NDIM; d++)
+            if (L[d] && L[d] == op->lab[k][a]) lay[a] = (int8_t)d;
+}
+
+static int generic_op(const Op *op)
+{
+    return op->phase == PH_OPTIMIZER || (op->type == OP_ADD && op->phase == PH_BACKWARD && op->fwd < 0) ||
+           op->type == OP_RESHAPE;
+}
+
+/* Operand k of op o in layout lay: the held buffer, or a local slice of it
+ * in *tmp (caller frees) when the buffer holds a replicated axis that lay
+ * splits. EFAIL when the tensor is missing or its layout cannot serve. */
+static CalpaStatus operand(ExecCtx *c, int o, int k, int mb, const int8_t *lay, float **p,
+                           float **tmp, Err *e)
+{
+    const Graph *g = c->g;
+    int t = g->op[o].in[k];
+    const Tensor *T = &g->t[t];
+    ExecBuf *b = buf_of(c, t, mb);
+    *tmp = NULL;
+    if (!b->p && T->kind == TK_INPUT) {
+        int8_t none[GRAPH_MAX_DIMS];
+        memset(none, -1, sizeof none);
+        buf_make(c, b, T, none, 0);
+        exec_fill(c->seed, T, c->step + 1, mb, input_range(g, t), b->p);
+    }
+    if (!b->p)
+        return err_set(e, CALPA_EFAIL, "op %s (task on device %d): input %s not held", g->op[o].name,
+                       c->rank, T->name);
+    if (b->partial)
+        return err_set(e, CALPA_EFAIL, "op %s: input %s is still a partial sum", g->op[o].name, T->name);
+    int same = 1;
+    int64_t off[GRAPH_MAX_DIMS], ls[GRAPH_MAX_DIMS], hs[GRAPH_MAX_DIMS];
+    local_shape(c, T, b->lay, hs);
+    local_shape(c, T, lay, ls);
+    for (int a = 0; a < T->ndim; a++) {
+        off[a] = 0;
+        if (b->lay[a] == lay[a]) continue;
+        same = 0;
+        if (b->lay[a] >= 0)
+            return err_set(e, CALPA_EFAIL, "op %s: input %s axis %d is split on mesh dim %d, the "
+                           "operator needs %d", g->op[o].name, T->name, a, b->lay[a], lay[a]);
+        off[a] = c->pos[lay[a]] * ls[a];
+    }
+    if (same) { *p = b->p; return CALPA_OK; }
+    *tmp = xmalloc(sizeof(float) * (size_t)(prod(ls, T->ndim) ? prod(ls, T->ndim) : 1));
+    copy_box(b->p, hs, *tmp, ls, off, T->ndim, 0);
+    *p = *tmp;
+    return CALPA_OK;
+}
+
+/* ---- einsum and broadcasting by labels --------------------------------- */
+
+/* Local size of each letter of op o from its operands' local shapes. */
+typedef struct { int64_t size[128]; } LetterSizes;
+
+static void letters_add(LetterSizes *ls, const char *lab, const int64_t *shape)
+{
+    for (int a = 0; lab[a]; a++) ls->size[(unsigned char)lab[a]] = shape[a];
+}
+
+/* Strides of the letters of lab (row-major over shape) per letter; 0 for absent letters. */
+static void letter_strides(const char *lab, const LetterSizes *ls, int64_t *st /* [128] */)
+{
+    memset(st, 0, sizeof(int64_t) * 128);
+    int64_t s = 1;
+    for (int a = (int)strlen(lab) - 1; a >= 0; a--) {
+        st[(unsigned char)lab[a]] = s;
+        s *= ls->size[(unsigned char)lab[a]];
+    }
+}
+
+/* out[lo] (op)= sum over letters of `in` missing from lo: y = permute/reduce
+ * of x by labels. accumulate: add into out. Iterates over x. */
+static void relabel(const float *x, const char *lx, float *y, const char *ly, const LetterSizes *ls,
+                    int accumulate, int64_t ny)
+{
+    int64_t sy[128];
+    letter_strides(ly, ls, sy);
+    if (!accumulate) memset(y, 0, sizeof(float) * (size_t)ny);
+    int nd = (int)strlen(lx);
+    int64_t idx[GRAPH_MAX_DIMS] = {0}, n = 1, dim[GRAPH_MAX_DIMS];
+    for (int a = 0; a < nd; a++) dim[a] = ls->size[(unsigned char)lx[a]], n *= dim[a];
+    for (int64_t i = 0; i < n; i++) {
+        int64_t o = 0;
+        for (int a = 0; a < nd; a++) o += idx[a] * sy[(unsigned char)lx[a]];
+        y[o] += x[i];
+        for (int a = nd - 1; a >= 0; a--) {
+            if (++idx[a] < dim[a]) break;
+            idx[a] = 0;
+        }
+    }
+}
+
+/* C[lc] = sum A[la] * B[lb] as batched GEMMs: A -> (batch, m, k), B -> (batch, k, n). */
+static void einsum2(ExecCtx *c, const float *A, const char *la, const float *B, const char *lb,
+                    float *C, const char *lc, const LetterSizes *ls, int64_t nc)
+{
+    char bt[8] = "", mm[8] = "", nn[8] = "", kk[8] = "";
+    int nb = 0, nm = 0, nn_ = 0, nk = 0;
+    int64_t BA = 1, M = 1, N = 1, K = 1;
+    for (int a = 0; la[a]; a++) {
+        char ch = la[a];
+        int64_t s = ls->size[(unsigned char)ch];
+        int inb = strchr(lb, ch) != NULL, inc = strchr(lc, ch) != NULL;
+        if (inb && inc) bt[nb++] = ch, BA *= s;
+        else if (inc) mm[nm++] = ch, M *= s;
+        else if (inb) kk[nk++] = ch, K *= s;
+        else CHECK(!"einsum: a letter of A in neither B nor C");
+    }
+    for (int a = 0; lb[a]; a++)
+        if (!strchr(la, lb[a])) {
+            CHECK(strchr(lc, lb[a]));
+            nn[nn_++] = lb[a], N *= ls->size[(unsigned char)lb[a]];
+        }
+    bt[nb] = mm[nm] = nn[nn_] = kk[nk] = 0;
+    char pa[24], pb[24], pc[24];
+    snprintf(pa, sizeof pa, "%s%s%s", bt, mm, kk);
+    snprintf(pb, sizeof pb, "%s%s%s", bt, kk, nn);
+    snprintf(pc, sizeof pc, "%s%s%s", bt, mm, nn);
+    float *a2 = xmalloc(sizeof(float) * (size_t)(BA * M * K + 1));
+    float *b2 = xmalloc(sizeof(float) * (size_t)(BA * K * N + 1));
+    float *c2 = xmalloc(sizeof(float) * (size_t)(BA * M * N + 1));
+    relabel(A, la, a2, pa, ls, 0, BA * M * K);
+    relabel(B, lb, b2, pb, ls, 0, BA * K * N);
+    c->be->gemm_batched((int)BA, 0, 0, (int)M, (int)N, (int)K, a2, M * K, b2, K * N, c2, M * N, 0);
+    relabel(c2, pc, C, lc, ls, 0, nc);
+    free(a2), free(b2), free(c2);
+}
+
+/* y[ly] = x0[l0] + x1[l1], broadcasting by labels. */
+static void add_bcast(const float *x0, const char *l0, const float *x1, const char *l1, float *y,
+                      const char *ly, const LetterSizes *ls, int64_t ny)
+{
+    int64_t s0[128], s1[128];
+    letter_strides(l0, ls, s0);
+    letter_strides(l1, ls, s1);
+    int nd = (int)strlen(ly);
+    int64_t idx[GRAPH_MAX_DIMS] = {0}, dim[GRAPH_MAX_DIMS];
+    for (int a = 0; a < nd; a++) dim[a] = ls->size[(unsigned char)ly[a]];
+    for (int64_t i = 0; i < ny; i++) {
+        int64_t o0 = 0, o1 = 0;
+        for (int a = 0; a < nd; a++) {
+            o0 += idx[a] * s0[(unsigned char)ly[a]];
+            o1 += idx[a] * s1[(unsigned char)ly[a]];
+        }
+        y[i] = x0[o0] + x1[o1];
+        for (int a = nd - 1; a >= 0; a--) {
+            if (++idx[a] < dim[a]) break;
+            idx[a] = 0;
+        }
+    }
+}
+
+/* ---- compute ------------------------------------------------------------ */
+
+static int64_t numel_global(const Graph *g, int t) { return tensor_numel(&g->t[t]); }
+
+static CalpaStatus compute(ExecCtx *c, int o, int mb, Err *e)
+{
+    const Graph *g = c->g;
+    const Op *op = &g->op[o];
+    const Backend *be = c->be;
+    int gen = generic_op(op);
+    float *in[OP_MAX_IN] = {0}, *tmp[OP_MAX_IN] = {0};
+    int8_t ilay[OP_MAX_IN][GRAPH_MAX_DIMS];
+    LetterSizes ls;
+    memset(&ls, 0, sizeof ls);
+    CalpaStatus st = CALPA_OK;
+    for (int k = 0; k < op->n_in && !st; k++) {
+        if (gen) memcpy(ilay[k], buf_of(c, op->in[k], mb)->lay, GRAPH_MAX_DIMS);
+        else required_layout(c, o, k, ilay[k]);
+        st = operand(c, o, k, mb, ilay[k], &in[k], &tmp[k], e);
+        if (st) break;
+        int64_t sh[GRAPH_MAX_DIMS];
+        local_shape(c, &g->t[op->in[k]], ilay[k], sh);
+        letters_add(&ls, op->lab[k], sh);
+    }
+    /* outputs: layout from the letters (generic ops: as their first input) */
+    float *out[OP_MAX_OUT] = {0}, *acc[OP_MAX_OUT] = {0};
+    int64_t on[OP_MAX_OUT] = {0};
+    ExecBuf *ob[OP_MAX_OUT] = {0};
+    for (int j = 0; j < op->n_out && !st; j++) {
+        int t = op->out[j];
+        const Tensor *T = &g->t[t];
+        int8_t lay[GRAPH_MAX_DIMS];
+        uint8_t pm = 0;
+        if (gen) {
+            memcpy(lay, ilay[0], sizeof lay);
+        } else {
+            required_layout(c, o, op->n_in + j, lay);
+            for (int d = 0; d < LOWER_MESH_NDIM && c->l; d++) {
+                char L = c->l->op_letters[o][d];
+                if (!L || strchr(op->lab[op->n_in + j], L)) continue;
+                for (int k = 0; k < op->n_in; k++)
+                    if (strchr(op->lab[k], L)) pm |= (uint8_t)(1u << d);
+            }
+        }
+        int64_t sh[GRAPH_MAX_DIMS];
+        local_shape(c, T, lay, sh);
+        letters_add(&ls, op->lab[op->n_in + j], sh);
+        on[j] = prod(sh, T->ndim);
+        ExecBuf *b = buf_of(c, t, mb);
+        ob[j] = b;
+        if (T->alias >= 0) { /* in place: the optimizer writes its operand */
+            out[j] = b->p;
+            continue;
+        }
+        if (T->kind == TK_GRAD && b->p) { /* accumulate over micro-batches */
+            if (memcmp(b->lay, lay, sizeof lay) || b->partial != pm) {
+                st = err_set(e, CALPA_EFAIL, "op %s: gradient %s accumulated in two layouts", op->name, T->name);
+                break;
+            }
+            acc[j] = b->p;
+            out[j] = xcalloc((size_t)(on[j] + 1), sizeof(float));
+            continue;
+        }
+        buf_make(c, b, T, lay, pm);
+        out[j] = b->p;
+    }
+    int64_t n0 = op->n_in ? 0 : 1;
+    if (!st && op->n_in) {
+        int64_t sh[GRAPH_MAX_DIMS];
+        local_shape(c, &g->t[op->in[0]], ilay[0], sh);
+        n0 = prod(sh, g->t[op->in[0]].ndim);
+    }
+    const char *lo = op->lab[op->n_in];
+    if (!st) switch (op->type) {
+    case OP_MATMUL: einsum2(c, in[0], op->lab[0], in[1], op->lab[1], out[0], lo, &ls, on[0]); break;
+    case OP_ADD: add_bcast(in[0], op->lab[0], in[1], op->lab[1], out[0], lo, &ls, on[0]); break;
+    case OP_REDUCE_SUM: relabel(in[0], op->lab[0], out[0], lo, &ls, 0, on[0]); break;
+    case OP_RELU: be->relu(in[0], out[0], n0); break;
+    case OP_RELU_BWD: be->relu_bwd(in[0], in[1], out[0], n0); break;
+    case OP_GELU: be->gelu(in[0], out[0], n0); break;
+    case OP_GELU_BWD: be->gelu_bwd(in[0], in[1], out[0], n0); break;
+    case OP_RESHAPE: memcpy(out[0], in[0], sizeof(float) * (size_t)n0); break;
+    case OP_DROPOUT:
+        if (op->attr[0] != 1000000) {
+            st = err_set(e, CALPA_EFAIL, "op %s: dropout with keep probability %.3f is not supported "
+                         "by exec (use dropout=0)", op->name, op->attr[0] / 1e6);
+            break;
+        }
+        memcpy(out[0], in[0], sizeof(float) * (size_t)n0);
+        for (int64_t i = 0; op->n_out > 1 && i < on[1]; i++) out[1][i] = 1;
+        break;
+    case OP_DROPOUT_BWD:
+        for (int64_t i = 0; i < n0; i++) out[0][i] = in[0][i] * in[1][i];
+        break;
+    case OP_LAYERNORM:
+    case OP_LAYERNORM_BWD:
+    case OP_SOFTMAX:
+    case OP_SOFTMAX_BWD: {
+        const char *lx = op->lab[op->type == OP_LAYERNORM || op->type == OP_SOFTMAX ? 0 : 1];
+        size_t nd = strlen(lx);
+        int64_t cols = ls.size[(unsigned char)lx[nd - 1]], rows = n0 / cols;
+        for (int d = 0; d < LOWER_MESH_NDIM && c->l; d++)
+            if (c->l->op_letters[o][d] == lx[nd - 1]) {
+                st = err_set(e, CALPA_EFAIL, "op %s: the normalised axis is split", op->name);
+                break;
+            }
+        if (st) break;
+        if (op->type == OP_LAYERNORM) be->layernorm(in[0], in[1], in[2], out[0], rows, cols);
+        else if (op->type == OP_LAYERNORM_BWD)
+            be->layernorm_bwd(in[0], in[1], in[2], out[0], out[1], out[2], rows, cols);
+        else if (op->type == OP_SOFTMAX)
+            be->softmax(in[0], out[0], rows, cols, op->attr[0], nd >= 2 ? ls.size[(unsigned char)lx[nd - 2]] : 1);
+        else be->softmax_bwd(in[0], in[1], out[0], rows, cols);
+        break;
+    }
+    case OP_EMBEDDING:
+    case OP_EMBEDDING_BWD: {
+        int tab = op->type == OP_EMBEDDING ? 0 : -1;
+        const char *lt = tab == 0 ? op->lab[0] : lo; /* table labels "vh" */
+        int64_t v = ls.size[(unsigned char)lt[0]], h = ls.size[(unsigned char)lt[1]];
+        const Tensor *TT = &g->t[tab == 0 ? op->in[0] : op->out[0]];
+        int64_t off = 0; /* first row of this rank's vocabulary shard */
+        for (int d = 0; d < LOWER_MESH_NDIM && c->l; d++)
+            if (c->l->op_letters[o][d] == lt[0]) off = c->pos[d] * v;
+        (void)TT;
+        const float *ids = in[1];
+        int64_t nids = 1;
+        for (int a = 0; op->lab[1][a]; a++) nids *= ls.size[(unsigned char)op->lab[1][a]];
+        float *sh = xmalloc(sizeof(float) * (size_t)(nids + 1));
+        for (int64_t i = 0; i < nids; i++) sh[i] = ids[i] - (float)off;
+        if (op->type == OP_EMBEDDING) be->embedding(in[0], sh, out[0], nids, h, v);
+        else be->embedding_bwd(in[0], sh, out[0], nids, h, v);
+        free(sh);
+        break;
+    }
+    case OP_LOSS_MSE:
+        out[0][0] = be->mse(in[0], in[1], n0, (double)numel_global(g, op->in[0]));
+        break;
+    case OP_LOSS_MSE_BWD: be->mse_bwd(in[0], in[1], out[0], n0, (double)numel_global(g, op->in[0])); break;
+    case OP_LOSS_XENT:
+    case OP_LOSS_XENT_BWD: {
+        const char *lx = op->lab[0];
+        size_t nd = strlen(lx);
+        int64_t v = ls.size[(unsigned char)lx[nd - 1]];
+        const Tensor *L = &g->t[op->in[0]];
+        if (v != L->shape[L->ndim - 1]) {
+            st = err_set(e, CALPA_EFAIL, "op %s: cross-entropy over a split vocabulary is not supported",
+                         op->name);
+            break;
+        }
+        double denom = (double)(tensor_numel(L) / v);
+        if (op->type == OP_LOSS_XENT) out[0][0] = be->xent(in[0], in[1], n0 / v, v, denom);
+        else be->xent_bwd(in[0], in[1], out[0], n0 / v, v, denom);
+        break;
+    }
+    case OP_SGD:
+        be->sgd(out[0], in[1], n0, c->lr);
+        break;
+    case OP_ADAM:
+        be->adam(out[0], in[1], out[1], out[2], n0, c->lr, c->step + 1);
+        break;
+    default:
+        st = err_set(e, CALPA_EFAIL, "op %s: %s is not supported by exec yet", op->name,
+                     op_type_name(op->type));
+    }
+    for (int j = 0; j < op->n_out; j++)
+        if (acc[j]) {
+            if (!st) be->axpy(1.0f, out[j], acc[j], on[j]);
+            free(out[j]);
+        }
+    for (int k = 0; k < op->n_in; k++) free(tmp[k]);
+    (void)ob;
+    return st;
+}
+
+/* ---- communication ------------------------------------------------------ */
+
+/* Moves buffer b of tensor T over mesh dim d (communicator comm, n ranks,
+ * my index = pos[d]) from its layout to (lay, pm) with collective kind k. */
+static CalpaStatus coll_tensor(ExecCtx *c, ExecBuf *b, const Tensor *T, const int8_t *lay,
+                               uint8_t pm, int d, void *comm, Err *e)
+{
+    int n = d >= 0 ? c->mesh[d] : 2;
+    int from = -1, to = -1;
+    for (int a = 0; a < T->ndim; a++) {
+        if (b->lay[a] == d && lay[a] != d) from = a;
+        if (b->lay[a] != d && lay[a] == d) to = a;
+    }
+    int reduce = d >= 0 ? ((b->partial >> d) & 1) && !((pm >> d) & 1) : 1;
+    if (d < 0) { /* tied weights across stages: all-reduce */
+        c->be->all_reduce(b->p, b->n, comm);
+        b->partial = pm;
+        return CALPA_OK;
+    }
+    int64_t hs[GRAPH_MAX_DIMS], ns[GRAPH_MAX_DIMS], off[GRAPH_MAX_DIMS] = {0};
+    local_shape(c, T, b->lay, hs);
+    local_shape(c, T, lay, ns);
+    ExecBuf nb = {0};
+    if (reduce && to < 0 && from < 0) { /* all-reduce */
+        c->be->all_reduce(b->p, b->n, comm);
+        b->partial = pm;
+        return CALPA_OK;
+    }
+    nb.n = prod(ns, T->ndim);
+    nb.p = buf_alloc(c, nb.n);
+    memcpy(nb.lay, lay, sizeof nb.lay);
+    nb.partial = pm;
+    int64_t chunk = b->n / n;
+    float *pack = xmalloc(sizeof(float) * (size_t)(b->n + nb.n + 1));
+    if (reduce && to >= 0 && from < 0) { /* reduce-scatter: pack chunks along axis to */
+        int64_t cs[GRAPH_MAX_DIMS];
+        memcpy(cs, hs, sizeof cs);
+        cs[to] = hs[to] / n;
+        for (int r = 0; r < n; r++) {
+            off[to] = r * cs[to];
+            copy_box(b->p, hs, pack + r * chunk, cs, off, T->ndim, 0);
+        }
+        c->be->reduce_scatter(pack, nb.p, chunk, comm);
+    } else if (!reduce && from >= 0 && to < 0) { /* all-gather along axis from */
+        c->be->all_gather(b->p, pack, b->n, comm);
+        for (int r = 0; r < n; r++) {
+            off[from] = r * hs[from];
+            copy_box(nb.p, ns, pack + r * b->n, hs, off, T->ndim, 1);
+        }
+    } else if (!reduce && from >= 0 && to >= 0) { /* all-to-all: split moves from -> to */
+        int64_t cs[GRAPH_MAX_DIMS];
+        memcpy(cs, hs, sizeof cs);
+        cs[to] = hs[to] / n;
+        for (int r = 0; r < n; r++) {
+            memset(off, 0, sizeof off);
+            off[to] = r * cs[to];
+            copy_box(b->p, hs, pack + r * chunk, cs, off, T->ndim, 0);
+        }
+        float *recv = pack + b->n;
+        c->be->all_to_all(pack, recv, chunk, comm);
+        for (int r = 0; r < n; r++) {
+            memset(off, 0, sizeof off);
+            off[from] = r * cs[from];
+            copy_box(nb.p, ns, recv + r * chunk, cs, off, T->ndim, 1);
+        }
+    } else {
+        free(pack);
+        buf_release(c, &nb);
+        return err_set(e, CALPA_EFAIL, "tensor %s: no collective moves it from its layout to the "
+                       "task's", T->name);
+    }
+    free(pack);
+    buf_release(c, b);
+    *b = nb;
+    return CALPA_OK;
+}
+
+/* A gradient bucket (a collective with no tensor): the gradients of this
+ * stage's optimizer operators, last first, whose partial mask is the
+ * smallest that includes d, up to the task's bytes, packed into one
+ * all-reduce (as lower.c builds them). */
+static CalpaStatus coll_bucket(ExecCtx *c, const Task *tk, Err *e)
+{
+    const Graph *g = c->g;
+    int d = c->group_dim[tk->group];
+    if (tk->coll != COLL_ALL_REDUCE || d < 0)
+        return err_set(e, CALPA_EFAIL, "task %d: %s gradient buckets (ZeRO) are not supported by "
+                       "exec yet", tk->id, coll_kind_name(tk->coll));
+    int *mem = xmalloc(sizeof(int) * (size_t)(g->n_op + 1));
+    int nm = 0;
+    for (unsigned mask = 1; mask < (1u << LOWER_MESH_NDIM) && !nm; mask++) {
+        if (!(mask & (1u << d))) continue;
+        double bytes = 0;
+        for (int o = g->n_op - 1; o >= 0 && bytes < tk->bytes - 0.5; o--) {
+            const Op *op = &g->op[o];
+            if (op->phase != PH_OPTIMIZER || op->n_in < 2) continue;
+            if (c->l->op_vstage[o] < 0 || c->l->op_vstage[o] % c->l->stages != c->prog->stage) continue;
+            ExecBuf *b = &c->pers[op->in[1]];
+            if (!b->p || b->partial != mask) continue;
+            mem[nm++] = op->in[1];
+            bytes += 4.0 * (double)b->n;
+        }
+        if (nm && fabs(bytes - tk->bytes) > 0.5) {
+            free(mem);
+            return err_set(e, CALPA_EFAIL, "task %d: gradient bucket of %.0f bytes, exec found %.0f",
+                           tk->id, tk->bytes, bytes);
+        }
+    }
+    int64_t tot = 0;
+    for (int i = 0; i < nm; i++) tot += c->pers[mem[i]].n;
+    float *pack = xmalloc(sizeof(float) * (size_t)(tot + 1));
+    int64_t at = 0;
+    for (int i = 0; i < nm; i++) {
+        memcpy(pack + at, c->pers[mem[i]].p, sizeof(float) * (size_t)c->pers[mem[i]].n);
+        at += c->pers[mem[i]].n;
+    }
+    c->be->all_reduce(pack, tot, c->comm[tk->group]);
+    at = 0;
+    for (int i = 0; i < nm; i++) {
+        ExecBuf *b = &c->pers[mem[i]];
+        memcpy(b->p, pack + at, sizeof(float) * (size_t)b->n);
+        at += b->n;
+        b->partial &= (uint8_t)~(1u << d);
+    }
+    free(pack);
+    free(mem);
+    return CALPA_OK;
+}
+
+static int msg_tag(const Task *tk) { return (int)((tk->tensor * 131 + tk->mb) % 30000); }
+
+static CalpaStatus run_task(ExecCtx *c, const Task *tk, Err *e)
+{
+    const Graph *g = c->g;
+    switch (tk->kind) {
+    case TASK_COMPUTE:
+        return tk->op >= 0 ? compute(c, tk->op, tk->mb, e) : CALPA_OK;
+    case TASK_COLL: {
+        if (tk->tensor < 0) return coll_bucket(c, tk, e);
+        ExecBuf *b = buf_of(c, tk->tensor, tk->mb);
+        if (!b->p) return err_set(e, CALPA_EFAIL, "task %d: tensor %s not held", tk->id, g->t[tk->tensor].name);
+        return coll_tensor(c, b, &g->t[tk->tensor], tk->layout, tk->partial, c->group_dim[tk->group],
+                           c->comm[tk->group], e);
+    }
+    case TASK_SEND: {
+        ExecBuf *b = buf_of(c, tk->tensor, tk->mb);
+        if (!b->p) return err_set(e, CALPA_EFAIL, "task %d: tensor %s to send not held", tk->id,
+                                  g->t[tk->tensor].name);
+        VEC_PUSH(c->sends, c->n_sends, c->cap_sends, c->be->send(b->p, b->n, tk->peer, msg_tag(tk)));
+        return CALPA_OK;
+    }
+    case TASK_RECV: {
+        ExecBuf *b = buf_of(c, tk->tensor, tk->mb);
+        const Tensor *T = &g->t[tk->tensor];
+        if (T->kind == TK_GRAD && b->p) { /* a gradient from another stage adds to ours */
+            float *tmp = xmalloc(sizeof(float) * (size_t)b->n);
+            c->be->recv(tmp, b->n, tk->peer, msg_tag(tk));
+            c->be->axpy(1.0f, tmp, b->p, b->n);
+            free(tmp);
+            return CALPA_OK;
+        }
+        buf_make(c, b, T, tk->layout, tk->partial);
+        c->be->recv(b->p, b->n, tk->peer, msg_tag(tk));
+        return CALPA_OK;
+    }
+    default: return CALPA_OK;
+    }
+}
+
+/* ---- steps -------------------------------------------------------------- */
+
+static int loss_tensor(const Graph *g)
+{
+    for (int o = 0; o < g->n_op; o++)
+        if ((g->op[o].type == OP_LOSS_MSE || g->op[o].type == OP_LOSS_XENT) && g->op[o].phase == PH_FORWARD)
+            return g->op[o].out[0];
+    return -1;
+}
+
+/* This rank's share of the loss: each (partial or first-position) shard once. */
+static double loss_share(ExecCtx *c)
+{
+    int t = loss_tensor(c->g);
+    double s = 0;
+    if (t < 0) return 0;
+    for (int mb = 0; mb < c->micro; mb++) {
+        ExecBuf *b = buf_of(c, t, mb);
+        if (!b->p) continue;
+        int own = 1;
+        for (int d = 0; d < LOWER_MESH_NDIM; d++)
+            if (c->mesh[d] > 1 && !((b->partial >> d) & 1) && c->pos[d] != 0) own = 0;
+        if (own) s += b->p[0];
+    }
+    return s;
+}
+
+static void end_step(ExecCtx *c)
+{
+    for (int i = 0; i < c->n_sends; i++) c->be->wait(c->sends[i]);
+    c->n_sends = 0;
+    for (int i = 0; i < c->g->n_t * c->micro; i++) buf_release(c, &c->act[i]);
+    for (int t = 0; t < c->g->n_t; t++)
+        if (c->g->t[t].kind == TK_GRAD) buf_release(c, &c->pers[t]);
+}
+
+CalpaStatus exec_step(ExecCtx *c, int timed, double *loss, Err *e)
+{
+    const Graph *g = c->g;
+    CalpaStatus st = CALPA_OK;
+    if (!c->l) { /* the reference: every micro-batch through the graph, then the optimizer */
+        for (int mb = 0; mb < c->micro && !st; mb++)
+            for (int o = 0; o < g->n_op && !st; o++)
+                if (g->op[o].phase != PH_OPTIMIZER) st = compute(c, o, mb, e);
+        for (int o = 0; o < g->n_op && !st; o++)
+            if (g->op[o].phase == PH_OPTIMIZER) st = compute(c, o, 0, e);
+        *loss = loss_share(c);
+    } else {
+        double t0 = c->be->wtime();
+        for (int i = 0; i < c->prog->n_task && !st; i++) {
+            double a = c->be->wtime();
+            st = run_task(c, &c->prog->task[i], e);
+            if (timed) {
+                c->task_s[i] += c->be->wtime() - a;
+                c->task_start_s[i] = a - t0;
+            }
+        }
+        if (st) return st;
+        for (int i = 0; i < c->n_sends; i++) c->be->wait(c->sends[i]);
+        c->n_sends = 0;
+        float f = (float)loss_share(c);
+        c->be->all_reduce(&f, 1, c->be->comm_world());
+        *loss = f;
+        if (timed) c->timed_steps++;
+    }
+    end_step(c);
+    c->step++;
+    return st;
+}
+
+/* ---- weights back on rank 0 -------------------------------------------- */
+
+void exec_gather_weight(ExecCtx *c, int t, float **out)
+{
+    const Tensor *T = &c->g->t[t];
+    int64_t n = tensor_numel(T);
+    *out = NULL;
+    if (!c->l) {
+        *out = xmalloc(sizeof(float) * (size_t)n);
+        memcpy(*out, c->pers[t].p, sizeof(float) * (size_t)n);
+        return;
+    }
+    /* every rank contributes its shard placed in a zeroed full tensor, divided
+     * by its replica count; a sum over the world rebuilds the full tensor */
+    float *full = xcalloc((size_t)n + 1, sizeof(float));
+    ExecBuf *b = &c->pers[t];
+    if (b->p) {
+        int64_t ls[GRAPH_MAX_DIMS], off[GRAPH_MAX_DIMS];
+        local_shape(c, T, b->lay, ls);
+        for (int a = 0; a < T->ndim; a++) off[a] = b->lay[a] >= 0 ? c->pos[b->lay[a]] * ls[a] : 0;
+        copy_box(full, T->shape, b->p, ls, off, T->ndim, 1);
+        int own = 1; /* one replica per shard contributes: mesh position 0 on unsplit dims */
+        for (int d = 0; d < LOWER_MESH_NDIM; d++) {
+            int split = 0;
+            for (int a = 0; a < T->ndim; a++) split |= b->lay[a] == d;
+            if (!split && c->pos[d] != 0) own = 0;
+        }
+        if (!own) memset(full, 0, sizeof(float) * (size_t)n);
+    }
+    c->be->all_reduce(full, n, c->be->comm_world());
+    if (c->rank == 0) *out = full;
+    else free(full);
+}
+
+int exec_corrupt(ExecCtx *c, const char *name, float delta)
+{
+    for (int t = 0; t < c->g->n_t; t++)
+        if (!strcmp(c->g->t[t].name, name) && c->pers[t].p) {
+            c->pers[t].p[0] += delta;
+            return 1;
+        }
+    return 0;
+}

@@ -1,0 +1,93 @@
+/*
+ * runtime.h - exec's interpreter: runs the per-device programs of the one
+ * lowering (sim/lower.h) with real buffers on a Backend.
+ *
+ * Each rank is one device (rank r = device r).  It holds only its local
+ * shards: a tensor's local shape is its graph shape with every axis split
+ * over the mesh dim its layout names; partial sums are tracked per mesh
+ * dim.  Compute tasks run the operator on local shards (an operand the
+ * operator needs split but that is held replicated is sliced locally: the
+ * lowering's free slicing); collective tasks move a tensor from its current
+ * layout to the task's layout; send/recv move activations and gradients
+ * between stages.  Weights and inputs are generated in full from (seed,
+ * tensor name[, step, micro-batch]) and sliced, so every plan, and the
+ * unsharded reference (exec_ctx_init with l == NULL: the graph's operators
+ * in order on one device), starts from the same model and data.
+ *
+ * Key design choice: the interpreter walks a program in order on one
+ * thread (program order is a topological order of a device's tasks);
+ * sends are non-blocking and completed at the end of the step, so
+ * pipeline neighbours never deadlock.  Streams do not overlap on the CPU.
+ */
+#ifndef CALPA_RUNTIME_H
+#define CALPA_RUNTIME_H
+
+#include <stdint.h>
+
+#include "backend.h"
+#include "err.h"
+#include "graph.h"
+#include "lower.h"
+
+/* One local buffer: a tensor's shard on this rank. */
+typedef struct {
+    float *p;                    /* n floats (owned), NULL when not held */
+    int64_t n;
+    int8_t lay[GRAPH_MAX_DIMS];  /* mesh dim splitting each axis, -1 none */
+    uint8_t partial;             /* bit d: a partial sum over mesh dim d */
+} ExecBuf;
+
+typedef struct ExecCtx {
+    const Backend *be;
+    const Graph *g;              /* borrowed */
+    const Lowered *l;            /* borrowed; NULL: the unsharded reference */
+    const Program *prog;         /* this rank's program (NULL: reference) */
+    int rank, nranks;
+    int mesh[LOWER_MESH_NDIM], pos[LOWER_MESH_NDIM];
+    int micro;
+    uint64_t seed;
+    float lr;
+    int step;                    /* steps done */
+    ExecBuf *pers;               /* n_t: weights, optimizer state, gradients */
+    ExecBuf *act;                /* micro * n_t: inputs, activations, their gradients */
+    void **comm;                 /* per program group (owned handles) */
+    int *group_dim;              /* per program group: its mesh dim, -1 cross-stage */
+    void **sends;                /* outstanding sends of this step */
+    int n_sends, cap_sends;
+    double loss;                 /* this rank's share of the last step's loss */
+    double *task_s;              /* per task: seconds summed over timed steps */
+    double *task_start_s;        /* per task: start of the last timed step, from its start */
+    int timed_steps;
+    double cur_bytes, peak_bytes;
+} ExecCtx;
+
+/* Sets up ctx for this rank's program of l (rank/nranks from the backend),
+ * or, with l == NULL, the unsharded reference of g with micro micro-batches.
+ * Creates the sub-communicators (collective over every rank: all ranks call
+ * it), initialises this rank's weight shards. Errors (EINPUT): the plan's
+ * device count differs from the world size. */
+CalpaStatus exec_ctx_init(ExecCtx *ctx, const Backend *be, const Graph *g, const Lowered *l,
+                          int micro, uint64_t seed, float lr, Err *e);
+void exec_ctx_free(ExecCtx *ctx);
+
+/* Runs one training step (every micro-batch, gradient sync, optimizer).
+ * timed: add the tasks' times to task_s. Returns the step's loss (the
+ * same on every rank: summed over the ranks that hold it). Errors (EFAIL):
+ * an operator or layout exec does not support, named. */
+CalpaStatus exec_step(ExecCtx *ctx, int timed, double *loss, Err *e);
+
+/* The full (unsharded) value of weight tensor t assembled on rank 0 from
+ * every rank's shard (collective: every rank calls it for every weight, in
+ * the same order). *out (g->t[t] numel floats, caller frees) on rank 0;
+ * NULL elsewhere. */
+void exec_gather_weight(ExecCtx *ctx, int t, float **out);
+
+/* Adds delta to the first element of this rank's shard of the tensor named
+ * name (the test hook behind --corrupt). Returns 0 if this rank holds none. */
+int exec_corrupt(ExecCtx *ctx, const char *name, float delta);
+
+/* Full deterministic values of a tensor: weights from (seed, name), inputs
+ * from (seed, name, step, mb); integer inputs in [0, range). n floats into out. */
+void exec_fill(uint64_t seed, const Tensor *t, int step, int mb, int64_t range, float *out);
+
+#endif
