@@ -90,6 +90,10 @@ demo: $(BIN)
 bench: $(BIN)
 	$(Q)sh scripts/bench.sh "$(BIN)"
 
+.PHONY: figures
+figures: $(BIN)
+	$(Q)sh scripts/reproduce-paper.sh "$(BIN)"
+
 deps:
 	sh scripts/install-deps.sh
 
