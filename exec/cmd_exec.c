@@ -160,7 +160,7 @@ static int run(const ExecArgs *a, const Backend *be)
     memset(&c, 0, sizeof c);
     int rc = 0;
     if ((st = simplan_from_plan(&plan, a->plan, &sp, &e)) || (st = simplan_lower(&sp, 0, &l, &e)) ||
-        (st = exec_ctx_init(&c, be, &sp.g, &l, 0, a->seed, (float)a->lr, &e))) {
+        (st = exec_ctx_init(&c, be, &sp.g, &l, sp.spec.zero, 0, a->seed, (float)a->lr, &e))) {
         rc = cli_err(st, &e);
         goto out;
     }
@@ -200,7 +200,7 @@ static int run(const ExecArgs *a, const Backend *be)
         memset(&ref, 0, sizeof ref);
         double *rloss = xcalloc((size_t)total + 1, sizeof(double));
         if (rank == 0) {
-            st = exec_ctx_init(&ref, be, &sp.g, NULL, l.micro, a->seed, (float)a->lr, &e);
+            st = exec_ctx_init(&ref, be, &sp.g, NULL, 0, l.micro, a->seed, (float)a->lr, &e);
             for (int s = 0; s < total && !st; s++) st = exec_step(&ref, 0, &rloss[s], &e);
             if (st) {
                 fprintf(stderr, "calpa: reference run: %s\n", e.msg);

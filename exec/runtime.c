@@ -125,6 +125,35 @@ static void buf_make(ExecCtx *c, ExecBuf *b, const Tensor *T, const int8_t *lay,
     b->partial = pm;
 }
 
+/* ZeRO flat chunks: n elements split into dp chunks of ceil(n / dp). */
+static int64_t chunk_len(int64_t n, int dp) { return (n + dp - 1) / dp; }
+
+/* Copies chunk r of a (n elements) into out (cs elements, zero padded). */
+static void chunk_get(const float *a, int64_t n, int64_t cs, int r, float *out)
+{
+    int64_t lo = r * cs, hi = lo + cs < n ? lo + cs : n;
+    memset(out, 0, sizeof(float) * (size_t)cs);
+    if (hi > lo) memcpy(out, a + lo, sizeof(float) * (size_t)(hi - lo));
+}
+
+static void chunk_put(float *a, int64_t n, int64_t cs, int r, const float *in)
+{
+    int64_t lo = r * cs, hi = lo + cs < n ? lo + cs : n;
+    if (hi > lo) memcpy(a + lo, in, sizeof(float) * (size_t)(hi - lo));
+}
+
+/* Makes b (a full shard) hold only this rank's flat chunk. */
+static void buf_flatten(ExecCtx *c, ExecBuf *b)
+{
+    int dp = c->mesh[0];
+    int64_t cs = chunk_len(b->n, dp);
+    float *p = buf_alloc(c, cs);
+    chunk_get(b->p, b->n, cs, c->pos[0], p);
+    int64_t n = b->n;
+    buf_release(c, b);
+    b->p = p, b->n = cs, b->flat = 1, b->full_n = n;
+}
+
 /* Slices full (layout: none) into this rank's shard under lay. */
 static void slice_from_full(const ExecCtx *c, const Tensor *T, const float *full,
                             const int8_t *lay, float *local)
@@ -251,14 +280,17 @@ static void init_weights(ExecCtx *c)
         buf_make(c, &c->pers[t], T, lay, pm);
         slice_from_full(c, T, full, lay, c->pers[t].p);
         free(full);
+        if (c->l && c->mesh[0] > 1 && ((c->zero >= 1 && T->kind == TK_OPT_STATE) ||
+                                        (c->zero >= 3 && T->kind == TK_WEIGHT)))
+            buf_flatten(c, &c->pers[t]);
     }
 }
 
 CalpaStatus exec_ctx_init(ExecCtx *c, const Backend *be, const Graph *g, const Lowered *l,
-                          int micro, uint64_t seed, float lr, Err *e)
+                          int zero, int micro, uint64_t seed, float lr, Err *e)
 {
     memset(c, 0, sizeof *c);
-    c->be = be, c->g = g, c->l = l, c->seed = seed, c->lr = lr;
+    c->be = be, c->g = g, c->l = l, c->seed = seed, c->lr = lr, c->zero = l ? zero : 0;
     c->micro = l ? l->micro : micro;
     be->world(&c->rank, &c->nranks);
     c->mesh[0] = c->mesh[1] = 1;
@@ -282,6 +314,7 @@ CalpaStatus exec_ctx_init(ExecCtx *c, const Backend *be, const Graph *g, const L
         c->rank = 0, c->nranks = 1;
     }
     c->pers = xcalloc((size_t)g->n_t, sizeof(ExecBuf));
+    c->gath = xcalloc((size_t)g->n_t, sizeof(ExecBuf));
     c->act = xcalloc((size_t)g->n_t * (size_t)c->micro, sizeof(ExecBuf));
     if (l) make_comms(c);
     init_weights(c);
@@ -291,7 +324,7 @@ CalpaStatus exec_ctx_init(ExecCtx *c, const Backend *be, const Graph *g, const L
 void exec_ctx_free(ExecCtx *c)
 {
     if (!c->g) return;
-    for (int t = 0; t < c->g->n_t; t++) buf_release(c, &c->pers[t]);
+    for (int t = 0; t < c->g->n_t; t++) buf_release(c, &c->pers[t]), buf_release(c, &c->gath[t]);
     for (int i = 0; i < c->g->n_t * c->micro; i++) buf_release(c, &c->act[i]);
     if (c->prog) {
         void **seen = xcalloc((size_t)(c->prog->n_group + 1), sizeof(void *));
@@ -307,6 +340,7 @@ void exec_ctx_free(ExecCtx *c)
     free(c->group_dim);
     free(c->sends);
     free(c->pers);
+    free(c->gath);
     free(c->act);
     free(c->task_s);
     free(c->task_start_s);
@@ -359,6 +393,10 @@ static CalpaStatus operand(ExecCtx *c, int o, int k, int mb, const int8_t *lay, 
     const Tensor *T = &g->t[t];
     ExecBuf *b = buf_of(c, t, mb);
     *tmp = NULL;
+    if (b->flat && c->gath[t].p) b = &c->gath[t]; /* ZeRO-3: the gathered weight */
+    if (b->flat)
+        return err_set(e, CALPA_EFAIL, "op %s: weight %s is a ZeRO chunk and was not gathered",
+                       g->op[o].name, T->name);
     if (!b->p && T->kind == TK_INPUT) {
         int8_t none[GRAPH_MAX_DIMS];
         memset(none, -1, sizeof none);
@@ -497,8 +535,28 @@ static void add_bcast(const float *x0, const char *l0, const float *x1, const ch
 
 static int64_t numel_global(const Graph *g, int t) { return tensor_numel(&g->t[t]); }
 
+/* The optimizer under ZeRO: this rank's flat chunk of the weight, from its
+ * chunk of the gradient (reduce-scattered) and of the optimizer state. */
+static CalpaStatus optimizer_zero(ExecCtx *c, int o, Err *e)
+{
+    const Op *op = &c->g->op[o];
+    ExecBuf *w = &c->pers[op->in[0]], *gr = &c->pers[op->in[1]];
+    if (!gr->p || !gr->flat)
+        return err_set(e, CALPA_EFAIL, "op %s: ZeRO gradient %s was not reduce-scattered", op->name,
+                       c->g->t[op->in[1]].name);
+    int64_t full = w->flat ? w->full_n : w->n, cs = chunk_len(full, c->mesh[0]);
+    int64_t lo = c->pos[0] * cs, len = lo >= full ? 0 : (full - lo < cs ? full - lo : cs);
+    float *wp = w->flat ? w->p : w->p + lo;
+    if (op->type == OP_SGD) c->be->sgd(wp, gr->p, len, c->lr);
+    else if (op->type == OP_ADAM)
+        c->be->adam(wp, gr->p, c->pers[op->in[2]].p, c->pers[op->in[3]].p, len, c->lr, c->step + 1);
+    else return err_set(e, CALPA_EFAIL, "op %s: not an optimizer exec knows", op->name);
+    return CALPA_OK;
+}
+
 static CalpaStatus compute(ExecCtx *c, int o, int mb, Err *e)
 {
+    if (c->zero && c->mesh[0] > 1 && c->g->op[o].phase == PH_OPTIMIZER) return optimizer_zero(c, o, e);
     const Graph *g = c->g;
     const Op *op = &g->op[o];
     const Backend *be = c->be;
@@ -753,11 +811,44 @@ static CalpaStatus coll_bucket(ExecCtx *c, const Task *tk, Err *e)
 {
     const Graph *g = c->g;
     int d = c->group_dim[tk->group];
-    if (tk->coll != COLL_ALL_REDUCE || d < 0)
-        return err_set(e, CALPA_EFAIL, "task %d: %s gradient buckets (ZeRO) are not supported by "
-                       "exec yet", tk->id, coll_kind_name(tk->coll));
+    if (d < 0 || (tk->coll != COLL_ALL_REDUCE && tk->coll != COLL_REDUCE_SCATTER &&
+                  tk->coll != COLL_ALL_GATHER))
+        return err_set(e, CALPA_EFAIL, "task %d: a %s bucket is not supported by exec", tk->id,
+                       coll_kind_name(tk->coll));
     int *mem = xmalloc(sizeof(int) * (size_t)(g->n_op + 1));
-    int nm = 0;
+    int nm = 0, dp = c->mesh[d];
+    if (tk->coll == COLL_ALL_GATHER) { /* ZeRO-1/2: the updated weights, every chunk */
+        for (int o = 0; o < g->n_op; o++) {
+            const Op *op = &g->op[o];
+            if (op->phase != PH_OPTIMIZER || c->l->op_vstage[o] < 0 ||
+                c->l->op_vstage[o] % c->l->stages != c->prog->stage)
+                continue;
+            mem[nm++] = op->in[0];
+        }
+        int64_t tot = 0;
+        for (int i = 0; i < nm; i++) tot += chunk_len(c->pers[mem[i]].n, dp);
+        float *pack = xmalloc(sizeof(float) * (size_t)(tot * (dp + 1) + 1)), *all = pack + tot;
+        int64_t at = 0;
+        for (int i = 0; i < nm; i++) {
+            ExecBuf *w = &c->pers[mem[i]];
+            int64_t cs = chunk_len(w->n, dp);
+            chunk_get(w->p, w->n, cs, c->pos[d], pack + at);
+            at += cs;
+        }
+        c->be->all_gather(pack, all, tot, c->comm[tk->group]);
+        for (int r = 0; r < dp; r++) {
+            at = 0;
+            for (int i = 0; i < nm; i++) {
+                ExecBuf *w = &c->pers[mem[i]];
+                int64_t cs = chunk_len(w->n, dp);
+                chunk_put(w->p, w->n, cs, r, all + r * tot + at);
+                at += cs;
+            }
+        }
+        free(pack);
+        free(mem);
+        return CALPA_OK;
+    }
     for (unsigned mask = 1; mask < (1u << LOWER_MESH_NDIM) && !nm; mask++) {
         if (!(mask & (1u << d))) continue;
         double bytes = 0;
@@ -775,6 +866,35 @@ static CalpaStatus coll_bucket(ExecCtx *c, const Task *tk, Err *e)
             return err_set(e, CALPA_EFAIL, "task %d: gradient bucket of %.0f bytes, exec found %.0f",
                            tk->id, tk->bytes, bytes);
         }
+    }
+    if (tk->coll == COLL_REDUCE_SCATTER) { /* ZeRO: each rank keeps its chunk of every gradient */
+        int64_t tot = 0;
+        for (int i = 0; i < nm; i++) tot += chunk_len(c->pers[mem[i]].n, dp);
+        float *pack = xmalloc(sizeof(float) * (size_t)(tot * dp + 1));
+        for (int r = 0; r < dp; r++) {
+            int64_t at = 0;
+            for (int i = 0; i < nm; i++) {
+                ExecBuf *b = &c->pers[mem[i]];
+                int64_t cs = chunk_len(b->n, dp);
+                chunk_get(b->p, b->n, cs, r, pack + r * tot + at);
+                at += cs;
+            }
+        }
+        float *mine = xmalloc(sizeof(float) * (size_t)(tot + 1));
+        c->be->reduce_scatter(pack, mine, tot, c->comm[tk->group]);
+        int64_t at = 0;
+        for (int i = 0; i < nm; i++) {
+            ExecBuf *b = &c->pers[mem[i]];
+            int64_t cs = chunk_len(b->n, dp), n = b->n;
+            uint8_t pm = b->partial & (uint8_t)~(1u << d);
+            buf_release(c, b);
+            b->p = buf_alloc(c, cs);
+            memcpy(b->p, mine + at, sizeof(float) * (size_t)cs);
+            b->n = cs, b->flat = 1, b->full_n = n, b->partial = pm;
+            at += cs;
+        }
+        free(mine), free(pack), free(mem);
+        return CALPA_OK;
     }
     int64_t tot = 0;
     for (int i = 0; i < nm; i++) tot += c->pers[mem[i]].n;
@@ -809,6 +929,16 @@ static CalpaStatus run_task(ExecCtx *c, const Task *tk, Err *e)
         if (tk->tensor < 0) return coll_bucket(c, tk, e);
         ExecBuf *b = buf_of(c, tk->tensor, tk->mb);
         if (!b->p) return err_set(e, CALPA_EFAIL, "task %d: tensor %s not held", tk->id, g->t[tk->tensor].name);
+        if (b->flat && tk->coll == COLL_ALL_GATHER) { /* ZeRO-3: the weight for this work item */
+            int dp = c->mesh[0];
+            ExecBuf *w = &c->gath[tk->tensor];
+            buf_make(c, w, &g->t[tk->tensor], b->lay, 0);
+            float *all = xmalloc(sizeof(float) * (size_t)(b->n * dp));
+            c->be->all_gather(b->p, all, b->n, c->comm[tk->group]);
+            memcpy(w->p, all, sizeof(float) * (size_t)w->n);
+            free(all);
+            return CALPA_OK;
+        }
         return coll_tensor(c, b, &g->t[tk->tensor], tk->layout, tk->partial, c->group_dim[tk->group],
                            c->comm[tk->group], e);
     }
@@ -869,8 +999,10 @@ static void end_step(ExecCtx *c)
     for (int i = 0; i < c->n_sends; i++) c->be->wait(c->sends[i]);
     c->n_sends = 0;
     for (int i = 0; i < c->g->n_t * c->micro; i++) buf_release(c, &c->act[i]);
-    for (int t = 0; t < c->g->n_t; t++)
+    for (int t = 0; t < c->g->n_t; t++) {
         if (c->g->t[t].kind == TK_GRAD) buf_release(c, &c->pers[t]);
+        buf_release(c, &c->gath[t]);
+    }
 }
 
 CalpaStatus exec_step(ExecCtx *c, int timed, double *loss, Err *e)
@@ -927,10 +1059,16 @@ void exec_gather_weight(ExecCtx *c, int t, float **out)
         int64_t ls[GRAPH_MAX_DIMS], off[GRAPH_MAX_DIMS];
         local_shape(c, T, b->lay, ls);
         for (int a = 0; a < T->ndim; a++) off[a] = b->lay[a] >= 0 ? c->pos[b->lay[a]] * ls[a] : 0;
-        copy_box(full, T->shape, b->p, ls, off, T->ndim, 1);
+        float *shard = b->p;
+        if (b->flat) { /* ZeRO-3: this rank's chunk in a zeroed shard */
+            shard = xcalloc((size_t)b->full_n + 1, sizeof(float));
+            chunk_put(shard, b->full_n, b->n, c->pos[0], b->p);
+        }
+        copy_box(full, T->shape, shard, ls, off, T->ndim, 1);
+        if (b->flat) free(shard);
         int own = 1; /* one replica per shard contributes: mesh position 0 on unsplit dims */
         for (int d = 0; d < LOWER_MESH_NDIM; d++) {
-            int split = 0;
+            int split = d == 0 && b->flat;
             for (int a = 0; a < T->ndim; a++) split |= b->lay[a] == d;
             if (!split && c->pos[d] != 0) own = 0;
         }

@@ -14,6 +14,13 @@
  * unsharded reference (exec_ctx_init with l == NULL: the graph's operators
  * in order on one device), starts from the same model and data.
  *
+ * ZeRO (LowerSpec.zero >= 1 over mesh dim 0): gradients are reduce-scattered
+ * into flat chunks (each rank's chunk of every gradient in the bucket), the
+ * optimizer updates the rank's chunk with its chunk of the optimizer state,
+ * and the bucket all-gather rebuilds the weights; under ZeRO-3 the weights
+ * stay flat chunks and each reader's all-gather task materialises the weight
+ * for the current work item.
+ *
  * Key design choice: the interpreter walks a program in order on one
  * thread (program order is a topological order of a device's tasks);
  * sends are non-blocking and completed at the end of the step, so
@@ -35,6 +42,9 @@ typedef struct {
     int64_t n;
     int8_t lay[GRAPH_MAX_DIMS];  /* mesh dim splitting each axis, -1 none */
     uint8_t partial;             /* bit d: a partial sum over mesh dim d */
+    int8_t flat;                 /* ZeRO: holds only flat chunk pos[0] of mesh[0] chunks of
+                                    the layout's shard (padded to equal chunks) */
+    int64_t full_n;              /* with flat: elements of the whole shard */
 } ExecBuf;
 
 typedef struct ExecCtx {
@@ -45,6 +55,8 @@ typedef struct ExecCtx {
     int rank, nranks;
     int mesh[LOWER_MESH_NDIM], pos[LOWER_MESH_NDIM];
     int micro;
+    int zero;                    /* ZeRO level of the plan (LowerSpec.zero), 0 none */
+    ExecBuf *gath;               /* n_t: ZeRO-3 weights gathered for the current work item */
     uint64_t seed;
     float lr;
     int step;                    /* steps done */
@@ -67,7 +79,7 @@ typedef struct ExecCtx {
  * it), initialises this rank's weight shards. Errors (EINPUT): the plan's
  * device count differs from the world size. */
 CalpaStatus exec_ctx_init(ExecCtx *ctx, const Backend *be, const Graph *g, const Lowered *l,
-                          int micro, uint64_t seed, float lr, Err *e);
+                          int zero, int micro, uint64_t seed, float lr, Err *e);
 void exec_ctx_free(ExecCtx *ctx);
 
 /* Runs one training step (every micro-batch, gradient sync, optimizer).
