@@ -33,7 +33,8 @@ void exec_fill(uint64_t seed, const Tensor *t, int step, int mb, int64_t range, 
     int is_w = t->kind == TK_WEIGHT || t->kind == TK_MASTER;
     const char *nm = t->name;
     int gamma = is_w && t->ndim == 1 && (strstr(nm, "gamma") || strstr(nm, ".g") || strstr(nm, "scale"));
-    double a = is_w && t->ndim >= 2 ? 1.0 / sqrt((double)t->shape[0]) : 0.1;
+    /* fan-in: every axis but the last (output) one */
+    double a = is_w && t->ndim >= 2 ? 1.0 / sqrt((double)(n / t->shape[t->ndim - 1])) : 0.1;
     for (int64_t i = 0; i < n; i++) {
         uint64_t r = mix64(base + (uint64_t)i);
         double u = (double)(r >> 11) * (1.0 / 9007199254740992.0); /* [0, 1) */
@@ -109,7 +110,7 @@ static ExecBuf *buf_of(ExecCtx *c, int t, int mb)
 {
     const Tensor *T = &c->g->t[t];
     while (T->alias >= 0) t = T->alias, T = &c->g->t[t];
-    if (is_pers(T)) return &c->pers[t];
+    if (is_pers(T) && (T->kind != TK_GRAD || c->accum[t])) return &c->pers[t];
     return &c->act[(size_t)(mb < 0 ? 0 : mb) * (size_t)c->g->n_t + (size_t)t];
 }
 
@@ -315,6 +316,18 @@ CalpaStatus exec_ctx_init(ExecCtx *c, const Backend *be, const Graph *g, const L
     }
     c->pers = xcalloc((size_t)g->n_t, sizeof(ExecBuf));
     c->gath = xcalloc((size_t)g->n_t, sizeof(ExecBuf));
+    c->accum = xcalloc((size_t)g->n_t, 1);
+    for (int o = 0; o < g->n_op; o++) {
+        const Op *op = &g->op[o];
+        for (int k = 0; k < op->n_in; k++) {
+            int t = op->in[k], pr = g->t[t].producer;
+            if (g->t[t].kind != TK_GRAD) continue;
+            if (op->phase == PH_OPTIMIZER) c->accum[t] = 1;
+            if (l && pr >= 0 && l->op_vstage[o] >= 0 && l->op_vstage[pr] >= 0 &&
+                l->op_vstage[o] % l->stages != l->op_vstage[pr] % l->stages)
+                c->accum[t] = 1;
+        }
+    }
     c->act = xcalloc((size_t)g->n_t * (size_t)c->micro, sizeof(ExecBuf));
     if (l) make_comms(c);
     init_weights(c);
@@ -341,6 +354,7 @@ void exec_ctx_free(ExecCtx *c)
     free(c->sends);
     free(c->pers);
     free(c->gath);
+    free(c->accum);
     free(c->act);
     free(c->task_s);
     free(c->task_start_s);
@@ -382,6 +396,41 @@ static int generic_op(const Op *op)
            op->type == OP_RESHAPE;
 }
 
+static CalpaStatus slice_to(const ExecCtx *c, const Tensor *T, const ExecBuf *b, const int8_t *lay,
+                            float **out);
+
+/* A weight held split on mesh dim d that a reader needs unsplit there: an
+ * all-gather over d that the lowering does not plan (it assumes each
+ * reader holds the weight as it needs it; tied embeddings read in two
+ * layouts break that). *out (malloc'ed) holds b's data in layout want. */
+static CalpaStatus weight_regather(ExecCtx *c, int t, const ExecBuf *b, const int8_t *want, int d,
+                                   float **out, Err *e)
+{
+    const Tensor *T = &c->g->t[t];
+    void *comm = NULL;
+    int found = 0;
+    for (int gi = 0; gi < c->prog->n_group && !found; gi++)
+        if (c->group_dim[gi] == d) comm = c->comm[gi], found = 1;
+    if (!found)
+        return err_set(e, CALPA_EFAIL, "weight %s: read unsplit on mesh dim %d, no communicator for it",
+                       T->name, d);
+    int n = c->mesh[d], ax = -1;
+    for (int a = 0; a < T->ndim; a++)
+        if (b->lay[a] == d && want[a] < 0) ax = a;
+    int64_t hs[GRAPH_MAX_DIMS], ns[GRAPH_MAX_DIMS], off[GRAPH_MAX_DIMS] = {0};
+    local_shape(c, T, b->lay, hs);
+    local_shape(c, T, want, ns);
+    float *all = xmalloc(sizeof(float) * (size_t)(b->n * n + 1));
+    *out = xmalloc(sizeof(float) * (size_t)(prod(ns, T->ndim) + 1));
+    c->be->all_gather(b->p, all, b->n, comm);
+    for (int r = 0; r < n; r++) {
+        off[ax] = r * hs[ax];
+        copy_box(*out, ns, all + r * b->n, hs, off, T->ndim, 1);
+    }
+    free(all);
+    return CALPA_OK;
+}
+
 /* Operand k of op o in layout lay: the held buffer, or a local slice of it
  * in *tmp (caller frees) when the buffer holds a replicated axis that lay
  * splits. EFAIL when the tensor is missing or its layout cannot serve. */
@@ -403,11 +452,54 @@ static CalpaStatus operand(ExecCtx *c, int o, int k, int mb, const int8_t *lay, 
         buf_make(c, b, T, none, 0);
         exec_fill(c->seed, T, c->step + 1, mb, input_range(g, t), b->p);
     }
+    if (!b->p && generic_op(&g->op[o]) && g->op[o].type == OP_ADD && T->kind == TK_GRAD && c->l) {
+        /* a tied weight's gradient that another stage produces: it arrives by
+         * the tied all-reduce at the end of the step; here it adds nothing */
+        int64_t ls[GRAPH_MAX_DIMS];
+        local_shape(c, T, lay, ls);
+        *tmp = xcalloc((size_t)prod(ls, T->ndim) + 1, sizeof(float));
+        *p = *tmp;
+        return CALPA_OK;
+    }
     if (!b->p)
         return err_set(e, CALPA_EFAIL, "op %s (task on device %d): input %s not held", g->op[o].name,
                        c->rank, T->name);
-    if (b->partial)
+    if (b->partial && !generic_op(&g->op[o]))
         return err_set(e, CALPA_EFAIL, "op %s: input %s is still a partial sum", g->op[o].name, T->name);
+    if (T->kind == TK_WEIGHT && c->l) {
+        int8_t want[GRAPH_MAX_DIMS];
+        memcpy(want, b->lay, sizeof want);
+        int d = -1;
+        for (int a = 0; a < T->ndim; a++)
+            if (b->lay[a] >= 0 && b->lay[a] != lay[a]) want[a] = -1, d = b->lay[a];
+        if (d >= 0) { /* a weight its readers split differently (tied embeddings) */
+            CalpaStatus st = weight_regather(c, t, b, want, d, tmp, e);
+            if (st) return st;
+            ExecBuf v = *b;
+            v.p = *tmp;
+            memcpy(v.lay, want, sizeof v.lay);
+            float *sliced = NULL;
+            st = slice_to(c, T, &v, lay, &sliced);
+            if (sliced) { free(*tmp); *tmp = sliced; }
+            *p = *tmp;
+            return st;
+        }
+    }
+    float *sl = NULL;
+    CalpaStatus st = slice_to(c, T, b, lay, &sl);
+    if (st) return err_set(e, st, "op %s: input %s is split on a mesh dim the operator does not split",
+                           g->op[o].name, T->name);
+    *tmp = sl;
+    *p = sl ? sl : b->p;
+    return CALPA_OK;
+}
+
+/* The slice of b's data in layout lay (*out malloc'ed), or *out = NULL when
+ * b already has it. EFAIL when b is split where lay is not. */
+static CalpaStatus slice_to(const ExecCtx *c, const Tensor *T, const ExecBuf *b, const int8_t *lay,
+                            float **out)
+{
+    *out = NULL;
     int same = 1;
     int64_t off[GRAPH_MAX_DIMS], ls[GRAPH_MAX_DIMS], hs[GRAPH_MAX_DIMS];
     local_shape(c, T, b->lay, hs);
@@ -416,15 +508,12 @@ static CalpaStatus operand(ExecCtx *c, int o, int k, int mb, const int8_t *lay, 
         off[a] = 0;
         if (b->lay[a] == lay[a]) continue;
         same = 0;
-        if (b->lay[a] >= 0)
-            return err_set(e, CALPA_EFAIL, "op %s: input %s axis %d is split on mesh dim %d, the "
-                           "operator needs %d", g->op[o].name, T->name, a, b->lay[a], lay[a]);
+        if (b->lay[a] >= 0) return CALPA_EFAIL;
         off[a] = c->pos[lay[a]] * ls[a];
     }
-    if (same) { *p = b->p; return CALPA_OK; }
-    *tmp = xmalloc(sizeof(float) * (size_t)(prod(ls, T->ndim) ? prod(ls, T->ndim) : 1));
-    copy_box(b->p, hs, *tmp, ls, off, T->ndim, 0);
-    *p = *tmp;
+    if (same) return CALPA_OK;
+    *out = xmalloc(sizeof(float) * (size_t)(prod(ls, T->ndim) ? prod(ls, T->ndim) : 1));
+    copy_box(b->p, hs, *out, ls, off, T->ndim, 0);
     return CALPA_OK;
 }
 
@@ -566,9 +655,23 @@ static CalpaStatus compute(ExecCtx *c, int o, int mb, Err *e)
     LetterSizes ls;
     memset(&ls, 0, sizeof ls);
     CalpaStatus st = CALPA_OK;
+    uint8_t gen_pm = 0;
+    int gen_ref = 0; /* generic ops: the layout of the first input held */
+    for (int k = op->n_in - 1; k >= 0; k--)
+        if (buf_of(c, op->in[k], mb)->p) gen_ref = k;
     for (int k = 0; k < op->n_in && !st; k++) {
-        if (gen) memcpy(ilay[k], buf_of(c, op->in[k], mb)->lay, GRAPH_MAX_DIMS);
-        else required_layout(c, o, k, ilay[k]);
+        if (gen && c->l && op->type == OP_ADD && op->phase != PH_OPTIMIZER) {
+            /* an accumulation: the layout the lowering gives its output;
+             * inputs held replicated where it is split are sliced */
+            memcpy(ilay[k], c->l->tensor_layout[op->out[0]], GRAPH_MAX_DIMS);
+            gen_pm = c->l->tensor_partial[op->out[0]];
+        } else if (gen) {
+            ExecBuf *rb = buf_of(c, op->in[gen_ref], mb);
+            memcpy(ilay[k], rb->lay, GRAPH_MAX_DIMS);
+            gen_pm |= buf_of(c, op->in[k], mb)->p ? buf_of(c, op->in[k], mb)->partial : 0;
+        } else {
+            required_layout(c, o, k, ilay[k]);
+        }
         st = operand(c, o, k, mb, ilay[k], &in[k], &tmp[k], e);
         if (st) break;
         int64_t sh[GRAPH_MAX_DIMS];
@@ -586,6 +689,7 @@ static CalpaStatus compute(ExecCtx *c, int o, int mb, Err *e)
         uint8_t pm = 0;
         if (gen) {
             memcpy(lay, ilay[0], sizeof lay);
+            pm = gen_pm;
         } else {
             required_layout(c, o, op->n_in + j, lay);
             for (int d = 0; d < LOWER_MESH_NDIM && c->l; d++) {
@@ -605,7 +709,7 @@ static CalpaStatus compute(ExecCtx *c, int o, int mb, Err *e)
             out[j] = b->p;
             continue;
         }
-        if (T->kind == TK_GRAD && b->p) { /* accumulate over micro-batches */
+        if (T->kind == TK_GRAD && c->accum[t] && b->p) { /* accumulate over micro-batches */
             if (memcmp(b->lay, lay, sizeof lay) || b->partial != pm) {
                 st = err_set(e, CALPA_EFAIL, "op %s: gradient %s accumulated in two layouts", op->name, T->name);
                 break;
@@ -745,10 +849,21 @@ static CalpaStatus coll_tensor(ExecCtx *c, ExecBuf *b, const Tensor *T, const in
         b->partial = pm;
         return CALPA_OK;
     }
+    (void)n;
     int64_t hs[GRAPH_MAX_DIMS], ns[GRAPH_MAX_DIMS], off[GRAPH_MAX_DIMS] = {0};
     local_shape(c, T, b->lay, hs);
     local_shape(c, T, lay, ns);
     ExecBuf nb = {0};
+    if (!reduce && to < 0 && from < 0 && b->partial == pm) {
+        /* already in the task's layout (the lowering re-reduces a tensor that
+         * an earlier task reduced): the same collective on a scratch copy, so
+         * that the time matches the prediction and the data stays right */
+        float *scratch = xmalloc(sizeof(float) * (size_t)(b->n + 1));
+        memcpy(scratch, b->p, sizeof(float) * (size_t)b->n);
+        c->be->all_reduce(scratch, b->n, comm);
+        free(scratch);
+        return CALPA_OK;
+    }
     if (reduce && to < 0 && from < 0) { /* all-reduce */
         c->be->all_reduce(b->p, b->n, comm);
         b->partial = pm;
@@ -917,6 +1032,74 @@ static CalpaStatus coll_bucket(ExecCtx *c, const Task *tk, Err *e)
     return CALPA_OK;
 }
 
+/* The stage that updates weight w (its optimizer operator's), and that operator. */
+static int update_op(const ExecCtx *c, int w)
+{
+    for (int o = 0; o < c->g->n_op; o++)
+        if (c->g->op[o].phase == PH_OPTIMIZER && c->g->op[o].in[0] == w) return o;
+    return -1;
+}
+
+static int op_stage(const ExecCtx *c, int o)
+{
+    return o < 0 || c->l->op_vstage[o] < 0 ? -1 : c->l->op_vstage[o] % c->l->stages;
+}
+
+/* The weight a gradient updates: its tensor's weight, else (a partial
+ * gradient of a tied weight) the weight whose optimizer reads the sum. */
+static int tied_weight(const ExecCtx *c, int t)
+{
+    const Graph *g = c->g;
+    if (g->t[t].weight >= 0) return g->t[t].weight;
+    for (int o = 0; o < g->n_op; o++) {
+        const Op *op = &g->op[o];
+        if (op->phase == PH_OPTIMIZER && op->n_in > 1 && op->in[1] == t) return op->in[0];
+        if (generic_op(op) && op->type == OP_ADD && op->phase != PH_OPTIMIZER &&
+            (op->in[0] == t || op->in[1] == t)) {
+            int w = tied_weight(c, op->out[0]);
+            if (w >= 0) return w;
+        }
+    }
+    return -1;
+}
+
+/* A tied weight's gradient all-reduced between the stages that use it: the
+ * updating stage reduces its accumulated gradient (the generic add that
+ * reads this one), the other stage its own part, and then applies the same
+ * update to its copy of the weight (with its own optimizer state). */
+static CalpaStatus coll_tied(ExecCtx *c, const Task *tk, Err *e)
+{
+    const Graph *g = c->g;
+    int t = tk->tensor, w = tied_weight(c, t);
+    ExecBuf *b = &c->pers[t];
+    if (!b->p)
+        for (int o = 0; o < g->n_op && !b->p; o++)
+            if (generic_op(&g->op[o]) && g->op[o].type == OP_ADD && op_stage(c, o) == c->prog->stage &&
+                (g->op[o].in[0] == t || g->op[o].in[1] == t))
+                b = buf_of(c, g->op[o].out[0], 0);
+    if (!b->p) return err_set(e, CALPA_EFAIL, "task %d: tied gradient %s not held", tk->id, g->t[t].name);
+    c->be->all_reduce(b->p, b->n, c->comm[tk->group]);
+    /* the accumulated gradient the optimizer reads: the reduced one here too */
+    for (int o = 0; o < g->n_op; o++) {
+        const Op *op = &g->op[o];
+        if (!generic_op(op) || op->type != OP_ADD || (op->in[0] != t && op->in[1] != t)) continue;
+        ExecBuf *x = buf_of(c, op->out[0], 0);
+        if (x == b || x->p) continue;
+        buf_make(c, x, &g->t[op->out[0]], b->lay, b->partial);
+        memcpy(x->p, b->p, sizeof(float) * (size_t)b->n);
+    }
+    int uo = update_op(c, w);
+    if (uo >= 0 && op_stage(c, uo) != c->prog->stage) {
+        const Op *op = &g->op[uo];
+        ExecBuf *wb = &c->pers[w];
+        if (!wb->p || wb->n != b->n)
+            return err_set(e, CALPA_EFAIL, "task %d: tied weight %s not held alike", tk->id, g->t[w].name);
+        if (op->type == OP_SGD) c->be->sgd(wb->p, b->p, b->n, c->lr);
+        else c->be->adam(wb->p, b->p, c->pers[op->in[2]].p, c->pers[op->in[3]].p, b->n, c->lr, c->step + 1);
+    }
+    return CALPA_OK;
+}
+
 static int msg_tag(const Task *tk) { return (int)((tk->tensor * 131 + tk->mb) % 30000); }
 
 static CalpaStatus run_task(ExecCtx *c, const Task *tk, Err *e)
@@ -927,6 +1110,7 @@ static CalpaStatus run_task(ExecCtx *c, const Task *tk, Err *e)
         return tk->op >= 0 ? compute(c, tk->op, tk->mb, e) : CALPA_OK;
     case TASK_COLL: {
         if (tk->tensor < 0) return coll_bucket(c, tk, e);
+        if (c->group_dim[tk->group] < 0) return coll_tied(c, tk, e);
         ExecBuf *b = buf_of(c, tk->tensor, tk->mb);
         if (!b->p) return err_set(e, CALPA_EFAIL, "task %d: tensor %s not held", tk->id, g->t[tk->tensor].name);
         if (b->flat && tk->coll == COLL_ALL_GATHER) { /* ZeRO-3: the weight for this work item */
@@ -1066,7 +1250,8 @@ void exec_gather_weight(ExecCtx *c, int t, float **out)
         }
         copy_box(full, T->shape, shard, ls, off, T->ndim, 1);
         if (b->flat) free(shard);
-        int own = 1; /* one replica per shard contributes: mesh position 0 on unsplit dims */
+        int uo = update_op(c, t);
+        int own = uo < 0 || op_stage(c, uo) == c->prog->stage; /* one replica per shard contributes: mesh position 0 on unsplit dims */
         for (int d = 0; d < LOWER_MESH_NDIM; d++) {
             int split = d == 0 && b->flat;
             for (int a = 0; a < T->ndim; a++) split |= b->lay[a] == d;

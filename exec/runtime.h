@@ -56,6 +56,9 @@ typedef struct ExecCtx {
     int mesh[LOWER_MESH_NDIM], pos[LOWER_MESH_NDIM];
     int micro;
     int zero;                    /* ZeRO level of the plan (LowerSpec.zero), 0 none */
+    uint8_t *accum;              /* n_t: a gradient summed over micro-batches (what the
+                                    optimizer or a cross-stage tied all-reduce reads);
+                                    other gradients live per micro-batch */
     ExecBuf *gath;               /* n_t: ZeRO-3 weights gathered for the current work item */
     uint64_t seed;
     float lr;
