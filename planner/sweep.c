@@ -139,9 +139,12 @@ static CalpaStatus apply_options(const cJSON *o, PlanRequest *r, const char *src
         double v = it->valuedouble;
         int integer = strcmp(k, "imbalance_tolerance") && strcmp(k, "memory_reserve") &&
                       strcmp(k, "ilp_time_limit_s") && strcmp(k, "dp_gap_s");
-        if (integer && (v != floor(v) || v < 1 || v > 1e9))
-            return err_set(e, CALPA_EINPUT, "%s: %s%s: expected a positive integer, got %g", src,
-                           path, k, v);
+        /* 0: the method chooses (micro_batches, micro_batch_size, tp, pp, dp) */
+        int zero_ok = !strcmp(k, "micro_batches") || !strcmp(k, "micro_batch_size") ||
+                      !strcmp(k, "tp") || !strcmp(k, "pp") || !strcmp(k, "dp");
+        if (integer && (v != floor(v) || v < (zero_ok ? 0 : 1) || v > 1e9))
+            return err_set(e, CALPA_EINPUT, "%s: %s%s: expected a %s integer, got %g", src,
+                           path, k, zero_ok ? "non-negative" : "positive", v);
         if (!strcmp(k, "memory_reserve") && v >= 0.99)
             return err_set(e, CALPA_EINPUT, "%s: %s%s: expected a fraction below 0.99, got %g",
                            src, path, k, v);
@@ -640,10 +643,16 @@ void sweep_run_job(const Suite *s, int j, char **row)
         SimReport rep;
         report_fill(&rep, &l, &r, &p.cluster, sp.flops_per_iteration, sp.samples_per_iteration, 0);
         int fits = rep.fits_memory && p.fits_memory;
+        char note[400];
+        if (fits) snprintf(note, sizeof note, "%s", p.note);
+        else
+            snprintf(note, sizeof note, "out of memory: simulated peak %.2f GiB of %.2f GiB "
+                     "device memory (%s: %s)", rep.peak_memory_bytes / 1073741824.0,
+                     rep.device_memory_bytes / 1073741824.0, "planner",
+                     p.fits_memory ? "fits" : "does not fit");
         *row = fmt_row(s, c, method, params, p.global_batch, p.micro_batches, p.n_stages,
                        rep.iteration_time_s, rep.samples_per_s, rep.tflops_per_device,
-                       rep.peak_memory_bytes, fits, fits ? "ok" : "oom",
-                       fits ? p.note : "predicted memory exceeds the device memory", plan_s);
+                       rep.peak_memory_bytes, fits, fits ? "ok" : "oom", note, plan_s);
         report_free(&rep);
     }
     sim_result_free(&r);
@@ -1228,6 +1237,17 @@ CalpaStatus sweep_plot(const Suite *s, const char *data, const char *ref, const 
     /* series names: data's in order of appearance, then reference's */
     int ns = 0, nref = 0;
     const char **names = xmalloc(sizeof(char *) * (size_t)(t.nrows + rt.nrows + 1));
+    /* the suite's method order first (one colour per method in every figure),
+     * then any other series of the data in order of appearance */
+    if (!strcmp(sp->series, "method"))
+        for (int i = 0; i < s->n_cases; i++)
+            for (int m = 0; m < s->cases[i].n_methods; m++) {
+                const char *nm = s->cases[i].methods[m];
+                int seen = 0, present = 0;
+                for (int k = 0; k < ns; k++) seen |= !strcmp(names[k], nm);
+                for (int r = 0; r < t.nrows && !present; r++) present = !strcmp(t.rows[r][cs], nm);
+                if (!seen && present) names[ns++] = nm;
+            }
     for (int r = 0; r < t.nrows; r++) {
         int seen = 0;
         for (int i = 0; i < ns; i++) seen |= !strcmp(names[i], t.rows[r][cs]);

@@ -248,7 +248,7 @@ static void test_bad_suites(void **state)
         {"{\"methods\": [\"alpa\"], \"cases\": [{\"model\": \"gpt-350m\", "
          "\"options\": {\"recompute\": \"some\"}}]}", "cases[0].options.recompute"},
         {"{\"methods\": [\"alpa\"], \"cases\": [{\"model\": \"gpt-350m\", "
-         "\"options\": {\"micro_batches\": 0}}]}", "micro_batches"},
+         "\"options\": {\"micro_batches\": 1.5}}]}", "micro_batches"},
         {"{\"methods\": [\"alpa\"], \"options\": {\"tpp\": 2}, \"cases\": [{\"model\": \"gpt-350m\"}]}",
          "tpp"},
         {"{\"methods\": [\"alpa\"], \"cases\": []}", "cases"},
