@@ -352,6 +352,7 @@ void exec_ctx_free(ExecCtx *c)
     free(c->comm);
     free(c->group_dim);
     free(c->sends);
+    free(c->scratch);
     free(c->pers);
     free(c->gath);
     free(c->accum);
@@ -466,13 +467,15 @@ static CalpaStatus operand(ExecCtx *c, int o, int k, int mb, const int8_t *lay, 
                        c->rank, T->name);
     if (b->partial && !generic_op(&g->op[o]))
         return err_set(e, CALPA_EFAIL, "op %s: input %s is still a partial sum", g->op[o].name, T->name);
-    if (T->kind == TK_WEIGHT && c->l) {
+    if (c->l && (T->kind == TK_WEIGHT || (T->kind == TK_GRAD && g->op[o].phase == PH_OPTIMIZER))) {
         int8_t want[GRAPH_MAX_DIMS];
         memcpy(want, b->lay, sizeof want);
         int d = -1;
         for (int a = 0; a < T->ndim; a++)
             if (b->lay[a] >= 0 && b->lay[a] != lay[a]) want[a] = -1, d = b->lay[a];
-        if (d >= 0) { /* a weight its readers split differently (tied embeddings) */
+        if (d >= 0) { /* a weight its readers split differently (tied embeddings), or a
+                       * gradient split unlike its weight (plans whose forward and
+                       * backward letters disagree) */
             CalpaStatus st = weight_regather(c, t, b, want, d, tmp, e);
             if (st) return st;
             ExecBuf v = *b;
@@ -1130,7 +1133,56 @@ static CalpaStatus run_task(ExecCtx *c, const Task *tk, Err *e)
         ExecBuf *b = buf_of(c, tk->tensor, tk->mb);
         if (!b->p) return err_set(e, CALPA_EFAIL, "task %d: tensor %s to send not held", tk->id,
                                   g->t[tk->tensor].name);
-        VEC_PUSH(c->sends, c->n_sends, c->cap_sends, c->be->send(b->p, b->n, tk->peer, msg_tag(tk)));
+        int64_t cnt = (int64_t)(tk->bytes / 4 + 0.5);
+        const float *src = b->p;
+        if (cnt > 0 && cnt < b->n) {
+            /* Megatron's scatter/gather: this rank's 1/sg along the first unsplit
+             * axis, split over the tensor-parallel dim; the receiver all-gathers */
+            const Tensor *T = &g->t[tk->tensor];
+            int8_t lay[GRAPH_MAX_DIMS];
+            memcpy(lay, b->lay, sizeof lay);
+            for (int a = 0; a < T->ndim; a++)
+                if (lay[a] < 0) { lay[a] = 1; break; }
+            float *sl = NULL;
+            if (slice_to(c, T, b, lay, &sl) || !sl)
+                return err_set(e, CALPA_EFAIL, "task %d: cannot scatter %s", tk->id, T->name);
+            VEC_PUSH(c->scratch, c->n_scratch, c->cap_scratch, sl);
+            src = sl;
+        } else if (cnt > b->n) {
+            /* the lowering sends the tensor in a layout its producer does not
+             * hold (a receiver keeping it replicated): this rank's mesh group
+             * all-gathers it first, an exchange the lowering does not plan */
+            const Tensor *T = &g->t[tk->tensor];
+            ExecBuf v = *b;
+            float *own = NULL;
+            for (int a = 0; a < T->ndim; a++) {
+                if (v.lay[a] < 0 || v.lay[a] == tk->layout[a]) continue;
+                int8_t want[GRAPH_MAX_DIMS];
+                memcpy(want, v.lay, sizeof want);
+                want[a] = -1;
+                float *nx = NULL;
+                CalpaStatus st = weight_regather(c, tk->tensor, &v, want, v.lay[a], &nx, e);
+                if (st) { free(own); return st; }
+                free(own);
+                own = nx;
+                v.p = nx;
+                memcpy(v.lay, want, sizeof want);
+                int64_t ls[GRAPH_MAX_DIMS];
+                local_shape(c, T, want, ls);
+                v.n = prod(ls, T->ndim);
+            }
+            if (v.n != cnt) {
+                free(own);
+                return err_set(e, CALPA_EFAIL, "task %d: cannot send %s as %.0f bytes", tk->id, T->name,
+                               tk->bytes);
+            }
+            VEC_PUSH(c->scratch, c->n_scratch, c->cap_scratch, own);
+            src = own;
+        } else if (cnt != b->n) {
+            return err_set(e, CALPA_EFAIL, "task %d: sends %.0f bytes of %s, holds %lld", tk->id,
+                           tk->bytes, g->t[tk->tensor].name, (long long)(4 * b->n));
+        }
+        VEC_PUSH(c->sends, c->n_sends, c->cap_sends, c->be->send(src, cnt, tk->peer, msg_tag(tk)));
         return CALPA_OK;
     }
     case TASK_RECV: {
@@ -1144,6 +1196,9 @@ static CalpaStatus run_task(ExecCtx *c, const Task *tk, Err *e)
             return CALPA_OK;
         }
         buf_make(c, b, T, tk->layout, tk->partial);
+        if ((int64_t)(tk->bytes / 4 + 0.5) != b->n)
+            return err_set(e, CALPA_EFAIL, "task %d: receives %.0f bytes of %s into %lld", tk->id,
+                           tk->bytes, T->name, (long long)(4 * b->n));
         c->be->recv(b->p, b->n, tk->peer, msg_tag(tk));
         return CALPA_OK;
     }
@@ -1182,6 +1237,8 @@ static void end_step(ExecCtx *c)
 {
     for (int i = 0; i < c->n_sends; i++) c->be->wait(c->sends[i]);
     c->n_sends = 0;
+    for (int i = 0; i < c->n_scratch; i++) free(c->scratch[i]);
+    c->n_scratch = 0;
     for (int i = 0; i < c->g->n_t * c->micro; i++) buf_release(c, &c->act[i]);
     for (int t = 0; t < c->g->n_t; t++) {
         if (c->g->t[t].kind == TK_GRAD) buf_release(c, &c->pers[t]);

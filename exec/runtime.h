@@ -69,6 +69,8 @@ typedef struct ExecCtx {
     int *group_dim;              /* per program group: its mesh dim, -1 cross-stage */
     void **sends;                /* outstanding sends of this step */
     int n_sends, cap_sends;
+    float **scratch;             /* send buffers of this step (freed at its end) */
+    int n_scratch, cap_scratch;
     double loss;                 /* this rank's share of the last step's loss */
     double *task_s;              /* per task: seconds summed over timed steps */
     double *task_start_s;        /* per task: start of the last timed step, from its start */
