@@ -323,7 +323,11 @@ int cmd_exec(int argc, char **argv)
         case 'j': a.json = 1; break;
         case 't': a.timeline = optarg; break;
         case 'X': a.corrupt = optarg; break;
-        case 'h': fputs(USAGE, stdout); return 0;
+        case 'h':
+            fputs(USAGE, stdout);
+            printf("\nThis build: %s.\n", CALPA_HAVE_MPI ? "MPI on (mpirun -np N)"
+                                                          : "MPI off (NO_MPI=1): 1-device plans only");
+            return 0;
         default: return cli_usage_error(USAGE, NULL);
         }
     }

@@ -336,7 +336,12 @@ CalpaStatus exec_ctx_init(ExecCtx *c, const Backend *be, const Graph *g, const L
 
 void exec_ctx_free(ExecCtx *c)
 {
-    if (!c->g) return;
+    if (!c->g || !c->pers) { /* never set up, or refused before allocating */
+        free(c->task_s);
+        free(c->task_start_s);
+        memset(c, 0, sizeof *c);
+        return;
+    }
     for (int t = 0; t < c->g->n_t; t++) buf_release(c, &c->pers[t]), buf_release(c, &c->gath[t]);
     for (int i = 0; i < c->g->n_t * c->micro; i++) buf_release(c, &c->act[i]);
     if (c->prog) {
