@@ -13,5 +13,6 @@ int cmd_validate(int argc, char **argv);   /* sim/cmd_validate.c */
 int cmd_sweep(int argc, char **argv);  /* planner/cmd_sweep.c */
 
 int cmd_exec(int argc, char **argv);       /* exec/cmd_exec.c */
+int cmd_compare(int argc, char **argv);    /* exec/cmd_compare.c */
 
 #endif

@@ -104,12 +104,28 @@ static CalpaStatus write_timeline(ExecCtx *c, const Lowered *l, const char *path
             for (int s = 0; s < STREAM_COUNT; s++) trace_thread(&tr, r, s, stream_name(s));
             for (int i = 0; i < n; i++) {
                 const Task *tk = &p->task[i];
-                const char *nm = tk->kind == TASK_COMPUTE && tk->op >= 0 ? c->g->op[tk->op].name
-                                 : tk->kind == TASK_COLL ? coll_kind_name(tk->coll)
-                                                         : task_kind_name(tk->kind);
+                /* names as the simulator's timeline (sim/report.c) writes them */
+                char nm[128];
+                const char *kind;
+                if (tk->kind == TASK_COMPUTE) {
+                    snprintf(nm, sizeof nm, "%s", tk->op >= 0 ? c->g->op[tk->op].name : "-");
+                    kind = tk->op >= 0 ? op_type_name(c->g->op[tk->op].type) : "compute";
+                } else if (tk->kind == TASK_COLL) {
+                    snprintf(nm, sizeof nm, "%s %s", coll_kind_name(tk->coll),
+                             tk->tensor >= 0 ? c->g->t[tk->tensor].name : "grads");
+                    kind = coll_kind_name(tk->coll);
+                } else {
+                    snprintf(nm, sizeof nm, "%s %s%d", tk->kind == TASK_SEND ? "send" : "recv",
+                             tk->tensor >= 0 ? c->g->t[tk->tensor].name : "mb", tk->mb);
+                    kind = tk->kind == TASK_SEND ? "send" : "recv";
+                }
                 const char *cat = tk->kind == TASK_COMPUTE ? "compute" : comm_kind_name(tk->comm);
+                cJSON *args = cJSON_CreateObject();
+                cJSON_AddStringToObject(args, "kind", kind);
+                if (tk->mb >= 0) cJSON_AddNumberToObject(args, "mb", tk->mb);
+                if (tk->kind != TASK_COMPUTE) cJSON_AddNumberToObject(args, "bytes", tk->bytes);
                 trace_slice(&tr, r, tk->stream, nm, cat, (int64_t)(buf[2 * i] * 1e12),
-                            (int64_t)(buf[2 * i + 1] * 1e12), tk->id, NULL);
+                            (int64_t)(buf[2 * i + 1] * 1e12), tk->id, args);
             }
         }
         free(buf);

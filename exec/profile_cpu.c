@@ -1,0 +1,240 @@
+/*
+ * profile_cpu.c - measures a CPU-rank hardware profile (see profile_cpu.h).
+ * Each measurement is the median of a few timed repetitions after one
+ * warm-up; collectives are timed on rank 0 between barriers.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if CALPA_HAVE_MPI
+#include <mpi.h>
+#endif
+
+#include "backend.h"
+#include "cli.h"
+#include "profile.h"
+#include "profile_cpu.h"
+
+static const char USAGE[] =
+    "usage: [mpirun -np N] calpa profile --backend cpu -o FILE [--quick]\n"
+    "\n"
+    "Measures this machine as calpa's CPU backend uses it: OpenBLAS sgemm over a\n"
+    "grid of (m, n, k), a memory-bound kernel over sizes, and (under mpirun) MPI\n"
+    "all-reduce, all-gather, reduce-scatter and all-to-all over group sizes 2..N\n"
+    "(printed in nccl-tests' table format), and writes a hardware profile that\n"
+    "'calpa plan --profile' and 'calpa sim --profile' read. float32 only.\n"
+    "  --quick   fewer sizes (tests)\n";
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    return v[n / 2];
+}
+
+static double time_gemm(const Backend *be, int m, int n, int k, float *a, float *b, float *c)
+{
+    double t[5];
+    be->gemm_batched(1, 0, 0, m, n, k, a, 0, b, 0, c, 0, 0);
+    int reps = (double)m * n * k > 1e7 ? 3 : 5;
+    for (int r = 0; r < reps; r++) {
+        double t0 = be->wtime();
+        int inner = (double)m * n * k < 1e6 ? 20 : 1;
+        for (int i = 0; i < inner; i++) be->gemm_batched(1, 0, 0, m, n, k, a, 0, b, 0, c, 0, 0);
+        t[r] = (be->wtime() - t0) / inner;
+    }
+    return median(t, reps);
+}
+
+static double *dup_arr(const double *v, int n)
+{
+    double *p = xmalloc(sizeof(double) * (size_t)n);
+    memcpy(p, v, sizeof(double) * (size_t)n);
+    return p;
+}
+
+#if CALPA_HAVE_MPI
+/* Times kind over the first g ranks (count floats per the nccl-tests convention). */
+static double time_coll(const Backend *be, CollKind kind, void *comm, int g, int64_t count, float *in,
+                        float *out)
+{
+    double t[5];
+    int64_t per = kind == COLL_ALL_REDUCE ? count : count / g;
+    for (int r = -1; r < 5; r++) {
+        if (comm) MPI_Barrier(*(MPI_Comm *)comm);
+        double t0 = be->wtime();
+        int inner = count < 65536 ? 10 : 2;
+        for (int i = 0; i < inner && comm; i++) {
+            switch (kind) {
+            case COLL_ALL_REDUCE: be->all_reduce(in, count, comm); break;
+            case COLL_ALL_GATHER: be->all_gather(in, out, per, comm); break;
+            case COLL_REDUCE_SCATTER: be->reduce_scatter(in, out, per, comm); break;
+            default: be->all_to_all(in, out, per, comm); break;
+            }
+        }
+        if (r >= 0) t[r] = (be->wtime() - t0) / inner;
+    }
+    return median(t, 5);
+}
+#endif
+
+int exec_profile_main(int argc, char **argv)
+{
+    static const struct option OPTS[] = {{"backend", required_argument, NULL, 'b'},
+                                         {"output", required_argument, NULL, 'o'},
+                                         {"quick", no_argument, NULL, 'q'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *out = NULL, *backend = NULL;
+    int quick = 0, ch;
+    cli_reset_getopt();
+    while ((ch = getopt_long(argc, argv, "o:h", OPTS, NULL)) != -1) {
+        switch (ch) {
+        case 'b': backend = optarg; break;
+        case 'o': out = optarg; break;
+        case 'q': quick = 1; break;
+        case 'h': fputs(USAGE, stdout); return 0;
+        default: return cli_usage_error(USAGE, NULL);
+        }
+    }
+    if (!backend || strcmp(backend, "cpu"))
+        return cli_fail(2, "profile --backend %s: only 'cpu' is built", backend ? backend : "?");
+    if (!out || optind != argc) return cli_usage_error(USAGE, out ? "unexpected argument" : "missing -o FILE");
+#if CALPA_HAVE_MPI
+    int init = 0;
+    MPI_Initialized(&init);
+    if (!init) MPI_Init(NULL, NULL);
+#endif
+    const Backend *be = backend_cpu();
+    int rank, size;
+    be->world(&rank, &size);
+    Profile p;
+    memset(&p, 0, sizeof p);
+    snprintf(p.device, sizeof p.device, "cpu");
+    snprintf(p.source, sizeof p.source, "measured");
+    p.collective_bw_efficiency = 1;
+    /* GEMM grid (rank 0 measures; the others wait) */
+    static const double AX_FULL[] = {8, 32, 128, 512, 1024}, AX_QUICK[] = {8, 64, 256};
+    const double *ax = quick ? AX_QUICK : AX_FULL;
+    int na = quick ? 3 : 5;
+    double peak = 0, bw = 0;
+    if (rank == 0) {
+        p.ngemm = 1;
+        p.gemm = xcalloc(1, sizeof(GemmTable));
+        GemmTable *g = &p.gemm[0];
+        g->dtype = DT_F32;
+        g->nm = g->nn = g->nk = na;
+        g->m = dup_arr(ax, na), g->n = dup_arr(ax, na), g->k = dup_arr(ax, na);
+        g->time_s = xmalloc(sizeof(double) * (size_t)(na * na * na));
+        int64_t mx = (int64_t)ax[na - 1];
+        float *a = be->alloc(mx * mx), *b = be->alloc(mx * mx), *c = be->alloc(mx * mx);
+        for (int64_t i = 0; i < mx * mx; i++) a[i] = b[i] = 0.001f * (float)(i % 97);
+        printf("# GEMM (OpenBLAS sgemm, %s)\n#     m      n      k      time_us    GFLOP/s\n",
+               getenv("OPENBLAS_NUM_THREADS") ? getenv("OPENBLAS_NUM_THREADS") : "default threads");
+        for (int i = 0; i < na; i++)
+            for (int j = 0; j < na; j++)
+                for (int l = 0; l < na; l++) {
+                    double t = time_gemm(be, (int)ax[i], (int)ax[j], (int)ax[l], a, b, c);
+                    g->time_s[(i * na + j) * na + l] = t;
+                    double f = 2 * ax[i] * ax[j] * ax[l] / t;
+                    peak = fmax(peak, f);
+                    if (i == j && j == l) printf("%7.0f %6.0f %6.0f %12.2f %10.2f\n", ax[i], ax[j], ax[l], t * 1e6, f / 1e9);
+                }
+        g->note = xstrdup("OpenBLAS sgemm, row-major, one call per shape (median of repetitions)");
+        /* memory: y += a x over sizes (bytes = 12 n) */
+        int nmem = quick ? 5 : 9;
+        p.memory.n = nmem;
+        p.memory.bytes = xmalloc(sizeof(double) * (size_t)nmem);
+        p.memory.time_s = xmalloc(sizeof(double) * (size_t)nmem);
+        int64_t nmax = (int64_t)1 << (10 + 2 * (nmem - 1));
+        float *x = be->alloc(nmax / 4 + 1), *y = be->alloc(nmax / 4 + 1);
+        for (int i = 0; i < nmem; i++) {
+            int64_t bytes = (int64_t)1 << (10 + 2 * i), n = bytes / 12;
+            double t[5];
+            be->axpy(0.5f, x, y, n);
+            for (int r = 0; r < 5; r++) {
+                double t0 = be->wtime();
+                int inner = bytes < (1 << 20) ? 50 : 2;
+                for (int q = 0; q < inner; q++) be->axpy(0.5f, x, y, n);
+                t[r] = (be->wtime() - t0) / inner;
+            }
+            p.memory.bytes[i] = (double)(n * 12);
+            p.memory.time_s[i] = median(t, 5);
+            bw = fmax(bw, p.memory.bytes[i] / p.memory.time_s[i]);
+        }
+        p.memory.note = xstrdup("y += a x, float32, bytes = 12 per element");
+        be->free(x), be->free(y), be->free(a), be->free(b), be->free(c);
+        p.peak_flops_fp32 = peak;
+        p.memory_bw_bytes_per_s = bw;
+        p.kernel_launch_s = 0;
+        p.op_overhead_s = 2e-6; /* exec's interpreter per operator: layouts, operand lookup */
+        p.nnotes = 1;
+        p.notes = xmalloc(sizeof(char *));
+        p.notes[0] = xstrdup("measured by calpa profile --backend cpu (exec's CPU backend, float32)");
+    }
+#if CALPA_HAVE_MPI
+    /* collectives over group sizes 2..size (the first g ranks) */
+    static const CollKind KINDS[] = {COLL_ALL_REDUCE, COLL_ALL_GATHER, COLL_REDUCE_SCATTER, COLL_ALL_TO_ALL};
+    int nsz = quick ? 4 : 10;
+    int64_t maxc = (int64_t)8 << (2 * (nsz - 1));
+    float *in = be->alloc(maxc), *ob = be->alloc(maxc);
+    for (int g = 2; g <= size; g++) {
+        void *comm = be->comm_split(rank < g ? 0 : -1, rank);
+        for (int ki = 0; ki < 4; ki++) {
+            CollKind k = KINDS[ki];
+            double bytes[16], times[16];
+            if (rank == 0) {
+                printf("#\n# %s, %d ranks (MPI, this machine)\n", coll_kind_name(k), g);
+                printf("#       size         count      type   redop    root     time   algbw   busbw #wrong\n");
+                printf("#        (B)    (elements)                               (us)  (GB/s)  (GB/s)\n");
+            }
+            for (int si = 0; si < nsz; si++) {
+                int64_t count = ((int64_t)2 << (2 * si)) * g; /* floats, divisible by g */
+                double t = rank < g ? time_coll(be, k, comm, g, count, in, ob) : 0;
+                bytes[si] = 4.0 * (double)count;
+                times[si] = t;
+                if (rank == 0) {
+                    double alg = bytes[si] / t / 1e9, bus = alg * coll_busbw_factor(k, g);
+                    printf("%12.0f  %12lld     float     sum      -1 %8.2f %7.2f %7.2f      0\n", bytes[si],
+                           (long long)count, t * 1e6, alg, bus);
+                }
+            }
+            if (rank == 0) {
+                p.coll = xrealloc(p.coll, sizeof(CollTable) * (size_t)(p.ncoll + 1));
+                CollTable *ct = &p.coll[p.ncoll++];
+                memset(ct, 0, sizeof *ct);
+                ct->kind = k, ct->group_size = g, ct->scope = COLL_SCOPE_INTRA_NODE;
+                ct->nsamples = nsz;
+                ct->bytes = dup_arr(bytes, nsz);
+                ct->time_s = dup_arr(times, nsz);
+                /* alpha-beta fit through the smallest and largest samples */
+                ct->alpha_s = times[0];
+                ct->beta_s_per_byte = (times[nsz - 1] - times[0]) / (bytes[nsz - 1] - bytes[0]);
+                ct->note = xstrdup("MPI on this machine, median of 5");
+            }
+        }
+        be->comm_free(comm);
+    }
+    be->free(in), be->free(ob);
+#endif
+    int rc = 0;
+    if (rank == 0) {
+        Err e = {{0}};
+        CalpaStatus st = profile_write(out, &p, &e);
+        if (st) rc = cli_err(st, &e);
+        else printf("# wrote %s: peak %.2f GFLOP/s fp32, memory %.2f GB/s, %d collective tables\n", out,
+                    peak / 1e9, bw / 1e9, p.ncoll);
+    }
+    profile_free(&p);
+#if CALPA_HAVE_MPI
+    MPI_Finalize();
+#endif
+    return rc;
+}
