@@ -14,6 +14,7 @@
 #include "cost.h"
 #include "jsonio.h"
 #include "profile.h"
+#include "profile_cpu.h"
 
 static const char USAGE[] =
     "usage: calpa profile show FILE [--json]\n"
@@ -258,6 +259,7 @@ int cmd_profile(int argc, char **argv)
     }
     if (!strcmp(sub, "show")) return show(argc - 1, argv + 1);
     if (!strcmp(sub, "analytic")) return analytic(argc - 1, argv + 1);
+    if (!strncmp(sub, "--backend", 9)) return exec_profile_main(argc, argv); /* exec/profile_cpu.c */
     char msg[128];
     snprintf(msg, sizeof msg, "profile: unknown subcommand '%s'", sub);
     return cli_usage_error(USAGE, msg);
