@@ -20,18 +20,27 @@ void relu_backward(const float *dy, const float *y, float *dx, int64_t n)
 
 #define GELU_C 0.7978845608028654f /* sqrt(2/pi) */
 
+/* tanh from one exp (clamped so exp never overflows): 1 - 2 / (e^{2u} + 1). */
+static inline float tanh_fast(float u)
+{
+    if (u > 15.0f) return 1.0f;
+    if (u < -15.0f) return -1.0f;
+    float e = expf(2.0f * u);
+    return 1.0f - 2.0f / (e + 1.0f);
+}
+
 void gelu_forward(const float *x, float *y, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) {
         float v = x[i];
-        y[i] = 0.5f * v * (1.0f + tanhf(GELU_C * (v + 0.044715f * v * v * v)));
+        y[i] = 0.5f * v * (1.0f + tanh_fast(GELU_C * (v + 0.044715f * v * v * v)));
     }
 }
 
 void gelu_backward(const float *dy, const float *x, float *dx, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) {
-        float v = x[i], u = GELU_C * (v + 0.044715f * v * v * v), t = tanhf(u);
+        float v = x[i], u = GELU_C * (v + 0.044715f * v * v * v), t = tanh_fast(u);
         float du = GELU_C * (1.0f + 3.0f * 0.044715f * v * v);
         dx[i] = dy[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * du);
     }

@@ -121,11 +121,15 @@ int exec_profile_main(int argc, char **argv)
     snprintf(p.source, sizeof p.source, "measured");
     p.collective_bw_efficiency = 1;
     /* GEMM grid (rank 0 measures; the others wait) */
-    static const double AX_FULL[] = {8, 32, 128, 512, 1024}, AX_QUICK[] = {8, 64, 256};
+    static const double AX_FULL[] = {8, 32, 64, 128, 256, 512, 1024}, AX_QUICK[] = {8, 64, 256};
     const double *ax = quick ? AX_QUICK : AX_FULL;
-    int na = quick ? 3 : 5;
+    int na = quick ? 3 : 7;
     double peak = 0, bw = 0;
-    if (rank == 0) {
+    /* every rank runs the compute sweeps at once, as every rank computes at
+     * once under exec (shared cores, caches and memory bandwidth); rank 0's
+     * numbers are kept */
+    be->barrier();
+    {
         p.ngemm = 1;
         p.gemm = xcalloc(1, sizeof(GemmTable));
         GemmTable *g = &p.gemm[0];
@@ -136,8 +140,11 @@ int exec_profile_main(int argc, char **argv)
         int64_t mx = (int64_t)ax[na - 1];
         float *a = be->alloc(mx * mx), *b = be->alloc(mx * mx), *c = be->alloc(mx * mx);
         for (int64_t i = 0; i < mx * mx; i++) a[i] = b[i] = 0.001f * (float)(i % 97);
-        printf("# GEMM (OpenBLAS sgemm, %s)\n#     m      n      k      time_us    GFLOP/s\n",
-               getenv("OPENBLAS_NUM_THREADS") ? getenv("OPENBLAS_NUM_THREADS") : "default threads");
+        if (rank == 0)
+            printf("# GEMM (OpenBLAS sgemm, OPENBLAS_NUM_THREADS=%s, %d rank%s at once)\n"
+                   "#     m      n      k      time_us    GFLOP/s\n",
+                   getenv("OPENBLAS_NUM_THREADS") ? getenv("OPENBLAS_NUM_THREADS") : "unset", size,
+                   size > 1 ? "s" : "");
         for (int i = 0; i < na; i++)
             for (int j = 0; j < na; j++)
                 for (int l = 0; l < na; l++) {
@@ -145,7 +152,7 @@ int exec_profile_main(int argc, char **argv)
                     g->time_s[(i * na + j) * na + l] = t;
                     double f = 2 * ax[i] * ax[j] * ax[l] / t;
                     peak = fmax(peak, f);
-                    if (i == j && j == l) printf("%7.0f %6.0f %6.0f %12.2f %10.2f\n", ax[i], ax[j], ax[l], t * 1e6, f / 1e9);
+                    if (i == j && j == l && rank == 0) printf("%7.0f %6.0f %6.0f %12.2f %10.2f\n", ax[i], ax[j], ax[l], t * 1e6, f / 1e9);
                 }
         g->note = xstrdup("OpenBLAS sgemm, row-major, one call per shape (median of repetitions)");
         /* memory: y += a x over sizes (bytes = 12 n) */

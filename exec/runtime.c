@@ -546,8 +546,9 @@ static void letter_strides(const char *lab, const LetterSizes *ls, int64_t *st /
     }
 }
 
-/* out[lo] (op)= sum over letters of `in` missing from lo: y = permute/reduce
- * of x by labels. accumulate: add into out. Iterates over x. */
+/* y[ly] (+)= x[lx], summing the letters of lx missing from ly (a permute
+ * or a reduction by labels). accumulate: add into y. Walks x row by row
+ * (its last axis innermost), so the offset into y is computed once per row. */
 static void relabel(const float *x, const char *lx, float *y, const char *ly, const LetterSizes *ls,
                     int accumulate, int64_t ny)
 {
@@ -555,13 +556,22 @@ static void relabel(const float *x, const char *lx, float *y, const char *ly, co
     letter_strides(ly, ls, sy);
     if (!accumulate) memset(y, 0, sizeof(float) * (size_t)ny);
     int nd = (int)strlen(lx);
-    int64_t idx[GRAPH_MAX_DIMS] = {0}, n = 1, dim[GRAPH_MAX_DIMS];
-    for (int a = 0; a < nd; a++) dim[a] = ls->size[(unsigned char)lx[a]], n *= dim[a];
-    for (int64_t i = 0; i < n; i++) {
+    if (nd == 0) { y[0] += x[0]; return; }
+    if (!strcmp(lx, ly)) {
+        for (int64_t i = 0; i < ny; i++) y[i] += x[i];
+        return;
+    }
+    int64_t idx[GRAPH_MAX_DIMS] = {0}, dim[GRAPH_MAX_DIMS] = {0}, rows = 1;
+    for (int a = 0; a < nd; a++) dim[a] = ls->size[(unsigned char)lx[a]];
+    for (int a = 0; a < nd - 1; a++) rows *= dim[a];
+    int64_t inner = dim[nd - 1], is = sy[(unsigned char)lx[nd - 1]];
+    for (int64_t r = 0; r < rows; r++) {
         int64_t o = 0;
-        for (int a = 0; a < nd; a++) o += idx[a] * sy[(unsigned char)lx[a]];
-        y[o] += x[i];
-        for (int a = nd - 1; a >= 0; a--) {
+        for (int a = 0; a < nd - 1; a++) o += idx[a] * sy[(unsigned char)lx[a]];
+        const float *xr = x + r * inner;
+        if (is == 1) for (int64_t i = 0; i < inner; i++) y[o + i] += xr[i];
+        else for (int64_t i = 0; i < inner; i++) y[o + i * is] += xr[i];
+        for (int a = nd - 2; a >= 0; a--) {
             if (++idx[a] < dim[a]) break;
             idx[a] = 0;
         }
@@ -590,21 +600,35 @@ static void einsum2(ExecCtx *c, const float *A, const char *la, const float *B, 
             nn[nn_++] = lb[a], N *= ls->size[(unsigned char)lb[a]];
         }
     bt[nb] = mm[nm] = nn[nn_] = kk[nk] = 0;
-    char pa[24], pb[24], pc[24];
+    /* operands already in GEMM order (or its transpose) go to sgemm as they are */
+    char pa[24], pa_t[24], pb[24], pb_t[24], pc[24];
     snprintf(pa, sizeof pa, "%s%s%s", bt, mm, kk);
+    snprintf(pa_t, sizeof pa_t, "%s%s%s", bt, kk, mm);
     snprintf(pb, sizeof pb, "%s%s%s", bt, kk, nn);
+    snprintf(pb_t, sizeof pb_t, "%s%s%s", bt, nn, kk);
     snprintf(pc, sizeof pc, "%s%s%s", bt, mm, nn);
-    float *a2 = xmalloc(sizeof(float) * (size_t)(BA * M * K + 1));
-    float *b2 = xmalloc(sizeof(float) * (size_t)(BA * K * N + 1));
-    float *c2 = xmalloc(sizeof(float) * (size_t)(BA * M * N + 1));
-    relabel(A, la, a2, pa, ls, 0, BA * M * K);
-    relabel(B, lb, b2, pb, ls, 0, BA * K * N);
-    c->be->gemm_batched((int)BA, 0, 0, (int)M, (int)N, (int)K, a2, M * K, b2, K * N, c2, M * N, 0);
-    relabel(c2, pc, C, lc, ls, 0, nc);
-    free(a2), free(b2), free(c2);
+    int ta = 0, tb = 0;
+    const float *a2 = A, *b2 = B;
+    float *a_buf = NULL, *b_buf = NULL, *c_buf = NULL, *c2 = C;
+    if (!strcmp(la, pa_t) && strcmp(la, pa)) ta = 1;
+    else if (strcmp(la, pa)) {
+        a_buf = xmalloc(sizeof(float) * (size_t)(BA * M * K + 1));
+        relabel(A, la, a_buf, pa, ls, 0, BA * M * K);
+        a2 = a_buf;
+    }
+    if (!strcmp(lb, pb_t) && strcmp(lb, pb)) tb = 1;
+    else if (strcmp(lb, pb)) {
+        b_buf = xmalloc(sizeof(float) * (size_t)(BA * K * N + 1));
+        relabel(B, lb, b_buf, pb, ls, 0, BA * K * N);
+        b2 = b_buf;
+    }
+    if (strcmp(lc, pc)) c2 = c_buf = xmalloc(sizeof(float) * (size_t)(BA * M * N + 1));
+    c->be->gemm_batched((int)BA, ta, tb, (int)M, (int)N, (int)K, a2, M * K, b2, K * N, c2, M * N, 0);
+    if (c_buf) relabel(c_buf, pc, C, lc, ls, 0, nc);
+    free(a_buf), free(b_buf), free(c_buf);
 }
 
-/* y[ly] = x0[l0] + x1[l1], broadcasting by labels. */
+/* y[ly] = x0[l0] + x1[l1], broadcasting by labels (row by row over y). */
 static void add_bcast(const float *x0, const char *l0, const float *x1, const char *l1, float *y,
                       const char *ly, const LetterSizes *ls, int64_t ny)
 {
@@ -612,20 +636,28 @@ static void add_bcast(const float *x0, const char *l0, const float *x1, const ch
     letter_strides(l0, ls, s0);
     letter_strides(l1, ls, s1);
     int nd = (int)strlen(ly);
-    int64_t idx[GRAPH_MAX_DIMS] = {0}, dim[GRAPH_MAX_DIMS];
+    if (nd == 0) { y[0] = x0[0] + x1[0]; return; }
+    int64_t idx[GRAPH_MAX_DIMS] = {0}, dim[GRAPH_MAX_DIMS] = {0}, rows = 1;
     for (int a = 0; a < nd; a++) dim[a] = ls->size[(unsigned char)ly[a]];
-    for (int64_t i = 0; i < ny; i++) {
+    for (int a = 0; a < nd - 1; a++) rows *= dim[a];
+    int64_t inner = dim[nd - 1];
+    unsigned char lc = (unsigned char)ly[nd - 1];
+    int64_t i0 = s0[lc], i1 = s1[lc];
+    for (int64_t r = 0; r < rows; r++) {
         int64_t o0 = 0, o1 = 0;
-        for (int a = 0; a < nd; a++) {
+        for (int a = 0; a < nd - 1; a++) {
             o0 += idx[a] * s0[(unsigned char)ly[a]];
             o1 += idx[a] * s1[(unsigned char)ly[a]];
         }
-        y[i] = x0[o0] + x1[o1];
-        for (int a = nd - 1; a >= 0; a--) {
+        float *yr = y + r * inner;
+        if (i0 == 1 && i1 == 1) for (int64_t i = 0; i < inner; i++) yr[i] = x0[o0 + i] + x1[o1 + i];
+        else for (int64_t i = 0; i < inner; i++) yr[i] = x0[o0 + i * i0] + x1[o1 + i * i1];
+        for (int a = nd - 2; a >= 0; a--) {
             if (++idx[a] < dim[a]) break;
             idx[a] = 0;
         }
     }
+    (void)ny;
 }
 
 /* ---- compute ------------------------------------------------------------ */

@@ -94,5 +94,21 @@ if [ "$mpi" = 1 ]; then
     timeout 60 mpirun -np 2 "$CALPA" exec "$T/m2pp.json" --steps 4 --fail-rank 1 >"$T/out" 2>"$T/err"; rc=$?
     [ $rc != 0 ] && [ $rc != 124 ] && ok || bad "failing rank: exit $rc (124 = hang)"
     grep -q "rank 1: failing on purpose" "$T/err" && ok || bad "failing rank: its message is missing"
+
+    # the loop on one machine: profile -> plan -> sim -> exec -> compare
+    timeout 120 mpirun -np 2 "$CALPA" profile --backend cpu --quick -o "$T/cpu.json" >"$T/out" 2>"$T/err"; rc=$?
+    [ $rc = 0 ] && ok || bad "profile --backend cpu: exit $rc: $(head -c 300 "$T/err")"
+    grep -q "^#       size         count      type   redop    root     time   algbw   busbw #wrong" "$T/out" \
+        && ok || bad "profile: no nccl-tests table"
+    expect 0 "" -- profile show "$T/cpu.json" --json
+    "$CALPA" plan --model "$MLP" --cluster "$C2" --global-batch 8 --method data --micro-batches 2 \
+        --profile "$T/cpu.json" -o "$T/loop.json" >/dev/null 2>&1 || bad "plan with the measured profile"
+    expect 0 "" -- sim "$T/loop.json" --profile "$T/cpu.json" --no-fold --timeline "$T/pred.json"
+    timeout 60 mpirun -np 2 "$CALPA" exec "$T/loop.json" --timeline "$T/meas.json" >/dev/null 2>"$T/err" \
+        && ok || bad "exec --timeline: $(head -c 300 "$T/err")"
+    expect 0 "" -- compare "$T/pred.json" "$T/meas.json" --json
+    jcheck '(.kinds | map(.kind) | index("matmul") != null) and (.kinds | map(.kind) | index("all_reduce") != null)'
+    jcheck '.joined_tasks > 10 and .measured_iteration_time_s > 0 and .predicted_iteration_time_s > 0'
+    expect 2 "" -- compare "$T/pred.json"
 fi
 finish
