@@ -1134,8 +1134,25 @@ static CalpaStatus coll_tied(ExecCtx *c, const Task *tk, Err *e)
         ExecBuf *wb = &c->pers[w];
         if (!wb->p || wb->n != b->n)
             return err_set(e, CALPA_EFAIL, "task %d: tied weight %s not held alike", tk->id, g->t[w].name);
-        if (op->type == OP_SGD) c->be->sgd(wb->p, b->p, b->n, c->lr);
-        else c->be->adam(wb->p, b->p, c->pers[op->in[2]].p, c->pers[op->in[3]].p, b->n, c->lr, c->step + 1);
+        /* still a partial sum over this stage's mesh dims (data parallelism):
+         * the lowering syncs it only on the updating stage (in its gradient
+         * bucket); this copy is summed here, an exchange it does not plan */
+        float *gsum = b->p, *own = NULL;
+        for (int d = 0; d < LOWER_MESH_NDIM; d++) {
+            if (!((b->partial >> d) & 1)) continue;
+            void *comm = NULL;
+            for (int gi = 0; gi < c->prog->n_group && !comm; gi++)
+                if (c->group_dim[gi] == d) comm = c->comm[gi];
+            if (!own) {
+                own = xmalloc(sizeof(float) * (size_t)b->n);
+                memcpy(own, b->p, sizeof(float) * (size_t)b->n);
+                gsum = own;
+            }
+            c->be->all_reduce(own, b->n, comm);
+        }
+        if (op->type == OP_SGD) c->be->sgd(wb->p, gsum, b->n, c->lr);
+        else c->be->adam(wb->p, gsum, c->pers[op->in[2]].p, c->pers[op->in[3]].p, b->n, c->lr, c->step + 1);
+        free(own);
     }
     return CALPA_OK;
 }
