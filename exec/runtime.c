@@ -683,6 +683,58 @@ static CalpaStatus optimizer_zero(ExecCtx *c, int o, Err *e)
     return CALPA_OK;
 }
 
+/* Cross-entropy over a vocabulary split on mesh dim d (Megatron's
+ * vocab-parallel loss): each rank's log-sum-exp per row, all-gathered over
+ * d, gives the global one; the forward leaves a partial sum (the
+ * log-sum-exp counted on position 0, each target logit by its owner), the
+ * backward this rank's slice of softmax - one-hot. */
+static CalpaStatus xent_vocab_parallel(ExecCtx *c, int o, const float *lg, const float *lab,
+                                       float *out, int64_t rows, int64_t v, double denom, Err *e)
+{
+    const Op *op = &c->g->op[o];
+    const char *lx = op->lab[0];
+    char vl = lx[strlen(lx) - 1];
+    int d = -1;
+    for (int q = 0; q < LOWER_MESH_NDIM && c->l; q++)
+        if (c->l->op_letters[o][q] == vl) d = q;
+    void *comm = NULL;
+    for (int gi = 0; d >= 0 && gi < c->prog->n_group && !comm; gi++)
+        if (c->group_dim[gi] == d) comm = c->comm[gi];
+    if (d < 0 || !comm)
+        return err_set(e, CALPA_EFAIL, "op %s: split vocabulary without its communicator", op->name);
+    int n = c->mesh[d];
+    int64_t off = c->pos[d] * v;
+    float *lse = xmalloc(sizeof(float) * (size_t)(rows * (n + 1) + 1)), *all = lse + rows;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *l = lg + r * v;
+        float mx = -INFINITY;
+        for (int64_t q = 0; q < v; q++) mx = l[q] > mx ? l[q] : mx;
+        double z = 0;
+        for (int64_t q = 0; q < v; q++) z += exp((double)l[q] - mx);
+        lse[r] = (float)(log(z) + mx);
+    }
+    c->be->all_gather(lse, all, rows, comm);
+    double loss = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        float mx = -INFINITY;
+        for (int q = 0; q < n; q++) mx = all[q * rows + r] > mx ? all[q * rows + r] : mx;
+        double z = 0;
+        for (int q = 0; q < n; q++) z += exp((double)all[q * rows + r] - mx);
+        double g = log(z) + mx;
+        int64_t y = (int64_t)lab[r] - off;
+        int own = y >= 0 && y < v;
+        if (op->type == OP_LOSS_XENT) {
+            loss += (c->pos[d] == 0 ? g : 0) - (own ? lg[r * v + y] : 0);
+        } else {
+            for (int64_t q = 0; q < v; q++)
+                out[r * v + q] = (float)((exp((double)lg[r * v + q] - g) - (own && q == y)) / denom);
+        }
+    }
+    if (op->type == OP_LOSS_XENT) out[0] = (float)(loss / denom);
+    free(lse);
+    return CALPA_OK;
+}
+
 static CalpaStatus compute(ExecCtx *c, int o, int mb, Err *e)
 {
     if (c->zero && c->mesh[0] > 1 && c->g->op[o].phase == PH_OPTIMIZER) return optimizer_zero(c, o, e);
@@ -840,12 +892,11 @@ static CalpaStatus compute(ExecCtx *c, int o, int mb, Err *e)
         size_t nd = strlen(lx);
         int64_t v = ls.size[(unsigned char)lx[nd - 1]];
         const Tensor *L = &g->t[op->in[0]];
+        double denom = (double)(tensor_numel(L) / L->shape[L->ndim - 1]);
         if (v != L->shape[L->ndim - 1]) {
-            st = err_set(e, CALPA_EFAIL, "op %s: cross-entropy over a split vocabulary is not supported",
-                         op->name);
+            st = xent_vocab_parallel(c, o, in[0], in[1], out[0], n0 / v, v, denom, e);
             break;
         }
-        double denom = (double)(tensor_numel(L) / v);
         if (op->type == OP_LOSS_XENT) out[0][0] = be->xent(in[0], in[1], n0 / v, v, denom);
         else be->xent_bwd(in[0], in[1], out[0], n0 / v, v, denom);
         break;
