@@ -75,7 +75,7 @@ static StageCtx *ctx_get(Ctxs *c, long long b)
     c->x[i].individual = c->req->individual;
     c->x[i].fold = c->req->fold;
     c->x[i].time_limit_s = c->req->ilp_time_limit_s;
-    c->x[i].memory_budget = interop_usable_bytes(c->req);
+    c->x[i].memory_budget = c->req->memory_ilp ? interop_usable_bytes(c->req) : 0;
     return &c->x[i];
 }
 

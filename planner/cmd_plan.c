@@ -46,6 +46,8 @@ static const char USAGE[] =
     "  --ilp-time-limit S       seconds per intra-op problem (default 60)\n"
     "  --stage-cost MODE        exact (default) or individual (Alpa: sum of layers)\n"
     "  --no-fold                solve every layer range in full (no folding)\n"
+    "  --memory-aware-ilp       re-solve a stage whose cheapest sharding overflows memory\n"
+    "                           (by < 2x) under the memory budget (slower; default off)\n"
     "  --dp-gap S               alpa DP: t_max gap (default 1e-6 s; 0 exact)\n"
     "  -o FILE                  write the plan file (atomically)\n"
     "  --json                   print the plan and the planner's statistics as JSON\n"
@@ -147,6 +149,7 @@ int cmd_plan(int argc, char **argv)
         {"json", no_argument, 0, 'j'},
         {"verbose", no_argument, 0, 'V'},
         {"jobs", required_argument, 0, 'J'},
+        {"memory-aware-ilp", no_argument, 0, 'A'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     static const char *const SCHEDS[] = {"gpipe", "1f1b", "interleaved", "zb-h1"};
@@ -207,6 +210,7 @@ int cmd_plan(int argc, char **argv)
         case 'o': outfile = optarg; break;
         case 'j': json = 1; break;
         case 'V': req.verbose++; break;
+        case 'A': req.memory_ilp = 1; break;
         case 'J': if (cli_int("jobs", optarg, 1, 256, &v64)) return 2; req.jobs = (int)v64; break;
         case 'h': fputs(USAGE, stdout); return 0;
         default: return cli_usage_error(USAGE, NULL);

@@ -662,7 +662,7 @@ static void ctx_setup(StageCtx *x, const PlanRequest *req, const Graph *g)
     x->fold = req->fold;
     x->time_limit_s = req->ilp_time_limit_s;
     x->verbose = req->verbose > 1;
-    x->memory_budget = interop_usable_bytes(req);
+    x->memory_budget = req->memory_ilp ? interop_usable_bytes(req) : 0;
 }
 
 /* Clustering, stage costs (§2.3, §2.4) and the DP (§2.5) for K micro-batches. */

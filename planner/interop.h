@@ -54,6 +54,7 @@ typedef struct {
     int individual;              /* stage cost mode: sum single layers */
     int fold;                    /* fold repeated layers (exact-checked) */
     int verbose;                 /* progress lines on stderr (2: every intra-op problem) */
+    int memory_ilp;              /* re-solve a stage that overflows memory under a budget */
     int jobs;                    /* alpa: worker processes for the micro-batch choices
                                     (0: one per CPU; 1: none) */
 } PlanRequest;

@@ -376,12 +376,14 @@ static CalpaStatus solve_on(StageCtx *x, const Graph *g, int first, int last, Su
     }
     if (st) return st;
     stagecost_from_result(x, sg, r, sm, out);
-    if (out->ok && x->memory_budget > 0 && out->peak_bytes > x->memory_budget) {
-        /* the cheapest sharding does not fit one micro-batch step: ask the ILP
-         * for the cheapest one that does (constraint (c) of ilp.c) */
+    if (out->ok && x->memory_budget > 0 && out->peak_bytes > x->memory_budget &&
+        out->peak_bytes < 2 * x->memory_budget) {
+        /* the cheapest sharding does not fit one micro-batch step (but is
+         * within 2x of it): ask the ILP for the cheapest one that does
+         * (constraint (c) of ilp.c), at most 5 s */
         ShardResult r2;
         so.memory_budget = x->memory_budget;
-        if (so.time_limit_s > 10) so.time_limit_s = 10; /* memory rows make GLPK slow */
+        if (so.time_limit_s > 5) so.time_limit_s = 5; /* memory rows make GLPK slow */
         t0 = now_s();
         st = autoshard_run(sg, &so, &r2, e);
         x->solve_time_s += now_s() - t0;

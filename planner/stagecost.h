@@ -19,8 +19,9 @@
  * activations the forward pass keeps for the backward pass, sharded.  With
  * k micro-batches in flight a stage needs peak + (k - 1) x stash.  The ILP
  * minimises communication without a memory budget (as Alpa's profiling);
- * when that sharding's peak exceeds the usable memory the stage is solved
- * again under it (the cheapest sharding that fits one micro-batch).
+ * with memory_budget set (--memory-aware-ilp), when that sharding's peak
+ * exceeds the usable memory (by less than 2x) the stage is solved again under it (the cheapest sharding that fits one
+ * micro-batch; GLPK limited to 5 s there).
  *
  * Key design choices: identical sub-problems are solved once (a cache keyed
  * by the layer-structure signature of the range + submesh + config), and a
