@@ -78,7 +78,8 @@ static double rel_err(const float *a, const float *b, int64_t n)
 
 static const char *check_str(int check) { return check < 0 ? "skipped" : check ? "passed" : "failed"; }
 
-/* Rank 0 writes the measured timeline: every rank's tasks of the last timed step. */
+/* Rank 0 writes the measured timeline: every rank's tasks of the last timed
+ * step (start and duration, so slices on one stream never overlap). */
 static CalpaStatus write_timeline(ExecCtx *c, const Lowered *l, const char *path, Err *e)
 {
     const Backend *be = c->be;
@@ -93,7 +94,7 @@ static CalpaStatus write_timeline(ExecCtx *c, const Lowered *l, const char *path
         if (r == c->rank)
             for (int i = 0; i < n; i++) {
                 buf[2 * i] = (float)c->task_start_s[i];
-                buf[2 * i + 1] = (float)(c->task_s[i] / (c->timed_steps ? c->timed_steps : 1));
+                buf[2 * i + 1] = (float)c->task_last_s[i];
             }
         if (r != 0 && c->rank == r) be->wait(be->send(buf, 2 * n, 0, 29999));
         if (r != 0 && c->rank == 0) be->recv(buf, 2 * n, r, 29999);

@@ -311,6 +311,7 @@ CalpaStatus exec_ctx_init(ExecCtx *c, const Backend *be, const Graph *g, const L
                     if (l->prog[i].mesh_pos[d] + 1 > c->mesh[d]) c->mesh[d] = l->prog[i].mesh_pos[d] + 1;
         c->task_s = xcalloc((size_t)(c->prog->n_task + 1), sizeof(double));
         c->task_start_s = xcalloc((size_t)(c->prog->n_task + 1), sizeof(double));
+        c->task_last_s = xcalloc((size_t)(c->prog->n_task + 1), sizeof(double));
     } else {
         c->rank = 0, c->nranks = 1;
     }
@@ -339,6 +340,7 @@ void exec_ctx_free(ExecCtx *c)
     if (!c->g || !c->pers) { /* never set up, or refused before allocating */
         free(c->task_s);
         free(c->task_start_s);
+        free(c->task_last_s);
         memset(c, 0, sizeof *c);
         return;
     }
@@ -364,6 +366,7 @@ void exec_ctx_free(ExecCtx *c)
     free(c->act);
     free(c->task_s);
     free(c->task_start_s);
+    free(c->task_last_s);
     memset(c, 0, sizeof *c);
 }
 
@@ -1368,8 +1371,10 @@ CalpaStatus exec_step(ExecCtx *c, int timed, double *loss, Err *e)
             double a = c->be->wtime();
             st = run_task(c, &c->prog->task[i], e);
             if (timed) {
-                c->task_s[i] += c->be->wtime() - a;
+                double d = c->be->wtime() - a;
+                c->task_s[i] += d;
                 c->task_start_s[i] = a - t0;
+                c->task_last_s[i] = d;
             }
         }
         if (st) return st;

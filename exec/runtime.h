@@ -73,7 +73,8 @@ typedef struct ExecCtx {
     int n_scratch, cap_scratch;
     double loss;                 /* this rank's share of the last step's loss */
     double *task_s;              /* per task: seconds summed over timed steps */
-    double *task_start_s;        /* per task: start of the last timed step, from its start */
+    double *task_start_s;        /* per task: start in the last timed step, from the step's start */
+    double *task_last_s;         /* per task: duration in the last timed step */
     int timed_steps;
     double cur_bytes, peak_bytes;
 } ExecCtx;

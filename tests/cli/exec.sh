@@ -60,7 +60,10 @@ if [ "$mpi" = 1 ]; then
     plan m2z2 "$MLP" "$C2" --method zero2 --micro-batches 2
     plan m2z3 "$MLP" "$C2" --method zero3 --micro-batches 2
     plan m4alpa "$MLP" "$C4" --method alpa
-    for p in m2dp m2tp m2pp m2z2 m2z3; do run 2 $p; done
+    plan m2il "$MLP" "$C2" --method megatron --tp 1 --pp 2 --dp 1 --micro-batches 4 --schedule interleaved \
+        --virtual-stages 2
+    plan m2zb "$MLP" "$C2" --method megatron --tp 1 --pp 2 --dp 1 --micro-batches 4 --schedule zb-h1
+    for p in m2dp m2tp m2pp m2z2 m2z3 m2il m2zb; do run 2 $p; done
     for p in m4pp m4tpdp m4tppp m4alpa; do run 4 $p; done
 
     plan g2dp "$GPT" "$C2" --method data --micro-batches 2
