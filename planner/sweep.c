@@ -150,8 +150,9 @@ static CalpaStatus apply_options(const cJSON *o, PlanRequest *r, const char *src
                            src, path, k, v);
         if (!strcmp(k, "ilp_time_limit_s") && v < 0.01)
             return err_set(e, CALPA_EINPUT, "%s: %s%s: expected at least 0.01 s", src, path, k);
-        if (!strcmp(k, "micro_batches")) r->micro_batches = (int)v;
-        else if (!strcmp(k, "micro_batch_size")) r->micro_batch_size = (long long)v;
+        /* the later object's micro_batches or micro_batch_size replaces the other */
+        if (!strcmp(k, "micro_batches")) r->micro_batches = (int)v, r->micro_batch_size = 0;
+        else if (!strcmp(k, "micro_batch_size")) r->micro_batch_size = (long long)v, r->micro_batches = 0;
         else if (!strcmp(k, "tp")) r->tp = (int)v;
         else if (!strcmp(k, "pp")) r->pp = (int)v;
         else if (!strcmp(k, "dp")) r->dp = (int)v;
@@ -163,7 +164,8 @@ static CalpaStatus apply_options(const cJSON *o, PlanRequest *r, const char *src
         else if (!strcmp(k, "dp_gap_s")) r->dp_gap_s = v;
         else if (!strcmp(k, "plan_jobs")) r->jobs = (int)v;
     }
-    if (r->micro_batches && r->micro_batch_size)
+    if (cJSON_GetObjectItemCaseSensitive(o, "micro_batches") &&
+        cJSON_GetObjectItemCaseSensitive(o, "micro_batch_size"))
         return err_set(e, CALPA_EINPUT, "%s: %soptions: micro_batches and micro_batch_size "
                        "exclude each other", src, path);
     return CALPA_OK;
