@@ -6,6 +6,11 @@
 . "$(dirname "$0")/lib.sh"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1 \
        OMPI_MCA_rmaps_base_oversubscribe=1
+# Under AddressSanitizer: OpenMPI keeps allocations at exit (its plugins,
+# hwloc); suppress those (tests/lsan-mpi.supp) with exact unwinding, so
+# calpa's own leaks still fail the run.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0" \
+       LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$(cd "$(dirname "$0")/.." && pwd)/lsan-mpi.supp"
 MLP=mlp:hidden=64,layers=4,activation=relu
 GPT=gpt:hidden=64,layers=2,heads=4,seq=16,vocab=128,dropout=0,dtype=fp32,optimizer=sgd
 C1='dgx-a100-80g:nodes=1,devices_per_node=1'
