@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 CalpaStatus file_read_all(const char *path, char **out, size_t *len, Err *e)
@@ -66,7 +67,14 @@ CalpaStatus atomic_open(AtomicFile *af, const char *path, Err *e)
     size_t n = strlen(path) + 32;
     af->path = xstrdup(path);
     af->tmp = xmalloc(n);
-    snprintf(af->tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        /* /dev/null, /dev/stdout, a FIFO: write in place; renaming over a
+         * device would replace it with a regular file */
+        snprintf(af->tmp, n, "%s", path);
+    } else {
+        snprintf(af->tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    }
     af->f = fopen(af->tmp, "wb");
     if (!af->f) {
         CalpaStatus st = err_set(e, CALPA_EFAIL, "%s: cannot write: %s", path,
@@ -85,10 +93,11 @@ CalpaStatus atomic_commit(AtomicFile *af, Err *e)
     int bad = fflush(af->f) != 0 || ferror(af->f);
     if (!bad) bad = fsync(fileno(af->f)) != 0 && errno != EINVAL;
     if (fclose(af->f) != 0) bad = 1;
-    if (!bad && rename(af->tmp, af->path) != 0) bad = 1;
+    int in_place = !strcmp(af->tmp, af->path);
+    if (!bad && !in_place && rename(af->tmp, af->path) != 0) bad = 1;
     if (bad) {
         st = err_set(e, CALPA_EFAIL, "%s: write failed: %s", af->path, strerror(errno));
-        remove(af->tmp);
+        if (!in_place) remove(af->tmp);
     }
     free(af->path);
     free(af->tmp);
@@ -100,7 +109,7 @@ void atomic_abort(AtomicFile *af)
 {
     if (!af->f) return;
     fclose(af->f);
-    remove(af->tmp);
+    if (strcmp(af->tmp, af->path)) remove(af->tmp);
     free(af->path);
     free(af->tmp);
     memset(af, 0, sizeof *af);

@@ -29,7 +29,9 @@ typedef struct {
     char *tmp;
 } AtomicFile;
 
-/* Opens "<path>.tmp.<pid>" for writing. Error (EFAIL) if it cannot. */
+/* Opens "<path>.tmp.<pid>" for writing (an existing path that is not a
+ * regular file, such as /dev/null or a FIFO, is written in place: renaming
+ * over it would replace the device). Error (EFAIL) if it cannot. */
 CalpaStatus atomic_open(AtomicFile *af, const char *path, Err *e);
 /* Flushes, fsyncs and renames onto path; EFAIL on any I/O error (the
  * temporary is removed). Frees af's strings either way. */

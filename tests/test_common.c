@@ -131,6 +131,11 @@ static void test_atomic_write(void **state)
     assert_string_equal(text, "{\"v\": 1}\n");
     free(text);
     assert_int_equal(count_files(dir), 1);
+    /* a device is written in place, never replaced by a regular file */
+    assert_int_equal(write_text_atomic("/dev/null", "discarded", &e), CALPA_OK);
+    struct stat sb;
+    assert_int_equal(stat("/dev/null", &sb), 0);
+    assert_true(S_ISCHR(sb.st_mode));
     /* an unwritable place fails with the path in the message */
     snprintf(path, sizeof path, "%s/no/such/dir/out.json", dir);
     assert_int_equal(write_text_atomic(path, "x", &e), CALPA_EFAIL);
