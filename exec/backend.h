@@ -57,6 +57,13 @@ typedef struct Backend {
                   double denom);
     void (*xent_bwd)(const float *logits, const float *labels, float *dl, int64_t rows,
                      int64_t v, double denom);
+    /* MoE top-2 gate with capacity over (groups, tokens, experts) logits:
+     * combine weights and dispatch mask (groups, tokens, experts, cap); bwd
+     * from dcombine (the routing recomputed from the logits) */
+    void (*moe_gate)(const float *logits, float *combine, float *dispatch, int64_t groups,
+                     int64_t tokens, int64_t e, int64_t cap);
+    void (*moe_gate_bwd)(const float *dcombine, const float *logits, float *dlogits,
+                         int64_t groups, int64_t tokens, int64_t e, int64_t cap);
     /* optimizer (in place) */
     void (*sgd)(float *w, const float *g, int64_t n, float lr);
     void (*adam)(float *w, const float *g, float *m, float *v, int64_t n, float lr, int step);

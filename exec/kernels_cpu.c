@@ -4,6 +4,7 @@
  * names and are tested against these).  GEMMs go to OpenBLAS (cpu.c).
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels_cpu.h"
@@ -199,4 +200,73 @@ void adam_update(float *w, const float *g, float *m, float *v, int64_t n, float 
         v[i] = (float)(b2 * v[i] + (1 - b2) * (double)g[i] * g[i]);
         w[i] -= (float)(lr * (m[i] / c1) / (sqrt(v[i] / c2) + eps));
     }
+}
+
+/* Top-2 gating with capacity: per group, tokens in order; a token's two
+ * most probable experts (softmax over e) each take the next free slot of
+ * that expert's cap slots, if any. Shapes: logits (groups, tokens, e). */
+static void moe_route(const float *logits, int64_t groups, int64_t tokens, int64_t e, int64_t cap,
+                      float *prob, int64_t *slot /* groups*tokens*e: slot or -1 */)
+{
+    int64_t *fill = calloc((size_t)e, sizeof(int64_t));
+    for (int64_t g = 0; g < groups; g++) {
+        memset(fill, 0, sizeof(int64_t) * (size_t)e);
+        for (int64_t t = 0; t < tokens; t++) {
+            const float *l = logits + (g * tokens + t) * e;
+            float *p = prob + (g * tokens + t) * e;
+            int64_t *sl = slot + (g * tokens + t) * e;
+            float mx = -INFINITY;
+            for (int64_t q = 0; q < e; q++) mx = l[q] > mx ? l[q] : mx;
+            double z = 0;
+            for (int64_t q = 0; q < e; q++) z += exp((double)l[q] - mx);
+            int64_t b1 = -1, b2 = -1;
+            for (int64_t q = 0; q < e; q++) {
+                p[q] = (float)(exp((double)l[q] - mx) / z);
+                sl[q] = -1;
+                if (b1 < 0 || p[q] > p[b1]) b2 = b1, b1 = q;
+                else if (b2 < 0 || p[q] > p[b2]) b2 = q;
+            }
+            int64_t pick[2] = {b1, b2};
+            for (int k = 0; k < 2; k++)
+                if (pick[k] >= 0 && fill[pick[k]] < cap) sl[pick[k]] = fill[pick[k]]++;
+        }
+    }
+    free(fill);
+}
+
+void moe_gate_forward(const float *logits, float *combine, float *dispatch, int64_t groups,
+                      int64_t tokens, int64_t e, int64_t cap)
+{
+    int64_t n = groups * tokens * e;
+    float *prob = malloc(sizeof(float) * (size_t)(n + 1));
+    int64_t *slot = malloc(sizeof(int64_t) * (size_t)(n + 1));
+    moe_route(logits, groups, tokens, e, cap, prob, slot);
+    memset(combine, 0, sizeof(float) * (size_t)(n * cap));
+    memset(dispatch, 0, sizeof(float) * (size_t)(n * cap));
+    for (int64_t i = 0; i < n; i++)
+        if (slot[i] >= 0) combine[i * cap + slot[i]] = prob[i], dispatch[i * cap + slot[i]] = 1;
+    free(prob), free(slot);
+}
+
+void moe_gate_backward(const float *dcombine, const float *logits, float *dlogits, int64_t groups,
+                       int64_t tokens, int64_t e, int64_t cap)
+{
+    int64_t n = groups * tokens * e;
+    float *prob = malloc(sizeof(float) * (size_t)(n + 1));
+    int64_t *slot = malloc(sizeof(int64_t) * (size_t)(n + 1));
+    moe_route(logits, groups, tokens, e, cap, prob, slot);
+    for (int64_t r = 0; r < groups * tokens; r++) { /* softmax backward of dp = dcombine at the slot */
+        double dot = 0;
+        for (int64_t q = 0; q < e; q++) {
+            int64_t i = r * e + q;
+            double dp = slot[i] >= 0 ? dcombine[i * cap + slot[i]] : 0;
+            dot += dp * prob[i];
+        }
+        for (int64_t q = 0; q < e; q++) {
+            int64_t i = r * e + q;
+            double dp = slot[i] >= 0 ? dcombine[i * cap + slot[i]] : 0;
+            dlogits[i] = (float)(prob[i] * (dp - dot));
+        }
+    }
+    free(prob), free(slot);
 }

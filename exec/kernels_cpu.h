@@ -33,4 +33,9 @@ void xent_backward(const float *logits, const float *labels, float *dl, int64_t 
 void sgd_update(float *w, const float *g, int64_t n, float lr);
 void adam_update(float *w, const float *g, float *m, float *v, int64_t n, float lr, int step);
 
+void moe_gate_forward(const float *logits, float *combine, float *dispatch, int64_t groups,
+                      int64_t tokens, int64_t e, int64_t cap);
+void moe_gate_backward(const float *dcombine, const float *logits, float *dlogits, int64_t groups,
+                       int64_t tokens, int64_t e, int64_t cap);
+
 #endif

@@ -904,6 +904,28 @@ static CalpaStatus compute(ExecCtx *c, int o, int mb, Err *e)
         else be->xent_bwd(in[0], in[1], out[0], n0 / v, v, denom);
         break;
     }
+    case OP_MOE_DISPATCH:
+    case OP_MOE_COMBINE: /* einsums of two operands */
+        einsum2(c, in[0], op->lab[0], in[1], op->lab[1], out[0], lo, &ls, on[0]);
+        break;
+    case OP_MOE_GATE:
+    case OP_MOE_GATE_BWD: {
+        /* logits "gte" (forward: input 0; backward: input 1), weights "gtec" */
+        const char *lg = op->lab[op->type == OP_MOE_GATE ? 0 : 1];
+        const char *lw = op->type == OP_MOE_GATE ? lo : op->lab[0];
+        for (int d = 0; d < LOWER_MESH_NDIM && c->l; d++)
+            if (c->l->op_letters[o][d] && c->l->op_letters[o][d] != lg[0]) {
+                st = err_set(e, CALPA_EFAIL, "op %s: a gate split on '%c' is not supported (only its "
+                             "groups may be split)", op->name, c->l->op_letters[o][d]);
+                break;
+            }
+        if (st) break;
+        int64_t G = ls.size[(unsigned char)lg[0]], Tk = ls.size[(unsigned char)lg[1]];
+        int64_t E = ls.size[(unsigned char)lg[2]], C = ls.size[(unsigned char)lw[3]];
+        if (op->type == OP_MOE_GATE) be->moe_gate(in[0], out[0], out[1], G, Tk, E, C);
+        else be->moe_gate_bwd(in[0], in[1], out[0], G, Tk, E, C);
+        break;
+    }
     case OP_SGD:
         be->sgd(out[0], in[1], n0, c->lr);
         break;
