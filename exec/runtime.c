@@ -831,7 +831,15 @@ static CalpaStatus compute(ExecCtx *c, int o, int mb, Err *e)
     case OP_RELU_BWD: be->relu_bwd(in[0], in[1], out[0], n0); break;
     case OP_GELU: be->gelu(in[0], out[0], n0); break;
     case OP_GELU_BWD: be->gelu_bwd(in[0], in[1], out[0], n0); break;
-    case OP_RESHAPE: memcpy(out[0], in[0], sizeof(float) * (size_t)n0); break;
+    case OP_RESHAPE:
+        if (on[0] != n0) {
+            st = err_set(e, CALPA_EFAIL, "op %s: reshaping a shard of %lld elements into one of %lld "
+                         "(the split axis does not divide alike on both sides)", op->name,
+                         (long long)n0, (long long)on[0]);
+            break;
+        }
+        memcpy(out[0], in[0], sizeof(float) * (size_t)n0);
+        break;
     case OP_DROPOUT:
         if (op->attr[0] != 1000000) {
             st = err_set(e, CALPA_EFAIL, "op %s: dropout with keep probability %.3f is not supported "
@@ -1414,11 +1422,12 @@ CalpaStatus exec_step(ExecCtx *c, int timed, double *loss, Err *e)
 
 /* ---- weights back on rank 0 -------------------------------------------- */
 
-void exec_gather_weight(ExecCtx *c, int t, float **out)
+void exec_gather_weight(ExecCtx *c, int t, float **out, double *replica_err)
 {
     const Tensor *T = &c->g->t[t];
     int64_t n = tensor_numel(T);
     *out = NULL;
+    if (replica_err) *replica_err = 0;
     if (!c->l) {
         *out = xmalloc(sizeof(float) * (size_t)n);
         memcpy(*out, c->pers[t].p, sizeof(float) * (size_t)n);
@@ -1449,6 +1458,32 @@ void exec_gather_weight(ExecCtx *c, int t, float **out)
         if (!own) memset(full, 0, sizeof(float) * (size_t)n);
     }
     c->be->all_reduce(full, n, c->be->comm_world());
+    /* every holder compares its shard with the assembled tensor: replicas
+     * that drifted apart fail the check even when they are not the one
+     * gathered */
+    float mine = 0;
+    if (b->p) {
+        int64_t ls[GRAPH_MAX_DIMS], off[GRAPH_MAX_DIMS];
+        local_shape(c, T, b->lay, ls);
+        for (int a = 0; a < T->ndim; a++) off[a] = b->lay[a] >= 0 ? c->pos[b->lay[a]] * ls[a] : 0;
+        int64_t sn = b->flat ? b->full_n : b->n;
+        float *want = xmalloc(sizeof(float) * (size_t)(sn + 1));
+        copy_box(full, T->shape, want, ls, off, T->ndim, 0);
+        double d = 0, m = 1e-12;
+        int64_t lo = b->flat ? c->pos[0] * b->n : 0;
+        for (int64_t i = 0; i < b->n && lo + i < sn; i++) {
+            d = fmax(d, fabs((double)b->p[i] - want[lo + i]));
+            m = fmax(m, fabs(want[lo + i]));
+        }
+        mine = (float)(d / m);
+        free(want);
+    }
+    float *all = xcalloc((size_t)c->nranks + 1, sizeof(float));
+    c->be->all_gather(&mine, all, 1, c->be->comm_world());
+    double worst = 0;
+    for (int r = 0; r < c->nranks; r++) worst = fmax(worst, all[r]);
+    free(all);
+    if (replica_err) *replica_err = worst;
     if (c->rank == 0) *out = full;
     else free(full);
 }

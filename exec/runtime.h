@@ -97,8 +97,10 @@ CalpaStatus exec_step(ExecCtx *ctx, int timed, double *loss, Err *e);
 /* The full (unsharded) value of weight tensor t assembled on rank 0 from
  * every rank's shard (collective: every rank calls it for every weight, in
  * the same order). *out (g->t[t] numel floats, caller frees) on rank 0;
- * NULL elsewhere. */
-void exec_gather_weight(ExecCtx *ctx, int t, float **out);
+ * NULL elsewhere. *replica_err (may be NULL): the largest relative
+ * difference between any rank's copy and the assembled tensor (replicas
+ * that drifted apart). */
+void exec_gather_weight(ExecCtx *ctx, int t, float **out, double *replica_err);
 
 /* Adds delta to the first element of this rank's shard of the tensor named
  * name (the test hook behind --corrupt). Returns 0 if this rank holds none. */

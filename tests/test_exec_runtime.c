@@ -14,9 +14,11 @@
 
 #include "runtime.h"
 #include "simplan.h"
+#include "validate.h"
 
 typedef struct {
     Cluster cl;
+    Plan plan;
     SimPlan sp;
     Lowered l;
 } Fixture;
@@ -33,7 +35,7 @@ static void build(Fixture *f, const char *model, int devices, int tp, int micro)
     mc.tp = tp, mc.pp = 1, mc.dp = devices / tp, mc.chunks = 1, mc.sched = SCHED_1F1B;
     mc.global_batch = 8L * micro, mc.micro_batch = 8 / mc.dp;
     memset(&f->sp, 0, sizeof f->sp);
-    assert_int_equal(simplan_megatron(&mc, &f->cl, &f->sp, &e), CALPA_OK);
+    assert_int_equal(validate_megatron_plan(&mc, &f->cl, NULL, &f->plan, &f->sp, &e), CALPA_OK);
     assert_int_equal(simplan_lower(&f->sp, 0, &f->l, &e), CALPA_OK);
 }
 
@@ -41,6 +43,7 @@ static void teardown_f(Fixture *f)
 {
     lower_free(&f->l);
     simplan_free(&f->sp);
+    plan_free(&f->plan);
     cluster_free(&f->cl);
 }
 
@@ -72,7 +75,7 @@ static double plan_vs_reference(Fixture *f, const char *corrupt)
         const Tensor *T = &f->sp.g.t[t];
         if (T->kind != TK_WEIGHT || T->alias >= 0) continue;
         float *w = NULL;
-        exec_gather_weight(&run, t, &w);
+        exec_gather_weight(&run, t, &w, NULL);
         assert_non_null(w);
         worst = fmax(worst, max_rel(w, ref.pers[t].p, tensor_numel(T)));
         free(w);

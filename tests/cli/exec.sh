@@ -47,6 +47,9 @@ expect 0 "" -- exec "$T/m1.json" --json
 jcheck '.check == "skipped"'
 plan g1 "$GPT" "$C1" --method data --micro-batches 2
 run 1 g1
+MOE=moe:hidden=64,layers=2,heads=4,seq=16,vocab=128,dropout=0,dtype=fp32,optimizer=sgd
+plan e1 "$MOE" "$C1" --method data --micro-batches 1
+run 1 e1
 
 # bad input: exit 2 with the reason
 expect 2 "cannot open" -- exec "$T/none.json"
@@ -87,6 +90,11 @@ if [ "$mpi" = 1 ]; then
     plan g4ppdp "$GPT" "$C4" --method megatron --tp 1 --pp 2 --dp 2 --micro-batches 2
     for p in g2dp g2tp g2tpv g2pp g2ppg g2z2 g2z3 g2alpa; do run 2 $p; done
     run 4 g4ppdp
+
+    # MoE: the top-2 gate and the dispatch/combine einsums
+    plan e2alpa "$MOE" "$C2" --method alpa
+    plan e2pp "$MOE" "$C2" --method megatron --tp 1 --pp 2 --dp 1 --micro-batches 2
+    for p in e2alpa e2pp; do run 2 $p; done
     for p in g4dp g4tp g4alpa; do run 4 $p; done
 
     # the check can fail: a corrupted shard on the last rank
