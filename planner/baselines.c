@@ -12,6 +12,7 @@
  */
 #include "baselines.h"
 #include "cli.h"
+#include "megatron.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -235,6 +236,233 @@ static int divides_heads(const ModelConfig *m, int tp)
     return m->heads % tp == 0;
 }
 
+/* ------------------------------------------------ megatron */
+
+/* The request's run settings, into the plan (PLAN_FORMAT.md). */
+static void apply_settings(const PlanRequest *req, Plan *p)
+{
+    p->seq_parallel = req->seq_parallel;
+    p->zero = req->zero;
+    p->dp_overlap = req->dp_overlap;
+    p->bucket_bytes = req->dp_overlap ? (req->bucket_bytes > 0 ? req->bucket_bytes : 25.0 * (1 << 20)) : 0;
+    p->scatter_gather = !req->no_scatter_gather;
+}
+
+/* Stage j of a Megatron plan (tp, pp, dp) costed under Megatron's letters
+ * (no ILP).  With ps set, the plan stage is filled too. */
+static void megatron_stage(const PlanRequest *req, StageCtx *x, int tp, int dp, Submesh sm,
+                           int first, int last, StageCost *sc, PlanStage *ps)
+{
+    Graph sg;
+    graph_slice(x->g, first, last, &sg, NULL, NULL);
+    char (*L)[2] = xcalloc((size_t)sg.n_op + 1, sizeof *L);
+    megatron_letters(&sg, dp, tp, req->seq_parallel, L);
+    int mesh[2] = {dp, tp};
+    stagecost_given(x, &sg, (const char(*)[2])L, sm, mesh, req->zero, sc);
+    if (ps) megatron_fill_stage(ps, &sg, (const char(*)[2])L);
+    free(L);
+    graph_free(&sg);
+}
+
+/* Predicted iteration time of (tp, pp, dp) with K micro-batches (x: their
+ * stage context); *fits = 0 when a mesh overflows the usable memory. */
+static double megatron_eval(const PlanRequest *req, StageCtx *x, int tp, int pp, int dp, int v,
+                            int K, Submesh sm, int *fits)
+{
+    double tm[256] = {0}, sync[256] = {0}, usable = interop_usable_bytes(req);
+    int n = pp * v, L = x->g->n_layers;
+    *fits = 1;
+    for (int j = 0; j < n; j++) {
+        int q = j % pp, first, last;
+        megatron_layers(L, n, j, &first, &last);
+        StageCost sc;
+        megatron_stage(req, x, tp, dp, sm, first, last, &sc, NULL);
+        int inflight = req->schedule == SCHED_GPIPE ? K : pp - q;
+        if (inflight > K) inflight = K;
+        if ((sc.peak_bytes + (inflight - 1) * sc.stash_bytes) * v > usable) *fits = 0;
+        tm[q] += sc.time_s;
+        sync[q] += sc.sync_s;
+    }
+    double s = 0;
+    for (int q = 0; q < pp; q++) s = fmax(s, sync[q]);
+    SchedKind kind = req->schedule;
+    if (kind == SCHED_INTERLEAVED && v < 2) kind = SCHED_1F1B;
+    return interop_pipeline_time(tm, pp, K, kind, v) + s;
+}
+
+/* The whole plan of (tp, pp, dp, K): Megatron's placement (megatron.h),
+ * stages filled with letters, strategy names, specs and costs; p2p with
+ * the real neighbours and memory under the schedule as interop_build_plan. */
+static CalpaStatus megatron_build(const PlanRequest *req, StageCtx *x, int tp, int pp, int dp,
+                                  int v, int K, Submesh sm, Plan *out, Err *e)
+{
+    plan_init(out);
+    snprintf(out->method, sizeof out->method, "%s", req->method);
+    snprintf(out->model_spec, sizeof out->model_spec, "%s", req->model_spec);
+    out->model = req->model;
+    snprintf(out->cluster_spec, sizeof out->cluster_spec, "%s", req->cluster_spec);
+    cluster_copy(&out->cluster, req->cluster);
+    snprintf(out->profile, sizeof out->profile, "%s", req->profile_name);
+    out->global_batch = req->global_batch;
+    out->micro_batches = K;
+    out->micro_batch_size = req->global_batch / K;
+    out->schedule = req->schedule;
+    out->recompute = req->recompute;
+    out->cross_stage_comm = req->cross_stage_comm;
+    out->memory_reserve = req->memory_reserve;
+    out->n_meshes = pp;
+    out->virtual_stages = v;
+    int n = pp * v, nd = dp * tp, L = x->g->n_layers;
+    double *fwd_b = xcalloc((size_t)n, sizeof(double)), *bwd_b = xcalloc((size_t)n, sizeof(double));
+    for (int j = 0; j < n; j++) {
+        PlanStage *ps = plan_add_stage(out);
+        int q = j % pp;
+        megatron_layers(L, n, j, &ps->layers[0], &ps->layers[1]);
+        ps->submesh[0] = sm.rows;
+        ps->submesh[1] = sm.cols;
+        ps->logical_mesh[0] = dp;
+        ps->logical_mesh[1] = tp;
+        ps->mesh_id = q;
+        ps->n_devices = nd;
+        ps->devices = xmalloc((size_t)nd * sizeof(int));
+        for (int k = 0; k < nd; k++) ps->devices[k] = req->cluster->groups[0].first_device + q * nd + k;
+        ps->opts.force_batch_dim = dp > 1 ? 0 : -1;
+        ps->opts.prefer_reduce_scatter = req->zero == 2;
+        ps->opts.zero3 = req->zero == 3;
+        snprintf(ps->ilp_status, sizeof ps->ilp_status, "none");
+        StageCost sc;
+        megatron_stage(req, x, tp, dp, sm, ps->layers[0], ps->layers[1], &sc, ps);
+        ps->compute_time_s = sc.compute_s;
+        ps->comm_time_s = sc.comm_s;
+        ps->sync_time_s = sc.sync_s;
+        ps->weight_bytes = sc.weight_bytes;
+        ps->stash_bytes = sc.stash_bytes;
+        ps->peak_bytes = sc.peak_bytes;
+        Graph sg;
+        graph_slice(x->g, ps->layers[0], ps->layers[1], &sg, NULL, NULL);
+        stagecost_boundary_bytes(&sg, &fwd_b[j], &bwd_b[j]);
+        graph_free(&sg);
+    }
+    double *tm = xcalloc((size_t)pp, sizeof(double)), *sync = xcalloc((size_t)pp, sizeof(double));
+    for (int j = 0; j < n; j++) {
+        PlanStage *ps = &out->stages[j];
+        double p2p = 0;
+        if (j > 0 && out->stages[j - 1].mesh_id != ps->mesh_id)
+            p2p += stagecost_p2p_time(&x->oracle, fwd_b[j], out->stages[j - 1].devices,
+                                      out->stages[j - 1].n_devices, ps->devices, ps->n_devices);
+        if (j + 1 < n && out->stages[j + 1].mesh_id != ps->mesh_id)
+            p2p += stagecost_p2p_time(&x->oracle, bwd_b[j], out->stages[j + 1].devices,
+                                      out->stages[j + 1].n_devices, ps->devices, ps->n_devices);
+        ps->p2p_time_s = p2p;
+        ps->stage_time_s = ps->compute_time_s + ps->comm_time_s + (req->cross_stage_comm ? p2p : 0);
+        tm[ps->mesh_id] += ps->stage_time_s;
+        sync[ps->mesh_id] += ps->sync_time_s;
+    }
+    free(fwd_b);
+    free(bwd_b);
+    /* memory: in-flight micro-batches under the schedule (reference executor) */
+    SchedKind kind = req->schedule;
+    if (kind == SCHED_INTERLEAVED && v < 2) kind = SCHED_1F1B;
+    Schedule sc;
+    CalpaStatus rc = schedule_build(kind, pp, K, kind == SCHED_INTERLEAVED ? v : 1, &sc, e);
+    if (rc) {
+        err_prefix(e, rc, "schedule %s with %d stages and %d micro-batches", sched_name(kind), pp, K);
+    } else {
+        int *peak = xcalloc((size_t)pp, sizeof(int));
+        long mk = schedule_makespan(&sc, 1, 2, 1, peak);
+        CHECK(mk > 0);
+        out->fits_memory = 1;
+        double usable = interop_usable_bytes(req);
+        for (int q = 0; q < pp; q++) {
+            double pk = 0, stash = 0;
+            for (int j = q; j < n; j += pp) {
+                pk += out->stages[j].peak_bytes;
+                stash = fmax(stash, out->stages[j].stash_bytes);
+            }
+            double mem = pk + (peak[q] > v ? peak[q] - v : 0) * stash;
+            for (int j = q; j < n; j += pp) {
+                out->stages[j].memory_bytes = mem;
+                out->stages[j].inflight = peak[q];
+            }
+            if (mem > usable) out->fits_memory = 0;
+        }
+        free(peak);
+        schedule_free(&sc);
+        out->pipeline_time_s = interop_pipeline_time(tm, pp, K, kind, v);
+        for (int q = 0; q < pp; q++) out->sync_time_s = fmax(out->sync_time_s, sync[q]);
+        out->predicted_iteration_time_s = out->pipeline_time_s + out->sync_time_s;
+        GraphStats gs;
+        graph_stats(x->g, &gs);
+        if (out->predicted_iteration_time_s > 0)
+            out->tflops_per_device = gs.flops_total * K / out->predicted_iteration_time_s /
+                                     (pp * nd) / 1e12;
+        snprintf(out->note, sizeof out->note, "tp %d, pp %d, dp %d: Megatron-LM's letters, no ILP",
+                 tp, pp, dp);
+    }
+    free(tm);
+    free(sync);
+    if (rc) plan_free(out);
+    return rc;
+}
+
+/* The megatron method: (tp, pp, dp) and micro-batch counts, every stage
+ * costed under Megatron's letters.  When the request fixes all four and
+ * nothing fits, the plan is still built (fits_memory false, a note). */
+typedef struct {
+    double t;
+    int tp, pp, dp, K, fits;
+    Submesh sm;
+} MegCand;
+
+static CalpaStatus megatron_plan(const PlanRequest *req, Ctxs *cx, Plan *out, PlanStats *stats,
+                                 char *why, int nwhy, int *found, Err *e)
+{
+    *found = 0;
+    const Cluster *cl = req->cluster;
+    int D = cl->ndevices, Dn = cl->groups[0].devices_per_node, L = model_num_layers(&req->model);
+    if (req->tp && req->pp && req->dp) D = req->tp * req->pp * req->dp; /* the first devices */
+    int v = req->schedule == SCHED_INTERLEAVED ? req->virtual_stages : 1;
+    long long B = req->global_batch;
+    MegCand best = {INFINITY, 0, 0, 0, 0, 0, {0, 0}}, any = best;
+    double t0 = now_s();
+    for (int tp = 1; tp <= Dn; tp *= 2) {
+        if ((req->tp && tp != req->tp) || !divides_heads(&req->model, tp) || D % tp) continue;
+        for (int pp = 1; pp <= D / tp; pp++) {
+            if ((D / tp) % pp || pp * v > L || (req->pp && pp != req->pp)) continue;
+            int dp = D / (tp * pp);
+            if (req->dp && dp != req->dp) continue;
+            Submesh sm;
+            if (!submesh_of(cl, dp * tp, &sm)) continue;
+            int Ks[8], nK = micro_counts(req, dp, Ks, 8);
+            if (nK == 0)
+                snprintf(why, (size_t)nwhy, "no micro-batch size divides global batch %lld into "
+                         "multiples of %d", B, dp);
+            for (int ki = 0; ki < nK; ki++) {
+                StageCtx *x = ctx_get(cx, B / Ks[ki]);
+                if (!x) continue;
+                int fits;
+                double t = megatron_eval(req, x, tp, pp, dp, v, Ks[ki], sm, &fits);
+                stats->n_configs++;
+                if (t < any.t) any = (MegCand){t, tp, pp, dp, Ks[ki], fits, sm};
+                if (fits && t < best.t) best = (MegCand){t, tp, pp, dp, Ks[ki], fits, sm};
+            }
+        }
+    }
+    stats->profile_s = now_s() - t0;
+    int fixed = req->tp && req->pp && req->dp && (req->micro_batches || req->micro_batch_size);
+    if (!isfinite(best.t) && fixed && isfinite(any.t)) best = any;
+    if (!isfinite(best.t)) return CALPA_OK;
+    *found = 1;
+    t0 = now_s();
+    CalpaStatus st = megatron_build(req, ctx_get(cx, B / best.K), best.tp, best.pp, best.dp, v,
+                                    best.K, best.sm, out, e);
+    stats->build_s = now_s() - t0;
+    if (!st && !best.fits)
+        snprintf(out->note, sizeof out->note, "tp %d, pp %d, dp %d: Megatron-LM's letters, no "
+                 "ILP; does not fit the usable memory (as requested)", best.tp, best.pp, best.dp);
+    return st;
+}
+
 CalpaStatus baseline_plan(const PlanRequest *req, Plan *out, PlanStats *stats, Err *e)
 {
     memset(stats, 0, sizeof *stats);
@@ -248,7 +476,16 @@ CalpaStatus baseline_plan(const PlanRequest *req, Plan *out, PlanStats *stats, E
         return err_set(e, CALPA_EINPUT, "options --tp/--dp: only --method megatron takes them");
     if (req->pp && !is_meg && !is_ppdp)
         return err_set(e, CALPA_EINPUT, "option --pp: only --method megatron or ppdp take it");
-    if (!strcmp(m, "alpa")) return interop_plan(req, out, stats, e);
+    if ((req->seq_parallel || req->zero) && !is_meg)
+        return err_set(e, CALPA_EINPUT, "options --seq-parallel/--zero: only --method megatron "
+                       "takes them (see --method zero2, zero3)");
+    if (req->zero < 0 || req->zero > 3)
+        return err_set(e, CALPA_EINPUT, "option --zero: %d is not 0, 1, 2 or 3", req->zero);
+    if (!strcmp(m, "alpa")) {
+        CalpaStatus st = interop_plan(req, out, stats, e);
+        if (!st) apply_settings(req, out);
+        return st;
+    }
     double t_start = now_s();
     const Cluster *cl = req->cluster;
     if (cl->ngroups != 1)
@@ -278,12 +515,12 @@ CalpaStatus baseline_plan(const PlanRequest *req, Plan *out, PlanStats *stats, E
         if (req->tp && req->tp > Dn)
             return err_set(e, CALPA_EFAIL, "--tp %d: Megatron keeps tensor parallelism inside a "
                            "node of %d devices", req->tp, Dn);
-        if (req->tp && req->pp && req->dp && req->tp * req->pp * req->dp != D)
+        if (req->tp && req->pp && req->dp && req->tp * req->pp * req->dp > D)
             return err_set(e, CALPA_EFAIL, "--tp %d x --pp %d x --dp %d = %d devices, but cluster "
                            "%s has %d", req->tp, req->pp, req->dp, req->tp * req->pp * req->dp,
                            cl->name, D);
     }
-    if (req->pp && (D % req->pp || req->pp * v > nlayers))
+    if (req->pp && ((D % req->pp && !(is_meg && req->tp && req->dp)) || req->pp * v > nlayers))
         return err_set(e, CALPA_EFAIL, "--pp %d: must divide the %d devices and give every stage "
                        "a layer (%s has %d layers)", req->pp, D, req->model_spec, nlayers);
     Ctxs cx = {.req = req};
@@ -293,6 +530,23 @@ CalpaStatus baseline_plan(const PlanRequest *req, Plan *out, PlanStats *stats, E
     Uniform u;
     int Ks[8];
     char why[200] = "nothing fits in memory";
+    if (is_meg) {
+        int found;
+        st = megatron_plan(req, &cx, out, stats, why, sizeof why, &found, e);
+        if (!st && !found) {
+            char b1[32];
+            st = err_set(e, CALPA_EFAIL, "--method %s: no configuration of %s fits on %s (%s "
+                         "usable per device): %s", m, req->model_spec, cl->name,
+                         fmt_bytes(interop_usable_bytes(req), b1, sizeof b1), why);
+        }
+        ctxs_free(&cx, stats);
+        stats->total_s = now_s() - t_start;
+        if (!st) {
+            out->plan_time_s = stats->total_s;
+            apply_settings(req, out);
+        }
+        return st;
+    }
     if (!strcmp(m, "inter-only")) {
         /* the stage DP over model layers, every stage on one device */
         if (D > nlayers) {
@@ -417,6 +671,9 @@ done:
     }
     ctxs_free(&cx, stats);
     stats->total_s = now_s() - t_start;
-    if (!st) out->plan_time_s = stats->total_s;
+    if (!st) {
+        out->plan_time_s = stats->total_s;
+        apply_settings(req, out);
+    }
     return st;
 }

@@ -2,11 +2,12 @@
  * baselines.h - every planning method behind `calpa plan --method`: Alpa's
  * (interop.h) and the baselines users compare it with.
  *
- *   megatron       tensor parallel inside a node (the ILP on a (dp, tp) mesh
- *                  with the batch on dim 0 finds Megatron's column/row
- *                  splits), pipeline over equal layer groups, data parallel;
- *                  --tp/--pp/--dp fixed, or a grid search over them and the
- *                  micro-batch count
+ *   megatron       Megatron-LM's letters, no ILP (megatron.h): column/row
+ *                  tensor parallelism on mesh dim 1 inside a node, data
+ *                  parallelism on mesh dim 0, pipeline over equal layer
+ *                  groups; --tp/--pp/--dp fixed (their product may leave the
+ *                  cluster's last devices idle), or a grid search over them
+ *                  and the micro-batch size; --seq-parallel, --zero
  *   data           one stage, every device, force data parallel
  *   zero2          data + gradients reduce-scattered, sharded update
  *   zero3          data + weights stored sharded (gathered before use)

@@ -57,6 +57,12 @@ typedef struct {
     int memory_ilp;              /* re-solve a stage that overflows memory under a budget */
     int jobs;                    /* alpa: worker processes for the micro-batch choices
                                     (0: one per CPU; 1: none) */
+    /* run settings written into the plan (planner/PLAN_FORMAT.md) */
+    int seq_parallel;            /* megatron: sequence parallelism */
+    int zero;                    /* megatron: ZeRO level 0-3 over the data-parallel dim */
+    int dp_overlap;              /* gradient buckets overlapped with the last backward */
+    double bucket_bytes;         /* with dp_overlap; 0: 25 MiB (PyTorch DDP's default) */
+    int no_scatter_gather;       /* 1: whole cross-stage tensors on every link */
 } PlanRequest;
 
 /* Defaults: alpa, 1f1b, 2 virtual stages, cross-stage comm off, eps 0.5,

@@ -22,6 +22,7 @@ void plan_init(Plan *p)
     p->version = PLAN_VERSION;
     p->virtual_stages = 1;
     p->schedule = SCHED_1F1B;
+    p->scatter_gather = 1;
     snprintf(p->profile, sizeof p->profile, "analytic");
 }
 
@@ -266,6 +267,11 @@ cJSON *plan_to_json(const Plan *p)
     cJSON_AddStringToObject(j, "recompute", recompute_name(p->recompute));
     cJSON_AddBoolToObject(j, "cross_stage_comm", p->cross_stage_comm);
     cJSON_AddNumberToObject(j, "memory_reserve", p->memory_reserve);
+    cJSON_AddBoolToObject(j, "seq_parallel", p->seq_parallel);
+    cJSON_AddBoolToObject(j, "dp_overlap", p->dp_overlap);
+    cJSON_AddNumberToObject(j, "bucket_bytes", p->bucket_bytes);
+    cJSON_AddBoolToObject(j, "scatter_gather", p->scatter_gather);
+    cJSON_AddNumberToObject(j, "zero", p->zero);
     cJSON_AddNumberToObject(j, "meshes", p->n_meshes);
     cJSON_AddNumberToObject(j, "predicted_iteration_time_s", p->predicted_iteration_time_s);
     cJSON_AddNumberToObject(j, "pipeline_time_s", p->pipeline_time_s);
@@ -388,6 +394,21 @@ static CalpaStatus plan_from_json_inner(const cJSON *j, const char *src, Plan *p
         (st = get_num(j, "tflops_per_device", &p->tflops_per_device, src, "", e)) ||
         (st = get_str(j, "note", p->note, sizeof p->note, src, "", e)))
         return st;
+    /* optional since they were added (version 1 files without them keep the defaults) */
+    p->seq_parallel = p->dp_overlap = p->zero = 0;
+    p->bucket_bytes = 0;
+    p->scatter_gather = 1;
+#define OPTIONAL(key, call) (cJSON_GetObjectItemCaseSensitive(j, key) && (st = (call)))
+    if (OPTIONAL("seq_parallel", get_bool(j, "seq_parallel", &p->seq_parallel, src, "", e)) ||
+        OPTIONAL("dp_overlap", get_bool(j, "dp_overlap", &p->dp_overlap, src, "", e)) ||
+        OPTIONAL("bucket_bytes", get_num(j, "bucket_bytes", &p->bucket_bytes, src, "", e)) ||
+        OPTIONAL("scatter_gather", get_bool(j, "scatter_gather", &p->scatter_gather, src, "", e)) ||
+        OPTIONAL("zero", get_i(j, "zero", &p->zero, 0, 3, src, "", e)))
+        return st;
+#undef OPTIONAL
+    if (p->bucket_bytes < 0)
+        return err_set(e, CALPA_EINPUT, "%s: key 'bucket_bytes': %g is negative", src,
+                       p->bucket_bytes);
     p->global_batch = gb;
     p->micro_batch_size = mbs;
     int sk = sched_parse(sched);
@@ -515,6 +536,11 @@ int plan_equal(const Plan *a, const Plan *b, char *why, int n)
     DIFF(a->recompute != b->recompute, "recompute");
     DIFF(a->cross_stage_comm != b->cross_stage_comm, "cross_stage_comm");
     DIFF(!same_d(a->memory_reserve, b->memory_reserve), "memory_reserve");
+    DIFF(a->seq_parallel != b->seq_parallel, "seq_parallel");
+    DIFF(a->dp_overlap != b->dp_overlap || !same_d(a->bucket_bytes, b->bucket_bytes),
+         "dp_overlap");
+    DIFF(a->scatter_gather != b->scatter_gather, "scatter_gather");
+    DIFF(a->zero != b->zero, "zero");
     DIFF(a->n_meshes != b->n_meshes, "meshes");
     DIFF(!same_d(a->predicted_iteration_time_s, b->predicted_iteration_time_s) ||
              !same_d(a->pipeline_time_s, b->pipeline_time_s) ||
@@ -547,6 +573,14 @@ void plan_print(const Plan *p, FILE *f, int ops)
     if (p->virtual_stages > 1) fprintf(f, " (%d model chunks per mesh)", p->virtual_stages);
     fprintf(f, ", recompute %s, cross-stage comm %s\n", recompute_name(p->recompute),
             p->cross_stage_comm ? "on" : "off");
+    if (p->seq_parallel || p->dp_overlap || p->zero || !p->scatter_gather) {
+        fprintf(f, "run settings    sequence parallel %s, dp overlap %s", p->seq_parallel ? "on" : "off",
+                p->dp_overlap ? "on" : "off");
+        if (p->dp_overlap)
+            fprintf(f, " (buckets %s)", p->bucket_bytes > 0 ? fmt_bytes(p->bucket_bytes, b1, sizeof b1)
+                                                          : "one per stage");
+        fprintf(f, ", ZeRO %d, scatter/gather %s\n", p->zero, p->scatter_gather ? "on" : "off");
+    }
     fprintf(f, "iteration       %s predicted (pipeline %s + sync/update %s)",
             fmt_time(p->predicted_iteration_time_s, b1, sizeof b1),
             fmt_time(p->pipeline_time_s, b2, sizeof b2), fmt_time(p->sync_time_s, b3, sizeof b3));

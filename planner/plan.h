@@ -91,6 +91,13 @@ typedef struct {
     Recompute recompute;
     int cross_stage_comm;      /* p2p between stages counted in stage times */
     double memory_reserve;     /* fraction of device memory kept free */
+    /* run settings the lowering honours (Megatron-LM's; optional keys, v1) */
+    int seq_parallel;          /* Korthikanti et al.'s sequence parallelism (letters 's'); 0 */
+    int dp_overlap;            /* gradient buckets all-reduced during the last backward; 0 */
+    double bucket_bytes;       /* gradient bucket size with dp_overlap (0: one per stage) */
+    int scatter_gather;        /* Megatron's scatter/gather of cross-stage tensors; 1 */
+    int zero;                  /* ZeRO level 0-3 over the data-parallel dim (the stage opts
+                                  prefer_reduce_scatter / zero3 also imply 2 / 3); 0 */
     PlanStage *stages;         /* n_stages (owned) */
     int n_stages;
     int n_meshes;              /* device groups (n_stages / virtual_stages) */

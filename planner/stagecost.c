@@ -585,3 +585,116 @@ CalpaStatus stagecost_eval(StageCtx *x, int first, int last, Submesh sm, const M
     cache_put(x, key, out);
     return CALPA_OK;
 }
+
+/* ------------------------------------------------ given letters (no ILP) */
+
+/* Device ids of mesh dim d's group holding logical position 0 of a
+ * (mesh[0], mesh[1]) mesh laid row-major over submesh sm from device 0. */
+static int given_group(const StageCtx *x, Submesh sm, const int mesh[2], int d, int *devs)
+{
+    int D = x->cluster->groups[0].devices_per_node, n = mesh[d];
+    for (int k = 0; k < n; k++) {
+        int lin = d == 1 ? k : k * mesh[1]; /* logical index -> submesh index */
+        devs[k] = (lin / sm.cols) * D + lin % sm.cols;
+    }
+    return n;
+}
+
+/* Mesh dims splitting tensor label lab under letters (bit d). */
+static unsigned given_mask(const char *lab, const char letters[2], const int mesh[2])
+{
+    unsigned m = 0;
+    for (int d = 0; d < 2; d++)
+        if (letters[d] && mesh[d] > 1 && strchr(lab, letters[d])) m |= 1u << d;
+    return m;
+}
+
+static double given_tiles(unsigned mask, const int mesh[2])
+{
+    return (mask & 1u ? mesh[0] : 1) * (double)(mask & 2u ? mesh[1] : 1);
+}
+
+void stagecost_given(StageCtx *x, const Graph *sg, const char (*letters)[2], Submesh sm,
+                     const int mesh[2], int zero, StageCost *out)
+{
+    memset(out, 0, sizeof *out);
+    out->status = ILP_OPTIMAL;
+    out->ok = 1;
+    int devs[2][1024] = {{0}}, n[2];
+    for (int d = 0; d < 2; d++)
+        n[d] = mesh[d] <= 1024 ? given_group(x, sm, mesh, d, devs[d]) : 0;
+    /* how each tensor is split: producer's letters, sources their first
+     * non-generic reader's; generic producers keep their first input's */
+    unsigned *mask = xcalloc((size_t)sg->n_t + 1, sizeof *mask);
+    uint8_t *set = xcalloc((size_t)sg->n_t + 1, 1);
+    double opt_s = 0;
+    for (int i = 0; i < sg->n_op; i++) {
+        const Op *o = &sg->op[i];
+        int lettered = letters[i][0] || letters[i][1];
+        for (int k = 0; k < o->n_in; k++) {
+            int t = o->in[k];
+            if (set[t] || sg->t[t].producer >= 0 || !lettered) continue;
+            mask[t] = given_mask(o->lab[k], letters[i], mesh);
+            set[t] = 1;
+        }
+        for (int k = 0; k < o->n_out; k++) {
+            int t = o->out[k];
+            const char *lab = o->lab[o->n_in + k];
+            mask[t] = lettered ? given_mask(lab, letters[i], mesh) : o->n_in ? mask[o->in[0]] : 0;
+            set[t] = 1;
+            /* a letter split on an input but absent from the output: a
+             * partial sum, all-reduced over that mesh dim */
+            for (int d = 0; d < 2; d++) {
+                char c = letters[i][d];
+                if (!c || mesh[d] <= 1 || strchr(lab, c) || !n[d]) continue;
+                double bytes = tensor_bytes(&sg->t[t]) / given_tiles(mask[t], mesh);
+                double s = cost_collective_time(&x->oracle, COLL_ALL_REDUCE, bytes, devs[d],
+                                                n[d], NULL);
+                if (sg->t[t].kind == TK_GRAD) out->sync_s += s;
+                else out->comm_s += s;
+            }
+        }
+        double t = stagecost_op_time(x->prof, sg, i, letters[i], mesh);
+        if (o->phase == PH_OPTIMIZER) opt_s += t;
+        else out->compute_s += t;
+    }
+    out->sync_s += opt_s;
+    /* memory: persistent state (ZeRO shards it further over mesh dim 0),
+     * the stash, and the step's peak from liveness */
+    int end_fwd = 0;
+    while (end_fwd < sg->n_op && sg->op[end_fwd].phase == PH_FORWARD) end_fwd++;
+    double *delta = xcalloc((size_t)sg->n_op + 2, sizeof *delta);
+    for (int t = 0; t < sg->n_t; t++) {
+        const Tensor *z = &sg->t[t];
+        if (z->alias >= 0) continue;
+        unsigned m = z->weight >= 0 && z->kind != TK_WEIGHT ? mask[z->weight] : mask[t];
+        double b = tensor_bytes(z) / given_tiles(m, mesh);
+        int zdp = mesh[0] > 1 && ((zero >= 1 && (z->kind == TK_MASTER || z->kind == TK_OPT_STATE)) ||
+                                  (zero >= 2 && z->kind == TK_GRAD) ||
+                                  (zero >= 3 && z->kind == TK_WEIGHT)) && !(m & 1u);
+        if (zdp) b /= mesh[0];
+        if (z->persistent) {
+            out->weight_bytes += b;
+            continue;
+        }
+        if (z->producer < end_fwd && z->producer >= 0 && z->last_use >= end_fwd)
+            out->stash_bytes += b;
+        int from = z->producer >= 0 ? z->producer : 0;
+        int to = z->last_use >= from ? z->last_use : from;
+        delta[from] += b;
+        delta[to + 1] -= b;
+    }
+    double live = 0, peak = 0;
+    for (int i = 0; i <= sg->n_op; i++) {
+        live += delta[i];
+        peak = fmax(peak, live);
+    }
+    out->peak_bytes = out->weight_bytes + peak;
+    double fb, bb;
+    stagecost_boundary_bytes(sg, &fb, &bb);
+    out->p2p_s = p2p_estimate(x, sm, fb) + p2p_estimate(x, sm, bb);
+    out->time_s = out->compute_s + out->comm_s + (x->cross_stage_comm ? out->p2p_s : 0);
+    free(delta);
+    free(mask);
+    free(set);
+}

@@ -135,6 +135,18 @@ double stagecost_p2p_time(const CostOracle *o, double bytes, const int *src, int
 double stagecost_op_time(const Profile *p, const Graph *g, int op, const char letters[2],
                          const int mesh[2]);
 
+/* Cost of stage graph sg (a graph_slice of x->g) under given letters (per
+ * sg operator, one per mesh dim, 0 none) on the logical mesh laid
+ * row-major over submesh sm, without the ILP: compute as
+ * stagecost_op_time; comm = an all-reduce over mesh dim d of every output
+ * that a letter split on d leaves a partial sum (weight gradients: sync_s,
+ * with the optimizer); tensors split as their producer's (sources: first
+ * lettered reader's) labels say; ZeRO level zero (0-3) shards optimizer
+ * state (1), gradients (2), weights (3) further over mesh dim 0; peak from
+ * liveness.  out->ok is 1.  O(ops + tensors). */
+void stagecost_given(StageCtx *x, const Graph *sg, const char (*letters)[2], Submesh sm,
+                     const int mesh[2], int zero, StageCost *out);
+
 /* A one-group cluster holding the submesh (rows nodes x cols devices of
  * c's first group); the caller frees it with cluster_free. */
 void stagecost_subcluster(const Cluster *c, Submesh sm, Cluster *out);

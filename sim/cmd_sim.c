@@ -18,6 +18,7 @@
 #include "report.h"
 #include "simplan.h"
 #include "trace.h"
+#include "validate.h"
 
 static const char USAGE[] =
     "usage: calpa sim PLAN [--profile P] [--timeline out.json] [--json]\n"
@@ -131,9 +132,11 @@ static int sim_megatron(MegatronConfig *mc, const char *model, const char *clust
     if (profile) st = profile_load(profile, &prof, &e);
     else profile_analytic(&cl, cluster, &prof);
     SimPlan sp;
+    Plan plan;
     memset(&sp, 0, sizeof sp);
+    plan_init(&plan);
     int rc;
-    if (st || (st = simplan_megatron(mc, &cl, &sp, &e))) {
+    if (st || (st = validate_megatron_plan(mc, &cl, &prof, &plan, &sp, &e))) {
         rc = cli_err(st, &e);
     } else {
         sp.spec.tp_overlap = tp_overlap;
@@ -147,6 +150,7 @@ static int sim_megatron(MegatronConfig *mc, const char *model, const char *clust
         cJSON_Delete(extra);
     }
     simplan_free(&sp);
+    plan_free(&plan);
     profile_free(&prof);
     cluster_free(&cl);
     return rc;

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "collective.h"
+#include "megatron.h"
 #include "memory.h"
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -236,46 +237,6 @@ static int op_has_letter(const Op *o, char c)
     for (int k = 0; k < o->n_in + o->n_out; k++)
         if (strchr(o->lab[k], c)) return 1;
     return 0;
-}
-
-static int letter_divides(const Graph *g, const Op *o, char c, int n)
-{
-    if (n <= 1) return 1;
-    for (int k = 0; k < o->n_in + o->n_out; k++) {
-        const char *p = strchr(o->lab[k], c);
-        if (!p) continue;
-        int t = k < o->n_in ? o->in[k] : o->out[k - o->n_in];
-        return g->t[t].shape[p - o->lab[k]] % n == 0;
-    }
-    return 0;
-}
-
-void lower_letters_megatron(const Graph *g, int dp, int tp, int seq_parallel,
-                            char (*letters)[LOWER_MESH_NDIM])
-{
-    static const char TP_LETTERS[] = "nefv", DP_LETTERS[] = "bg";
-    for (int i = 0; i < g->n_op; i++) {
-        const Op *o = &g->op[i];
-        letters[i][0] = letters[i][1] = 0;
-        if (o->phase == PH_RECOMPUTE && o->fwd >= 0) {
-            letters[i][0] = letters[o->fwd][0];
-            letters[i][1] = letters[o->fwd][1];
-            continue;
-        }
-        if (is_generic(o)) continue;
-        for (const char *c = DP_LETTERS; dp > 1 && *c && !letters[i][0]; c++)
-            if (op_has_letter(o, *c) && letter_divides(g, o, *c, dp)) letters[i][0] = *c;
-        if (tp > 1) {
-            for (const char *c = TP_LETTERS; *c; c++)
-                if (op_has_letter(o, *c) && letter_divides(g, o, *c, tp)) {
-                    letters[i][1] = *c;
-                    break;
-                }
-            if (!letters[i][1] && seq_parallel && op_has_letter(o, 's') &&
-                letter_divides(g, o, 's', tp))
-                letters[i][1] = 's';
-        }
-    }
 }
 
 /* ---- the lowering context ------------------------------------------- */
@@ -1059,7 +1020,7 @@ CalpaStatus lower_build(const LowerSpec *sp, Lowered *out, Err *e)
     out->op_vstage = c.op_vs;
     c.L = xcalloc((size_t)g->n_op, sizeof *c.L);
     if (sp->letters) memcpy(c.L, sp->letters, sizeof *c.L * (size_t)g->n_op);
-    else lower_letters_megatron(g, sp->mesh_shape[0][0], sp->mesh_shape[0][1], 0, c.L);
+    else megatron_letters(g, sp->mesh_shape[0][0], sp->mesh_shape[0][1], 0, c.L);
     for (int o = 0; o < g->n_op; o++) {
         const int *sh = stage_shape(&c, c.op_vs[o]);
         for (int d = 0; d < LOWER_MESH_NDIM; d++)

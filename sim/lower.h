@@ -158,7 +158,7 @@ typedef struct {
     const int (*mesh_shape)[LOWER_MESH_NDIM]; /* per physical stage: logical mesh */
     const int *const *mesh_devs;  /* per physical stage: shape[0]*shape[1] ids, row-major */
     const char (*letters)[LOWER_MESH_NDIM]; /* per graph op: letter per mesh dim, 0 none;
-                                               NULL: lower_letters_megatron */
+                                               NULL: megatron_letters (planner/megatron.h) */
     SchedKind sched;
     int micro;               /* m micro-batches per iteration */
     int zero;                /* 0 none, 1/2 ZeRO (reduce-scatter grads, all-gather
@@ -204,15 +204,6 @@ typedef struct {
 CalpaStatus lower_build(const LowerSpec *spec, Lowered *out, Err *e);
 void lower_free(Lowered *l);
 
-/* Megatron-LM's sharding as letters on a (dp, tp) mesh: mesh dim 0 splits
- * the batch letter 'b' (or the MoE token groups 'g'); mesh dim 1 splits
- * attention heads 'n', the experts 'e', the FFN width 'f' or the vocabulary
- * 'v' (the first that the operator carries and tp divides), else the
- * sequence 's' when
- * seq_parallel is set (Korthikanti et al.), else nothing.  letters gets
- * g->n_op entries. Recompute operators copy their forward operator. */
-void lower_letters_megatron(const Graph *g, int dp, int tp, int seq_parallel,
-                            char (*letters)[LOWER_MESH_NDIM]);
 
 /* A synthetic pipeline (tests, closed forms, golden timelines): one compute
  * task of f_s, b_s or w_s seconds per work item of schedule s (W items only

@@ -8,6 +8,7 @@
 
 #include "engine.h"
 #include "report.h"
+#include "baselines.h"
 #include "simplan.h"
 
 typedef struct {
@@ -39,6 +40,59 @@ static const Row T5[] = {
     {"gpt-1t", 8, 64, 512, 512, 0, 94.42, 71.49},
 };
 
+CalpaStatus validate_megatron_plan(const MegatronConfig *mc, const Cluster *c, const Profile *prof,
+                                   Plan *plan, SimPlan *sp, Err *e)
+{
+    plan_init(plan);
+    memset(sp, 0, sizeof *sp);
+    int n = mc->tp * mc->pp * mc->dp, v = mc->chunks < 1 ? 1 : mc->chunks;
+    if (mc->tp < 1 || mc->pp < 1 || mc->dp < 1)
+        return err_set(e, CALPA_EINPUT, "megatron plan: tp %d, pp %d, dp %d must be positive",
+                       mc->tp, mc->pp, mc->dp);
+    if (n > cluster_num_devices(c))
+        return err_set(e, CALPA_EINPUT, "megatron plan: tp x pp x dp = %d devices; cluster '%s' "
+                       "has %d", n, c->name, cluster_num_devices(c));
+    long long per = (long long)mc->dp * mc->micro_batch;
+    if (mc->micro_batch < 1 || mc->global_batch % per)
+        return err_set(e, CALPA_EINPUT, "megatron plan: global batch %lld is not a multiple of "
+                       "dp x micro-batch = %lld", mc->global_batch, per);
+    int L = model_num_layers(&mc->model);
+    if (L < mc->pp * (mc->sched == SCHED_INTERLEAVED ? v : 1))
+        return err_set(e, CALPA_EINPUT, "megatron plan: %d layers cannot fill %d virtual stages",
+                       L, mc->pp * v);
+    Profile own;
+    memset(&own, 0, sizeof own);
+    if (!prof) {
+        profile_analytic(c, c->name, &own);
+        prof = &own;
+    }
+    PlanRequest req;
+    plan_request_default(&req);
+    req.method = "megatron";
+    req.model_spec = mc->model.name;
+    req.model = mc->model;
+    req.cluster_spec = c->name;
+    req.cluster = c;
+    req.prof = prof;
+    req.profile_name = "analytic";
+    req.global_batch = mc->global_batch;
+    req.micro_batch_size = per;
+    req.recompute = mc->recompute;
+    req.schedule = mc->sched;
+    req.virtual_stages = v;
+    req.tp = mc->tp, req.pp = mc->pp, req.dp = mc->dp;
+    req.seq_parallel = mc->seq_parallel;
+    req.zero = mc->zero;
+    req.dp_overlap = mc->dp_overlap;
+    req.jobs = 1;
+    PlanStats stats;
+    CalpaStatus st = baseline_plan(&req, plan, &stats, e);
+    if (!st) st = simplan_from_plan(plan, "megatron plan", sp, e);
+    if (st) plan_free(plan);
+    profile_free(&own);
+    return st;
+}
+
 static CalpaStatus run_one(const Profile *p, const Row *r, int chunks, Recompute rc, int sp,
                            double *iter_s, double *tflops, double *wall, long long *events,
                            Err *e)
@@ -58,11 +112,12 @@ static CalpaStatus run_one(const Profile *p, const Row *r, int chunks, Recompute
     char spec[64];
     snprintf(spec, sizeof spec, "dgx-a100-80g:nodes=%d", (r->gpus + 7) / 8);
     if ((st = cluster_parse(spec, &c, e))) return st;
+    Plan pl;
     SimPlan plan;
     Lowered l;
     SimResult res;
     memset(&l, 0, sizeof l);
-    st = simplan_megatron(&mc, &c, &plan, e);
+    st = validate_megatron_plan(&mc, &c, p, &pl, &plan, e);
     if (!st) st = simplan_lower(&plan, 1, &l, e);
     if (!st) {
         SimOptions o;
@@ -83,6 +138,7 @@ static CalpaStatus run_one(const Profile *p, const Row *r, int chunks, Recompute
     if (st) err_prefix(e, st, "validate %s", r->model);
     lower_free(&l);
     simplan_free(&plan);
+    plan_free(&pl);
     cluster_free(&c);
     return st;
 }

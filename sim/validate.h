@@ -2,8 +2,8 @@
  * validate.h - predicted vs published: Megatron-LM Table 1 (TFLOP/s per
  * GPU, Narayanan et al. 2021) and Korthikanti et al. 2022 Table 5
  * (iteration time, full recompute and selective recompute + sequence
- * parallelism), each row planned with the Megatron TP x PP x DP builder of
- * simplan.h on dgx-a100-80g nodes and simulated (the way Calculon's
+ * parallelism), each row planned by the planner's megatron method (baseline_plan,
+ * planner/megatron.h) on dgx-a100-80g nodes and simulated (the way Calculon's
  * llm-validation prints Calc / Delta % / Ave / Max).
  *
  * Row settings (from the papers, shared/reference/published.md §2-3):
@@ -20,8 +20,38 @@
 
 #include <cjson/cJSON.h>
 
+#include "cluster.h"
 #include "err.h"
+#include "plan.h"
 #include "profile.h"
+#include "schedule.h"
+#include "simplan.h"
+#include "zoo.h"
+
+/* A Megatron-LM run: what `calpa sim --megatron`, validate and tests ask
+ * the planner for. */
+typedef struct {
+    ModelConfig model;
+    int tp, pp, dp;
+    int chunks;             /* virtual stages per device group (interleaved), else 1 */
+    SchedKind sched;
+    long long global_batch;
+    long long micro_batch;  /* samples per micro-batch per data-parallel replica */
+    Recompute recompute;
+    int seq_parallel;       /* Korthikanti et al.'s sequence parallelism */
+    int zero;               /* 0 none, 1/2 distributed optimizer, 3 */
+    int dp_overlap;         /* gradient all-reduce overlapped with the last backward */
+} MegatronConfig;
+
+/* Plans mc on cluster c (on its first tp*pp*dp devices) through the
+ * planner's megatron method (baseline_plan, costs from profile prof, or the
+ * cluster's analytic profile when NULL) and adapts the plan for the
+ * lowering.  On success *plan and *sp own memory; sp borrows plan (free sp
+ * first: simplan_free, then plan_free).  Errors (EINPUT): tp*pp*dp more
+ * devices than c has, a global batch that dp*micro_batch does not divide,
+ * layers fewer than pp*chunks; the planner's (EFAIL) otherwise. */
+CalpaStatus validate_megatron_plan(const MegatronConfig *mc, const Cluster *c, const Profile *prof,
+                                   Plan *plan, SimPlan *sp, Err *e);
 
 typedef struct {
     char table[16];       /* "megatron-t1" or "korthikanti-t5" */

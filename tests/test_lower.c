@@ -18,6 +18,7 @@
 #include "lower.h"
 #include "report.h"
 #include "simplan.h"
+#include "validate.h"
 #include "trace.h"
 
 #define MODEL "gpt:hidden=256,layers=4,heads=8,seq=128,vocab=1024"
@@ -25,6 +26,7 @@
 typedef struct {
     Cluster c;
     Profile prof;
+    Plan plan;
     SimPlan sp;
     Lowered l;
 } Fix;
@@ -45,7 +47,7 @@ static void build_on(Fix *f, const char *cluster, const char *model, int tp, int
     mc.global_batch = (long long)m * dp;
     mc.recompute = rc;
     mc.seq_parallel = seqp;
-    if (simplan_megatron(&mc, &f->c, &f->sp, &e)) fail_msg("%s", e.msg);
+    if (validate_megatron_plan(&mc, &f->c, NULL, &f->plan, &f->sp, &e)) fail_msg("%s", e.msg);
     if (simplan_lower(&f->sp, fold, &f->l, &e)) fail_msg("%s", e.msg);
 }
 
@@ -59,6 +61,7 @@ static void drop(Fix *f)
 {
     lower_free(&f->l);
     simplan_free(&f->sp);
+    plan_free(&f->plan);
     profile_free(&f->prof);
     cluster_free(&f->c);
 }

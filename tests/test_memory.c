@@ -19,9 +19,10 @@
 #include "lower.h"
 #include "memory.h"
 #include "simplan.h"
+#include "validate.h"
 
 static void lower_megatron(const char *model, const char *cluster, int tp, int pp, int dp, int m,
-                           Recompute rc, int seqp, int zero, Cluster *c, SimPlan *sp, Lowered *l)
+                           Recompute rc, int seqp, int zero, Cluster *c, Plan *pl, SimPlan *sp, Lowered *l)
 {
     Err e;
     if (cluster_parse(cluster, c, &e)) fail_msg("%s", e.msg);
@@ -35,7 +36,7 @@ static void lower_megatron(const char *model, const char *cluster, int tp, int p
     mc.recompute = rc;
     mc.seq_parallel = seqp;
     mc.zero = zero;
-    if (simplan_megatron(&mc, c, sp, &e)) fail_msg("%s", e.msg);
+    if (validate_megatron_plan(&mc, c, NULL, pl, sp, &e)) fail_msg("%s", e.msg);
     if (simplan_lower(sp, 1, l, &e)) fail_msg("%s", e.msg);
 }
 
@@ -46,9 +47,10 @@ static void test_zero_model_states(void **state)
     for (int z = 0; z <= 3; z++) {
         Cluster c;
         SimPlan sp;
+        Plan pl;
         Lowered l;
         lower_megatron("gpt:hidden=256,layers=2,heads=8,seq=128,vocab=1024", "dgx-a100-80g", 1, 1,
-                       dp, 2, RECOMPUTE_NONE, 0, z, &c, &sp, &l);
+                       dp, 2, RECOMPUTE_NONE, 0, z, &c, &pl, &sp, &l);
         GraphStats gs;
         graph_stats(&sp.g, &gs);
         const Program *p = &l.prog[0];
@@ -58,6 +60,7 @@ static void test_zero_model_states(void **state)
             fail_msg("ZeRO-%d: %.0f bytes, formula %.0f", z, got, want);
         lower_free(&l);
         simplan_free(&sp);
+        plan_free(&pl);
         cluster_free(&c);
     }
 }
@@ -76,8 +79,9 @@ static void test_layer_activations(void **state)
         for (int k = 0; k < 3; k++) {
             Cluster c;
             SimPlan sp;
+            Plan pl;
             Lowered l;
-            lower_megatron(model, "dgx-a100-80g:nodes=2", t, 4, 1, 4, C[k].rc, C[k].sp, 0, &c, &sp,
+            lower_megatron(model, "dgx-a100-80g:nodes=2", t, 4, 1, 4, C[k].rc, C[k].sp, 0, &c, &pl, &sp,
                            &l);
             double got = l.stash_bytes[1];
             double want = memory_layer_activation_formula(s, b, h, a, t, C[k].rc, C[k].sp);
@@ -86,6 +90,7 @@ static void test_layer_activations(void **state)
                 fail_msg("t=%d case %d: stash %.0f bytes, formula %.0f", t, k, got, want);
             lower_free(&l);
             simplan_free(&sp);
+            plan_free(&pl);
             cluster_free(&c);
         }
 }
@@ -129,9 +134,10 @@ static void test_out_of_memory(void **state)
     (void)state;
     Cluster c;
     SimPlan sp;
+    Plan pl;
     Lowered l;
     /* 22B parameters on one A100 80 GB: 16 bytes per parameter do not fit */
-    lower_megatron("gpt-22b:layers=4", "dgx-a100-80g", 1, 1, 1, 1, RECOMPUTE_FULL, 0, 0, &c, &sp, &l);
+    lower_megatron("gpt-22b:layers=4", "dgx-a100-80g", 1, 1, 1, 1, RECOMPUTE_FULL, 0, 0, &c, &pl, &sp, &l);
     Profile prof;
     profile_analytic(&c, "dgx-a100-80g", &prof);
     SimOptions o;
@@ -144,14 +150,16 @@ static void test_out_of_memory(void **state)
     sim_result_free(&r);
     lower_free(&l);
     simplan_free(&sp);
+    plan_free(&pl);
     cluster_free(&c); /* re-parsed below, at the same address o borrows */
-    lower_megatron("gpt-22b:layers=48", "dgx-a100-80g", 1, 1, 1, 1, RECOMPUTE_FULL, 0, 0, &c, &sp, &l);
+    lower_megatron("gpt-22b:layers=48", "dgx-a100-80g", 1, 1, 1, 1, RECOMPUTE_FULL, 0, 0, &c, &pl, &sp, &l);
     if (sim_run(&l, &o, &r, &e)) fail_msg("%s", e.msg);
     assert_int_equal(r.fits_memory, 0);
     assert_true(r.peak_memory_bytes > 16 * 21e9);
     sim_result_free(&r);
     lower_free(&l);
     simplan_free(&sp);
+    plan_free(&pl);
     profile_free(&prof);
     cluster_free(&c);
 }
