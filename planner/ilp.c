@@ -457,10 +457,16 @@ CalpaStatus ilp_solve(const IlpProblem *p, IlpResult *r, Err *e)
                 r->lp_bound = glp_get_obj_val(lp) * mscale;
         }
         double lim_s = p->time_limit_s > 0 ? p->time_limit_s : 600;
-        if (p->lp_only || xw) { /* an LP basis: the bound, and a start without presolve */
+        /* The LP relaxation first, always, with the dual simplex: on the
+         * intra-op programs the relaxation is almost always integral, so the
+         * time is this LP, not branch and bound (a 2D-mesh GPT stage: 15k
+         * columns, primal simplex inside glp_intopt 1.4 s, dual 0.4 s); its
+         * optimal basis then starts glp_intopt without the MIP presolver. */
+        if (r->lp_bound < 0) {
             glp_smcp sp;
             glp_init_smcp(&sp);
             sp.msg_lev = GLP_MSG_OFF;
+            sp.meth = GLP_DUALP;
             sp.presolve = GLP_ON;
             sp.tm_lim = lim_s * 1000 > 2e9 ? 2000000000 : (int)(lim_s * 1000);
             if (glp_simplex(lp, &sp) == 0 && glp_get_status(lp) == GLP_OPT)
@@ -471,14 +477,13 @@ CalpaStatus ilp_solve(const IlpProblem *p, IlpResult *r, Err *e)
         parm.presolve = GLP_ON;
         parm.msg_lev = GLP_MSG_OFF;
         CbInfo cb = {xw, 0, 0};
-        if (xw) {
-            /* GLPK hands the callback the presolved program; without presolve
-             * the warm start's columns are the ones built here */
-            parm.presolve = r->lp_bound >= 0 ? GLP_OFF : GLP_ON;
-            if (parm.presolve == GLP_ON) cb.x = NULL;
-            parm.cb_func = ilp_callback;
-            parm.cb_info = &cb;
-        }
+        /* with the LP's optimal basis, no MIP presolver (it would solve the
+         * LP again, primal); GLPK also hands the callback the presolved
+         * program, and a warm start's columns are the ones built here */
+        parm.presolve = r->lp_bound >= 0 ? GLP_OFF : GLP_ON;
+        if (parm.presolve == GLP_ON) cb.x = NULL;
+        parm.cb_func = ilp_callback;
+        parm.cb_info = &cb;
         /* pseudo-cost branching and best-projection backtracking: on memory-
          * constrained programs they close the gap where GLPK's defaults stall */
         parm.br_tech = GLP_BR_PCH;
@@ -494,10 +499,6 @@ CalpaStatus ilp_solve(const IlpProblem *p, IlpResult *r, Err *e)
             glp_delete_prob(lp);
             free(col0);
             return CALPA_OK;
-        }
-        if (!xw) {
-            parm.cb_func = ilp_callback;
-            parm.cb_info = &cb;
         }
         ret = glp_intopt(lp, &parm);
         r->mip_gap = cb.gap;

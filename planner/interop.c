@@ -31,6 +31,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <stdlib.h>
@@ -784,8 +785,38 @@ static void alpa_try(const PlanRequest *req, int K, AlpaTry *tr)
     graph_free(&g);
 }
 
+/* Reads worker i's AlpaTry from fd[i] and reaps it (a short read: it died). */
+static void try_collect(const int *Ks, int i, int *fd, const pid_t *pid, AlpaTry *tr)
+{
+    char *buf = (char *)&tr[i];
+    size_t got = 0;
+    while (got < sizeof tr[i]) {
+        ssize_t r = read(fd[i], buf + got, sizeof tr[i] - got);
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    close(fd[i]);
+    fd[i] = -1;
+    int status = 0;
+    waitpid(pid[i], &status, 0);
+    if (got != sizeof tr[i]) {
+        memset(&tr[i], 0, sizeof tr[i]);
+        tr[i].K = Ks[i];
+        tr[i].total = INFINITY;
+        tr[i].st = CALPA_EFAIL;
+        snprintf(tr[i].msg, sizeof tr[i].msg, "the worker planning %d micro-batches died "
+                 "(status %d)", Ks[i], status);
+    }
+}
+
 /* Runs alpa_try for every K, in up to `jobs` worker processes at once (each
- * try is independent and GLPK-bound); a failed fork runs the try here. */
+ * try is independent and GLPK-bound); a failed fork runs the try here.
+ * Scheduling only (the results are the same in any order): the tries start
+ * fewest micro-batches first -- the most samples per micro-batch, the 2D
+ * logical meshes and the slow intra-op problems (GPT-39B: 1024 micro-batches
+ * 3 s, 64 tens of seconds) -- so that the short ones fill in around them,
+ * and a worker is collected as soon as it finishes, whichever it is (one
+ * blocked in write() would otherwise hold its slot). */
 static void alpa_try_all(const PlanRequest *req, const int *Ks, int nK, AlpaTry *tr, int jobs)
 {
     if (jobs > nK) jobs = nK;
@@ -794,12 +825,23 @@ static void alpa_try_all(const PlanRequest *req, const int *Ks, int nK, AlpaTry 
         return;
     }
     fflush(NULL);
-    int next = 0, running = 0, *fd = xcalloc((size_t)nK, sizeof(int));
+    int *fd = xcalloc((size_t)nK, sizeof(int)), *order = xcalloc((size_t)nK, sizeof(int));
     pid_t *pid = xcalloc((size_t)nK, sizeof(pid_t));
-    int *order = xcalloc((size_t)nK, sizeof(int)), head = 0;
-    while (head < nK) {
+    for (int i = 0; i < nK; i++) {
+        fd[i] = -1;
+        order[i] = i;
+    }
+    for (int i = 1; i < nK; i++) /* insertion sort: ascending K */
+        for (int j = i; j > 0 && Ks[order[j]] < Ks[order[j - 1]]; j--) {
+            int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    struct pollfd *pf = xcalloc((size_t)nK, sizeof *pf);
+    int next = 0, running = 0;
+    while (next < nK || running > 0) {
         while (running < jobs && next < nK) {
-            int p[2];
+            int i = order[next++], p[2];
             pid_t c = -1;
             if (pipe(p) == 0) {
                 c = fork();
@@ -811,7 +853,7 @@ static void alpa_try_all(const PlanRequest *req, const int *Ks, int nK, AlpaTry 
             if (c == 0) { /* worker: one try, handed back whole */
                 close(p[0]);
                 AlpaTry *t = xmalloc(sizeof *t);
-                alpa_try(req, Ks[next], t);
+                alpa_try(req, Ks[i], t);
                 const char *buf = (const char *)t;
                 size_t left = sizeof *t;
                 while (left > 0) {
@@ -823,39 +865,35 @@ static void alpa_try_all(const PlanRequest *req, const int *Ks, int nK, AlpaTry 
                 _exit(0);
             }
             if (c < 0) { /* no worker: run it here */
-                alpa_try(req, Ks[next], &tr[next]);
-                fd[next] = -1;
+                alpa_try(req, Ks[i], &tr[i]);
             } else {
                 close(p[1]);
-                fd[next] = p[0];
-                pid[next] = c;
+                fd[i] = p[0];
+                pid[i] = c;
                 running++;
             }
-            order[next] = next;
-            next++;
         }
-        int i = order[head++];
-        if (fd[i] < 0) continue;
-        char *buf = (char *)&tr[i];
-        size_t got = 0;
-        while (got < sizeof tr[i]) {
-            ssize_t r = read(fd[i], buf + got, sizeof tr[i] - got);
-            if (r <= 0) break;
-            got += (size_t)r;
-        }
-        close(fd[i]);
-        int status = 0;
-        waitpid(pid[i], &status, 0);
-        running--;
-        if (got != sizeof tr[i]) {
-            memset(&tr[i], 0, sizeof tr[i]);
-            tr[i].K = Ks[i];
-            tr[i].total = INFINITY;
-            tr[i].st = CALPA_EFAIL;
-            snprintf(tr[i].msg, sizeof tr[i].msg, "the worker planning %d micro-batches died "
-                     "(status %d)", Ks[i], status);
+        if (running == 0) continue;
+        int n = 0;
+        for (int i = 0; i < nK; i++)
+            if (fd[i] >= 0) {
+                pf[n].fd = fd[i];
+                pf[n].events = POLLIN;
+                pf[n].revents = 0;
+                n++;
+            }
+        if (poll(pf, (nfds_t)n, -1) < 0) pf[0].revents = POLLIN; /* EINTR: just read one */
+        for (int q = 0; q < n; q++) {
+            if (!pf[q].revents) continue;
+            for (int i = 0; i < nK; i++)
+                if (fd[i] == pf[q].fd) {
+                    try_collect(Ks, i, fd, pid, tr); /* readable: its write has begun */
+                    running--;
+                    break;
+                }
         }
     }
+    free(pf);
     free(fd);
     free(pid);
     free(order);
