@@ -219,7 +219,7 @@ CalpaStatus plot_draw(const Plot *p, const char *out, Err *e)
         for (int i = 0; p->series[s].failed && i < p->series[s].n; i++)
             any_fail |= p->series[s].failed[i];
     if (any_fail)
-        fputs(", \\\n     NaN with points pt 2 ps 2 lw 3 lc rgb 'black' title 'OOM / no plan'", gp);
+        fputs(", \\\n     NaN with points pt 2 ps 2 lw 3 lc rgb 'black' title 'OOM, no plan or failed'", gp);
     fputs("\n", gp);
     int rc = pclose(gp);
     free(dat);
