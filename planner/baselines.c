@@ -4,7 +4,10 @@
  * Every baseline is a set of candidate configurations (stage layer ranges,
  * one submesh per stage, shard configs, micro-batch count) evaluated with
  * the same stage costs as Alpa (stagecost.h), so the comparison is between
- * search spaces, not cost models.  A candidate fits when every stage's
+ * search spaces, not cost models.  The megatron method fixes every
+ * operator's strategy to Megatron-LM's letters (megatron.h) and costs its
+ * stages with stagecost_given (no ILP): the same compute and collective
+ * models, without the search over shardings.  A candidate fits when every stage's
  * peak + (in flight - 1) x stash stays within the usable memory; the best
  * fitting candidate becomes the plan (interop_build_plan).  Graphs and
  * stage caches are kept per micro-batch size, so a grid search pays for
@@ -597,28 +600,18 @@ CalpaStatus baseline_plan(const PlanRequest *req, Plan *out, PlanStats *stats, E
     /* the candidates of the grid methods: (tp, pp, dp) meshes and configs */
     int single = !strcmp(m, "data") || !strcmp(m, "zero2") || !strcmp(m, "zero3") ||
                  !strcmp(m, "deepspeed-moe") || !strcmp(m, "intra-only");
-    for (int tp = 1; tp <= (is_meg ? Dn : 1) && !st; tp *= 2) {
-        if (is_meg && req->tp && tp != req->tp) continue;
-        if (is_meg && !divides_heads(&req->model, tp)) continue;
+    {
         for (int pp = 1; pp <= D && !st; pp++) {
             if (single && pp > 1) break;
-            if ((D / tp) % pp || (D % tp) || pp * v > nlayers) continue;
-            if ((is_meg || is_ppdp) && req->pp && pp != req->pp) continue;
-            int dp = D / (tp * pp);
-            if (is_meg && req->dp && dp != req->dp) continue;
-            if (!strcmp(m, "equal-layer") || !strcmp(m, "equal-operator")) dp = D / pp;
+            if (D % pp || pp * v > nlayers) continue;
+            if (is_ppdp && req->pp && pp != req->pp) continue;
             memset(&u, 0, sizeof u);
             u.pp = pp;
             u.v = v;
             if (!submesh_of(cl, D / pp, &u.sm)) continue;
             long long unit = 1;
             MeshConfig base = {{D / pp, 1}, 0, -1, 0, 0};
-            if (is_meg) {
-                u.cfg[0] = (MeshConfig){{dp, tp}, 0, 0, 0, 0};
-                u.n_cfg = 1;
-                unit = dp;
-            } else if (is_ppdp || !strcmp(m, "data") || !strcmp(m, "zero2") ||
-                       !strcmp(m, "zero3")) {
+            if (is_ppdp || !strcmp(m, "data") || !strcmp(m, "zero2") || !strcmp(m, "zero3")) {
                 u.cfg[0] = base;
                 u.cfg[0].force_dp = 1;
                 u.cfg[0].prefer_reduce_scatter = !strcmp(m, "zero2");

@@ -29,6 +29,13 @@ static const char USAGE[] =
     "                           parallel replicas together): K = B / b\n"
     "  --tp T --pp P --dp D     megatron: tensor, pipeline, data parallel degrees\n"
     "                           (default: grid search); ppdp: --pp\n"
+    "  --seq-parallel           megatron: sequence parallelism (Korthikanti et al.)\n"
+    "  --zero Z                 megatron: ZeRO level over data parallelism: 0 (default),\n"
+    "                           1 (distributed optimizer), 2 (+ gradients), 3 (+ weights)\n"
+    "  --dp-overlap             gradient sync in buckets overlapped with the backward\n"
+    "  --bucket-mb M            bucket size with --dp-overlap, MiB (default 25)\n"
+    "  --no-scatter-gather      send whole activations between stages (default:\n"
+    "                           Megatron's scatter/gather over the tensor-parallel group)\n"
     "  --recompute MODE         none (default), full, selective\n"
     "  --schedule S             1f1b (default), gpipe, interleaved, zb-h1\n"
     "  --virtual-stages V       model chunks per mesh for interleaved (default 2)\n"
@@ -150,6 +157,11 @@ int cmd_plan(int argc, char **argv)
         {"verbose", no_argument, 0, 'V'},
         {"jobs", required_argument, 0, 'J'},
         {"memory-aware-ilp", no_argument, 0, 'A'},
+        {"seq-parallel", no_argument, 0, 'Q'},
+        {"zero", required_argument, 0, 'Z'},
+        {"dp-overlap", no_argument, 0, 'O'},
+        {"bucket-mb", required_argument, 0, 'K'},
+        {"no-scatter-gather", no_argument, 0, 'N'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     static const char *const SCHEDS[] = {"gpipe", "1f1b", "interleaved", "zb-h1"};
@@ -212,6 +224,16 @@ int cmd_plan(int argc, char **argv)
         case 'V': req.verbose++; break;
         case 'A': req.memory_ilp = 1; break;
         case 'J': if (cli_int("jobs", optarg, 1, 256, &v64)) return 2; req.jobs = (int)v64; break;
+        case 'Q': req.seq_parallel = 1; break;
+        case 'Z': if (cli_int("zero", optarg, 0, 3, &v64)) return 2; req.zero = (int)v64; break;
+        case 'O': req.dp_overlap = 1; break;
+        case 'K': {
+            double mb;
+            if (cli_double("bucket-mb", optarg, 0.001, 1 << 20, &mb)) return 2;
+            req.bucket_bytes = mb * (1 << 20);
+            break;
+        }
+        case 'N': req.no_scatter_gather = 1; break;
         case 'h': fputs(USAGE, stdout); return 0;
         default: return cli_usage_error(USAGE, NULL);
         }

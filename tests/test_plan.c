@@ -241,6 +241,136 @@ static void test_reader_errors(void **state)
     env_free(&v);
 }
 
+/* dp = 1: every stage is tensor parallel (Megatron's letters on mesh dim 1,
+ * nothing on the size-1 data-parallel dim), no ILP solved */
+static void test_megatron_dp1_is_tensor_parallel(void **state)
+{
+    (void)state;
+    Env v;
+    env_init(&v, CL4);
+    const int tps[] = {4, 2}, pps[] = {1, 2};
+    for (int c = 0; c < 2; c++) {
+        PlanRequest r;
+        request(&r, &v, "megatron", GPT, CL4, 16);
+        r.tp = tps[c], r.pp = pps[c], r.dp = 1, r.micro_batches = 4;
+        Plan p;
+        PlanStats s;
+        Err e;
+        assert_int_equal(baseline_plan(&r, &p, &s, &e), CALPA_OK);
+        assert_int_equal(s.n_problems, 0);
+        assert_int_equal(p.n_stages, pps[c]);
+        for (int i = 0; i < p.n_stages; i++) {
+            const PlanStage *st = &p.stages[i];
+            assert_int_equal(st->logical_mesh[0], 1);
+            assert_int_equal(st->logical_mesh[1], tps[c]);
+            int heads = 0, ffn = 0, vocab = 0;
+            assert_true(st->n_ops > 0);
+            for (int k = 0; k < st->n_ops; k++) {
+                const char *L = st->ops[k].letters;
+                assert_int_equal(L[0], '-');
+                assert_non_null(strchr("nefvs-", L[1]));
+                heads += L[1] == 'n';
+                ffn += L[1] == 'f';
+                vocab += L[1] == 'v';
+                assert_non_null(st->ops[k].strategy);
+                assert_true(st->ops[k].strategy[0] != 0);
+            }
+            assert_true(heads > 0 && ffn > 0);
+            if (i == p.n_stages - 1) assert_true(vocab > 0);
+            assert_true(st->n_tensors > 0);
+            assert_true(st->compute_time_s > 0 && st->comm_time_s > 0 && st->peak_bytes > 0);
+        }
+        round_trip(&p);
+        plan_free(&p);
+    }
+    env_free(&v);
+}
+
+/* GPT-3 175B on 1024 A100s, tp 8 x pp 8 x dp 16: every tensor-parallel
+ * group (a row of the (16, 8) mesh) inside one node */
+static void test_megatron_175b_tp_in_nodes(void **state)
+{
+    (void)state;
+    const char *cl = "dgx-a100-80g:nodes=128";
+    Env v;
+    env_init(&v, cl);
+    PlanRequest r;
+    request(&r, &v, "megatron", "gpt-175b", cl, 1536);
+    r.tp = 8, r.pp = 8, r.dp = 16, r.micro_batch_size = 16;
+    r.recompute = RECOMPUTE_FULL;
+    Plan p;
+    PlanStats s;
+    Err e;
+    assert_int_equal(baseline_plan(&r, &p, &s, &e), CALPA_OK);
+    assert_int_equal(s.n_problems, 0);
+    assert_int_equal(p.n_stages, 8);
+    assert_true(p.fits_memory);
+    check_valid(&p, model_num_layers(&r.model), 1024);
+    for (int i = 0; i < p.n_stages; i++) {
+        const PlanStage *st = &p.stages[i];
+        assert_int_equal(st->logical_mesh[0], 16);
+        assert_int_equal(st->logical_mesh[1], 8);
+        for (int row = 0; row < 16; row++)
+            for (int c = 0; c < 8; c++)
+                assert_int_equal(st->devices[row * 8 + c] / 8, st->devices[row * 8] / 8);
+        for (int k = 0; k < st->n_ops; k++) {
+            assert_non_null(strchr("bg-", st->ops[k].letters[0]));
+            assert_non_null(strchr("nefvs-", st->ops[k].letters[1]));
+        }
+    }
+    plan_free(&p);
+    env_free(&v);
+}
+
+/* the run settings: written, read back, compared; absent keys (older
+ * version-1 files) take their defaults; a bad value is named */
+static void test_run_settings_round_trip(void **state)
+{
+    (void)state;
+    Env v;
+    env_init(&v, CL4);
+    PlanRequest r;
+    request(&r, &v, "megatron", GPT, CL4, 16);
+    r.tp = 2, r.pp = 1, r.dp = 2, r.micro_batches = 2;
+    r.seq_parallel = 1, r.zero = 1, r.dp_overlap = 1, r.no_scatter_gather = 1;
+    Plan p, q;
+    PlanStats s;
+    Err e;
+    assert_int_equal(baseline_plan(&r, &p, &s, &e), CALPA_OK);
+    assert_int_equal(p.seq_parallel, 1);
+    assert_int_equal(p.zero, 1);
+    assert_int_equal(p.dp_overlap, 1);
+    assert_true(p.bucket_bytes == 25.0 * (1 << 20));
+    assert_int_equal(p.scatter_gather, 0);
+    round_trip(&p);
+    cJSON *j = plan_to_json(&p);
+    assert_int_equal(plan_from_json(j, "x.json", &q, &e), CALPA_OK);
+    q.zero = 2;
+    char why[128];
+    assert_false(plan_equal(&p, &q, why, sizeof why));
+    assert_non_null(strstr(why, "zero"));
+    plan_free(&q);
+    const char *keys[] = {"seq_parallel", "dp_overlap", "bucket_bytes", "scatter_gather", "zero"};
+    for (int k = 0; k < 5; k++) cJSON_DeleteItemFromObject(j, keys[k]);
+    assert_int_equal(plan_from_json(j, "x.json", &q, &e), CALPA_OK);
+    assert_int_equal(q.seq_parallel, 0);
+    assert_int_equal(q.dp_overlap, 0);
+    assert_true(q.bucket_bytes == 0);
+    assert_int_equal(q.scatter_gather, 1);
+    assert_int_equal(q.zero, 0);
+    plan_free(&q);
+    cJSON_AddNumberToObject(j, "zero", 5);
+    assert_int_equal(plan_from_json(j, "x.json", &q, &e), CALPA_EINPUT);
+    assert_non_null(strstr(e.msg, "zero"));
+    cJSON_Delete(j);
+    plan_free(&p);
+    /* only megatron takes --seq-parallel / --zero */
+    request(&r, &v, "data", GPT, CL4, 16);
+    r.zero = 1;
+    assert_int_equal(baseline_plan(&r, &p, &s, &e), CALPA_EINPUT);
+    env_free(&v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -248,6 +378,9 @@ int main(void)
         cmocka_unit_test(test_megatron_grid_and_schedules),
         cmocka_unit_test(test_impossible),
         cmocka_unit_test(test_reader_errors),
+        cmocka_unit_test(test_megatron_dp1_is_tensor_parallel),
+        cmocka_unit_test(test_megatron_175b_tp_in_nodes),
+        cmocka_unit_test(test_run_settings_round_trip),
     };
     return cmocka_run_group_tests_name("plan", tests, NULL, NULL);
 }

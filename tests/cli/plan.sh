@@ -56,6 +56,20 @@ jcheck '(.stages | length) == 4 and .meshes == 2 and .virtual_stages == 2 and .s
 # Schedules and cross-stage communication change the prediction, not the keys.
 expect 0 "" -- plan --model "$M" --cluster "$C" --global-batch 16 --method megatron --tp 1 --pp 4 --dp 1 --micro-batches 4 --schedule gpipe --cross-stage-comm on --json
 jcheck '.schedule == "gpipe" and .cross_stage_comm == true and ([.stages[] | .p2p_time_s > 0] | any)'
+# Megatron's letters (no ILP): dp 1 is tensor parallel on every stage.
+expect 0 "" -- plan --model "$M" --cluster "$C" --global-batch 16 --method megatron --tp 2 --pp 2 --dp 1 --micro-batches 4 --json
+jcheck '.note | test("no ILP")'
+jcheck '[.stages[] | .ilp_status == "none" and ([.op_strategy[] | .[0][0:1] == "-" and (.[0][1:2] | test("[nefvs-]"))] | all) and ([.op_strategy[] | .[0][1:2] == "f"] | any)] | all'
+# Run settings: in the file, in plan show, bad values refused.
+expect 0 "" -- plan --model "$M" --cluster "$C" --global-batch 16 --method megatron --tp 2 --pp 1 --dp 2 --micro-batches 2 --seq-parallel --zero 1 --dp-overlap --bucket-mb 4 --no-scatter-gather -o "$T/settings.json" --json
+jcheck '.seq_parallel == true and .zero == 1 and .dp_overlap == true and .bucket_bytes == 4194304 and .scatter_gather == false'
+jcheck '[.stages[].op_strategy[] | .[0][1:2] == "s"] | any'
+expect 0 "" -- plan show "$T/settings.json"
+grep -qF "run settings    sequence parallel on, dp overlap on (buckets 4.00 MiB), ZeRO 1, scatter/gather off" "$T/out" && ok || bad "plan show lacks the run settings"
+expect 0 "" -- plan --model "$M" --cluster "$C" --global-batch 16 --method data --json
+jcheck '.seq_parallel == false and .zero == 0 and .dp_overlap == false and .scatter_gather == true'
+expect 2 "option --zero" -- plan --model "$M" --cluster "$C" --global-batch 16 --method megatron --zero 4
+expect 2 "only --method megatron" -- plan --model "$M" --cluster "$C" --global-batch 16 --method data --seq-parallel
 
 # Impossible requests: exit 1, a reason, no plan file.
 rm -f "$T/no.json"
