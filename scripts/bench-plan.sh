@@ -1,6 +1,7 @@
 #!/bin/sh
 # bench-plan.sh BIN [suites] - how fast the planner is (measured, never
-# asserted): `calpa plan --method alpa` for GPT-39B on 8 p3.16xlarge nodes
+# asserted; the CPU seconds beside the wall time are the stable number on a shared
+# machine): `calpa plan --method alpa` for GPT-39B on 8 p3.16xlarge nodes
 # (64 V100s, global batch 1024), with its breakdown (clustering, intra-op
 # problems and their time, DP, building the plan), with the micro-batch count
 # searched and fixed at Alpa's 1024; the Megatron grid search on the same
@@ -14,10 +15,13 @@ C8="p3.16xlarge:nodes=8"
 run() { # run LABEL ARGS...: one plan, its wall time and the planner's breakdown
     label=$1; shift
     t0=$(date +%s.%N)
-    if "$bin" plan "$@" --json >"$T/out" 2>"$T/err"; then
+    echo "? ?" >"$T/cpu"
+    tm=""; [ -x /usr/bin/time ] && tm="/usr/bin/time -f %U_%S -o $T/cpu"
+    if $tm "$bin" plan "$@" --json >"$T/out" 2>"$T/err"; then
         t1=$(date +%s.%N)
-        jq -r --arg l "$label" --arg w "$(echo "$t0 $t1" | awk '{printf "%.2f", $2-$1}')" '
-          "\($l): wall \($w) s; planner \(.planner.total_s*100|round/100) s = clustering \(.planner.clustering_s*1000|round/1000) s + stage costs \(.planner.stage_costs_s*100|round/100) s + DP \(.planner.dp_s*1000|round/1000) s + plan \(.planner.build_s*100|round/100) s",
+        cpu=$(tr '_' ' ' <"$T/cpu" | awk '{ if ($1 == "?") print "?"; else printf "%.1f", $1 + $2 }')
+        jq -r --arg l "$label" --arg w "$(echo "$t0 $t1" | awk '{printf "%.2f", $2-$1}')" --arg c "$cpu" '
+          "\($l): wall \($w) s (CPU \($c) s, all processes; wall depends on the load); planner \(.planner.total_s*100|round/100) s = clustering \(.planner.clustering_s*1000|round/1000) s + stage costs \(.planner.stage_costs_s*100|round/100) s + DP \(.planner.dp_s*1000|round/1000) s + plan \(.planner.build_s*100|round/100) s",
           "   intra-op problems solved \(.planner.intra_op_problems) in \(.planner.intra_op_solve_s*100|round/100) s; ranges folded \(.planner.ranges_folded); cache hits \(.planner.cache_hits); stage-cost entries \(.planner.stage_cost_entries); micro-batch choices \(.planner.micro_batch_choices); configurations \(.planner.configurations)",
           "   plan: \(.micro_batches) micro-batches, \(.stages|length) stages \([.stages[] | "\(.layers[0])-\(.layers[1]):(\(.submesh|join(",")))->(\(.logical_mesh|join(",")))\(if .shard_options.force_batch_dim == 0 then "dp" else "" end)"] | join(" ")); predicted \(.predicted_iteration_time_s*1000|round/1000) s/iter, \(.tflops_per_device*10|round/10) TFLOP/s per GPU"' "$T/out"
         jq -r --arg l "$label" '"   configurations per second: \(.planner.configurations / .planner.total_s * 10 | round / 10)"' "$T/out" | grep -v "second: 0$" || true
