@@ -1279,7 +1279,9 @@ CalpaStatus sweep_plot(const Suite *s, const char *data, const char *ref, const 
                 if (!strcmp(tt->rows[r][ks], names[k]) && num(tt->rows[r][kx]) == xs[g]) found = r;
             if (found < 0) continue;
             double v = num(tt->rows[found][ky]);
-            int bad = !isfinite(v) || (!isref && cst >= 0 && strcmp(tt->rows[found][cst], "ok"));
+            /* a plan's time counts even when its simulation failed or did not fit */
+            int bad = !isfinite(v) || (!isref && cst >= 0 && strcmp(tt->rows[found][cst], "ok") &&
+                                       strcmp(sp->y, "plan_time_s"));
             x[n] = bars ? g : xs[g];
             y[n] = bad ? NAN : v;
             f[n] = bad;
