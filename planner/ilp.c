@@ -457,11 +457,15 @@ CalpaStatus ilp_solve(const IlpProblem *p, IlpResult *r, Err *e)
                 r->lp_bound = glp_get_obj_val(lp) * mscale;
         }
         double lim_s = p->time_limit_s > 0 ? p->time_limit_s : 600;
-        /* The LP relaxation first, always, with the dual simplex: on the
-         * intra-op programs the relaxation is almost always integral, so the
-         * time is this LP, not branch and bound (a 2D-mesh GPT stage: 15k
-         * columns, primal simplex inside glp_intopt 1.4 s, dual 0.4 s); its
-         * optimal basis then starts glp_intopt without the MIP presolver. */
+        /* The LP relaxation first, always, with the dual simplex; its optimal
+         * basis then starts glp_intopt without the MIP presolver. Measured
+         * (docs-fragments/plan.md, Speed): on the intra-op programs the
+         * relaxation is integral, glp_intopt closes at the root in ~10 ms,
+         * and the time is this LP (a 3-layer GPT-39B middle range on a 2x2
+         * mesh: 15k columns, 12k of them edge products, 4.9k rows, ~2 s).
+         * The dual simplex was 3x faster than glp_intopt's primal in glpsol
+         * on such a program; in the planner it measured even (141 vs 143 CPU s
+         * over the whole GPT-39B micro-batch search). Exact either way. */
         if (r->lp_bound < 0) {
             glp_smcp sp;
             glp_init_smcp(&sp);
