@@ -462,7 +462,7 @@ CalpaStatus ilp_solve(const IlpProblem *p, IlpResult *r, Err *e)
          * (docs-fragments/plan.md, Speed): on the intra-op programs the
          * relaxation is integral, glp_intopt closes at the root in ~10 ms,
          * and the time is this LP (a 3-layer GPT-39B middle range on a 2x2
-         * mesh: 15k columns, 12k of them edge products, 4.9k rows, ~2 s).
+         * mesh: 15k columns, 14k of them edge products, 4.9k rows, ~2 s).
          * The dual simplex was 3x faster than glp_intopt's primal in glpsol
          * on such a program; in the planner it measured even (141 vs 143 CPU s
          * over the whole GPT-39B micro-batch search). Exact either way. */
