@@ -597,55 +597,53 @@ CalpaStatus baseline_plan(const PlanRequest *req, Plan *out, PlanStats *stats, E
         }
         goto done;
     }
-    /* the candidates of the grid methods: (tp, pp, dp) meshes and configs */
+    /* the candidates of the grid methods: pipeline depths, meshes and configs */
     int single = !strcmp(m, "data") || !strcmp(m, "zero2") || !strcmp(m, "zero3") ||
                  !strcmp(m, "deepspeed-moe") || !strcmp(m, "intra-only");
-    {
-        for (int pp = 1; pp <= D && !st; pp++) {
-            if (single && pp > 1) break;
-            if (D % pp || pp * v > nlayers) continue;
-            if (is_ppdp && req->pp && pp != req->pp) continue;
-            memset(&u, 0, sizeof u);
-            u.pp = pp;
-            u.v = v;
-            if (!submesh_of(cl, D / pp, &u.sm)) continue;
-            long long unit = 1;
-            MeshConfig base = {{D / pp, 1}, 0, -1, 0, 0};
-            if (is_ppdp || !strcmp(m, "data") || !strcmp(m, "zero2") || !strcmp(m, "zero3")) {
-                u.cfg[0] = base;
-                u.cfg[0].force_dp = 1;
-                u.cfg[0].prefer_reduce_scatter = !strcmp(m, "zero2");
-                u.cfg[0].zero3 = !strcmp(m, "zero3");
-                u.n_cfg = 1;
-                unit = D / pp;
-            } else if (!strcmp(m, "deepspeed-moe")) {
-                u.cfg[0] = base;
-                u.cfg[0].prefer_reduce_scatter = 1;
-                u.n_cfg = 1;
-                unit = D;
+    for (int pp = 1; pp <= D && !st; pp++) {
+        if (single && pp > 1) break;
+        if (D % pp || pp * v > nlayers) continue;
+        if (is_ppdp && req->pp && pp != req->pp) continue;
+        memset(&u, 0, sizeof u);
+        u.pp = pp;
+        u.v = v;
+        if (!submesh_of(cl, D / pp, &u.sm)) continue;
+        long long unit = 1;
+        MeshConfig base = {{D / pp, 1}, 0, -1, 0, 0};
+        if (is_ppdp || !strcmp(m, "data") || !strcmp(m, "zero2") || !strcmp(m, "zero3")) {
+            u.cfg[0] = base;
+            u.cfg[0].force_dp = 1;
+            u.cfg[0].prefer_reduce_scatter = !strcmp(m, "zero2");
+            u.cfg[0].zero3 = !strcmp(m, "zero3");
+            u.n_cfg = 1;
+            unit = D / pp;
+        } else if (!strcmp(m, "deepspeed-moe")) {
+            u.cfg[0] = base;
+            u.cfg[0].prefer_reduce_scatter = 1;
+            u.n_cfg = 1;
+            unit = D;
+        }
+        int nK = micro_counts(req, unit, Ks, 8);
+        if (nK == 0) {
+            snprintf(why, sizeof why, "no micro-batch size divides global batch %lld into "
+                     "multiples of %lld", B, unit);
+            continue;
+        }
+        for (int ki = 0; ki < nK && !st; ki++) {
+            long long b = B / Ks[ki];
+            StageCtx *x = ctx_get(&cx, b);
+            if (!x) continue;
+            if (!u.n_cfg || !strcmp(m, "intra-only") || !strcmp(m, "equal-layer") ||
+                !strcmp(m, "equal-operator")) {
+                u.n_cfg = interop_configs(u.sm, !strcmp(m, "intra-only") ? LOGICAL_ALL
+                                                                        : req->logical_space,
+                                          b, u.cfg, 16);
             }
-            int nK = micro_counts(req, unit, Ks, 8);
-            if (nK == 0) {
-                snprintf(why, sizeof why, "no micro-batch size divides global batch %lld into "
-                         "multiples of %lld", B, unit);
-                continue;
-            }
-            for (int ki = 0; ki < nK && !st; ki++) {
-                long long b = B / Ks[ki];
-                StageCtx *x = ctx_get(&cx, b);
-                if (!x) continue;
-                if (!u.n_cfg || !strcmp(m, "intra-only") || !strcmp(m, "equal-layer") ||
-                    !strcmp(m, "equal-operator")) {
-                    u.n_cfg = interop_configs(u.sm, !strcmp(m, "intra-only") ? LOGICAL_ALL
-                                                                            : req->logical_space,
-                                              b, u.cfg, 16);
-                }
-                split_layers(x->g, pp * v, !strcmp(m, "equal-operator"), u.first, u.last);
-                double total;
-                if ((st = uniform_eval(req, x, Ks[ki], &u, ch, &total, e))) break;
-                stats->n_configs++;
-                consider(&best, total, Ks[ki], b, ch, pp * v);
-            }
+            split_layers(x->g, pp * v, !strcmp(m, "equal-operator"), u.first, u.last);
+            double total;
+            if ((st = uniform_eval(req, x, Ks[ki], &u, ch, &total, e))) break;
+            stats->n_configs++;
+            consider(&best, total, Ks[ki], b, ch, pp * v);
         }
     }
 done:

@@ -1,7 +1,7 @@
 /*
  * cmd_validate.c - `calpa validate`: predicted vs published, Megatron-LM
  * Table 1 (TFLOP/s per GPU) and Korthikanti et al. Table 5 (iteration
- * time), each row planned (Megatron TP x PP x DP builder) and simulated on
+ * time), each row planned (the planner's megatron method) and simulated on
  * dgx-a100-80g nodes; per-row error, average and maximum |error|.
  */
 #include <stdio.h>
