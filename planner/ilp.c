@@ -8,19 +8,29 @@
  * Variables:
  *   s_v[i] in {0,1}          for every node with n_v >= 2 (a node with one
  *                            strategy is the constant 1)
- *   e_uv[i,j] in [0,1]       for every edge and allowed pair (R_uv[i,j] < INF)
+ *   e_uv[a,b] in [0,1]       for every edge and allowed pair of classes (below)
  *   U_t >= 0                 bytes live at point t (only with a budget M)
  *
- * (1) min   sum_v sum_i s_v[i] c_v[i]  +  sum_(u,v) sum_ij e_uv[i,j] R_uv[i,j]
+ * Classes: per edge, u's strategies whose rows of R_uv are identical form a
+ * row class a (i in a), v's strategies with identical columns a column
+ * class b; R_uv[a,b] is the common value (R_uv has one value per class pair).
+ *
+ * (1) min   sum_v sum_i s_v[i] c_v[i]  +  sum_(u,v) sum_ab e_uv[a,b] R_uv[a,b]
  * (2)       sum_i s_v[i] = 1                                  for all v      (Alpa b)
- * (3)       sum_j e_uv[i,j] = s_u[i]                          for all (u,v), i (Alpa f)
- * (4)       sum_i e_uv[i,j] = s_v[j]                          for all (u,v), j (Alpa g)
+ * (3)       sum_b e_uv[a,b] = sum_(i in a) s_u[i]             for all (u,v), a (Alpa f)
+ * (4)       sum_a e_uv[a,b] = sum_(j in b) s_v[j]             for all (u,v), b (Alpa g)
  * (5)       s_u[i] + s_v[j] <= 1                              for (i,j) in B_uv (Alpa h)
  * (6)       s_v[i] = 0                                        where c_v[i] >= INF
  * (7)       U_t - U_{t-1} = sum_{terms starting at t} m.s  -  sum_{terms ending at t-1} m.s
  * (8)       U_t <= M                                          for all t      (Alpa c)
  *
- * Notes.  (3)+(4) with binary s force e = s_u (outer) s_v, so e can be
+ * Notes.  With singleton classes this is Alpa's program; merging classes is
+ * exact (for 0/1 s the right sides are the 0/1 indicators of the chosen
+ * classes, so exactly one e_uv[a,b] is 1, at the chosen pair's cost) and
+ * removes the duplicated product columns: ~24 % of them on a 2D-mesh GPT
+ * stage, ~20 % of the planner's CPU time (docs-fragments/plan.md, Speed).
+ * Tested against brute force (tests/test_ilp.c).
+ * (3)+(4) with binary s force e = s_u (outer) s_v, so e can be
  * continuous (Alpa declares it binary and writes (3),(4) as <= with
  * sum e = 1; with equalities the relaxation is tighter and GLPK branches
  * only on s).  (7) is a prefix-sum rewrite of Alpa's (c), sum over the
@@ -187,6 +197,34 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* Classes of an edge's strategies: cu[i] = the class of u's strategy i
+ * (strategies whose cost rows are identical share one), cw[j] the same for
+ * v's columns; *nr, *nc the counts and ru[a], rw[b] a representative each.
+ * The program carries one product column per allowed class pair. */
+static void edge_classes(const IlpEdge *ed, int nu, int nw, int *cu, int *cw, int *ru, int *rw,
+                         int *nr, int *nc)
+{
+    *nr = *nc = 0;
+    for (int i = 0; i < nu; i++) {
+        int a = 0;
+        while (a < *nr && memcmp(ed->cost + (size_t)ru[a] * nw, ed->cost + (size_t)i * nw,
+                                 (size_t)nw * sizeof(double)))
+            a++;
+        if (a == *nr) ru[(*nr)++] = i;
+        cu[i] = a;
+    }
+    for (int j = 0; j < nw; j++) {
+        int b = 0;
+        for (; b < *nc; b++) {
+            int same = 1;
+            for (int i = 0; i < nu && same; i++) same = ed->cost[i * nw + j] == ed->cost[i * nw + rw[b]];
+            if (same) break;
+        }
+        if (b == *nc) rw[(*nc)++] = j;
+        cw[j] = b;
+    }
+}
+
 /* Column values (1-based) of the assignment p->warm_start in the program
  * built by ilp_solve: s from the choice, e as the product, U as the live
  * bytes, Z as the peak. The column order mirrors ilp_solve's. */
@@ -206,11 +244,15 @@ static double *warm_vector(const IlpProblem *p, glp_prob *lp, const int *col0, d
         const IlpEdge *ed = &p->edge[k];
         int nu = p->node[ed->u].n, nw = p->node[ed->v].n;
         if (nu == 1 || nw == 1) continue;
-        for (int i = 0; i < nu; i++)
-            for (int j = 0; j < nw; j++) {
-                if (ed->cost[i * nw + j] >= p->inf) continue;
-                x[c++] = ch[ed->u] == i && ch[ed->v] == j;
+        int *cl = xmalloc((size_t)2 * (nu + nw) * sizeof(int)), nr, nc;
+        edge_classes(ed, nu, nw, cl, cl + nu, cl + nu + nw, cl + 2 * nu + nw, &nr, &nc);
+        const int *ru = cl + nu + nw, *rw = cl + 2 * nu + nw;
+        for (int a = 0; a < nr; a++)
+            for (int b = 0; b < nc; b++) {
+                if (ed->cost[ru[a] * nw + rw[b]] >= p->inf) continue;
+                x[c++] = cl[ch[ed->u]] == a && cl[nu + ch[ed->v]] == b;
             }
+        free(cl);
     }
     if (c <= ncols && p->n_points > 0) { /* U_t, then Z */
         double *delta = xcalloc((size_t)p->n_points + 1, sizeof(double));
@@ -296,40 +338,53 @@ CalpaStatus ilp_solve(const IlpProblem *p, IlpResult *r, Err *e)
             glp_set_obj_coef(lp, 0, obj_const);
             continue;
         }
-        int *ecol = xmalloc((size_t)nu * nw * sizeof(int));
+        /* strategies with identical cost rows (columns) share their product
+         * columns: e_ab for row class a and column class b, (3) summed over a
+         * class. For 0/1 s exactly one e_ab is 1, the chosen pair's classes,
+         * at the chosen pair's cost: the same program, fewer columns. */
+        int *cl = xmalloc((size_t)2 * (nu + nw) * sizeof(int)), nr, nc;
+        edge_classes(ed, nu, nw, cl, cl + nu, cl + nu + nw, cl + 2 * nu + nw, &nr, &nc);
+        const int *cu = cl, *cw = cl + nu, *ru = cl + nu + nw, *rw = cl + 2 * nu + nw;
+        int *ecol = xmalloc((size_t)nr * nc * sizeof(int));
         CHECK(ecol != NULL);
         int n_allowed = 0;
-        for (int i = 0; i < nu * nw; i++) n_allowed += ed->cost[i] < p->inf;
+        for (int a = 0; a < nr; a++)
+            for (int b = 0; b < nc; b++) n_allowed += ed->cost[ru[a] * nw + rw[b]] < p->inf;
         int c0 = n_allowed ? glp_add_cols(lp, n_allowed) : 0, c = c0;
-        for (int i = 0; i < nu * nw; i++) {
-            if (ed->cost[i] >= p->inf) {
-                ecol[i] = 0;
-                continue;
+        for (int a = 0; a < nr; a++)
+            for (int b = 0; b < nc; b++) {
+                double cost = ed->cost[ru[a] * nw + rw[b]];
+                if (cost >= p->inf) {
+                    ecol[a * nc + b] = 0;
+                    continue;
+                }
+                ecol[a * nc + b] = c; /* e in [0,1]: (3)+(4) make it the product */
+                glp_set_col_bnds(lp, c, GLP_DB, 0, 1);
+                if (!p->minimize_memory) glp_set_obj_coef(lp, c, cost);
+                c++;
             }
-            ecol[i] = c; /* e in [0,1]: (3)+(4) make it the product */
-            glp_set_col_bnds(lp, c, GLP_DB, 0, 1);
-            if (!p->minimize_memory) glp_set_obj_coef(lp, c, ed->cost[i]);
-            c++;
-        }
-        for (int i = 0; i < nu; i++) { /* (3) */
+        for (int a = 0; a < nr; a++) { /* (3) */
             row.n = 0;
-            for (int j = 0; j < nw; j++)
-                if (ecol[i * nw + j]) row_add(&row, ecol[i * nw + j], 1);
-            row_add(&row, col0[ed->u] + i, -1);
+            for (int b = 0; b < nc; b++)
+                if (ecol[a * nc + b]) row_add(&row, ecol[a * nc + b], 1);
+            for (int i = 0; i < nu; i++)
+                if (cu[i] == a) row_add(&row, col0[ed->u] + i, -1);
             int rr = glp_add_rows(lp, 1);
             glp_set_row_bnds(lp, rr, GLP_FX, 0, 0);
             glp_set_mat_row(lp, rr, row.n, row.ind, row.val);
         }
-        for (int j = 0; j < nw; j++) { /* (4) */
+        for (int b = 0; b < nc; b++) { /* (4) */
             row.n = 0;
-            for (int i = 0; i < nu; i++)
-                if (ecol[i * nw + j]) row_add(&row, ecol[i * nw + j], 1);
-            row_add(&row, col0[ed->v] + j, -1);
+            for (int a = 0; a < nr; a++)
+                if (ecol[a * nc + b]) row_add(&row, ecol[a * nc + b], 1);
+            for (int j = 0; j < nw; j++)
+                if (cw[j] == b) row_add(&row, col0[ed->v] + j, -1);
             int rr = glp_add_rows(lp, 1);
             glp_set_row_bnds(lp, rr, GLP_FX, 0, 0);
             glp_set_mat_row(lp, rr, row.n, row.ind, row.val);
         }
         free(ecol);
+        free(cl);
     }
     /* (5) alias pairs */
     for (int k = 0; k < p->n_alias; k++) {
