@@ -56,6 +56,8 @@ static const char USAGE[] =
     "  --memory-aware-ilp       re-solve a stage whose cheapest sharding overflows memory\n"
     "                           (by < 2x) under the memory budget (slower; default off)\n"
     "  --dp-gap S               alpa DP: t_max gap (default 1e-6 s; 0 exact)\n"
+    "  --allow-oom              write and print a plan even if it does not fit in memory\n"
+    "                           (otherwise: exit 1, nothing written)\n"
     "  -o FILE                  write the plan file (atomically)\n"
     "  --json                   print the plan and the planner's statistics as JSON\n"
     "  --verbose                progress on stderr (twice: every intra-op problem)\n"
@@ -162,6 +164,7 @@ int cmd_plan(int argc, char **argv)
         {"dp-overlap", no_argument, 0, 'O'},
         {"bucket-mb", required_argument, 0, 'K'},
         {"no-scatter-gather", no_argument, 0, 'N'},
+        {"allow-oom", no_argument, 0, 'X'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     static const char *const SCHEDS[] = {"gpipe", "1f1b", "interleaved", "zb-h1"};
@@ -176,7 +179,7 @@ int cmd_plan(int argc, char **argv)
     plan_request_default(&req);
     const char *model = NULL, *cluster = NULL, *profile = NULL, *outfile = NULL;
     int64_t v64 = 0, batch = 0;
-    int json = 0, c, idx;
+    int json = 0, allow_oom = 0, c, idx;
     while ((c = getopt_long(argc, argv, "ho:", LONG, NULL)) != -1) {
         switch (c) {
         case 'M': model = optarg; break;
@@ -234,6 +237,7 @@ int cmd_plan(int argc, char **argv)
             break;
         }
         case 'N': req.no_scatter_gather = 1; break;
+        case 'X': allow_oom = 1; break;
         case 'h': fputs(USAGE, stdout); return 0;
         default: return cli_usage_error(USAGE, NULL);
         }
@@ -278,6 +282,15 @@ int cmd_plan(int argc, char **argv)
     st = baseline_plan(&req, &p, &stats, &e);
     if (st) {
         rc = cli_err(st, &e);
+        goto out;
+    }
+    /* a plan that does not fit is an impossible request: exit 1, no file,
+     * unless asked for (to simulate or inspect it anyway) */
+    if (!p.fits_memory && !allow_oom) {
+        rc = cli_fail(1, "--method %s: the plan for %s on %s does not fit in device memory "
+                      "(%s); no plan written (--allow-oom writes it anyway)", p.method,
+                      model, cluster, p.note[0] ? p.note : "predicted peak over the usable memory");
+        plan_free(&p);
         goto out;
     }
     if (outfile && (st = plan_write(outfile, &p, &e))) {

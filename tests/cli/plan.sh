@@ -88,4 +88,12 @@ expect 2 "key 'format'" -- plan show "$T/bad.json"
 echo '{' >"$T/bad2.json"
 expect 2 "" -- plan show "$T/bad2.json"
 expect 2 "" -- plan show "$T/missing.json"
+# a fixed Megatron configuration that does not fit: exit 1, nothing written,
+# unless --allow-oom
+rm -f "$T/oom.json"
+expect 1 "does not fit" -- plan --model gpt-39b --cluster p3.16xlarge:nodes=1 --global-batch 64 --method megatron --tp 8 --pp 1 --dp 1 --micro-batch-size 1 -o "$T/oom.json"
+[ ! -e "$T/oom.json" ] && ok || bad "an OOM plan was written"
+expect 0 "" -- plan --model gpt-39b --cluster p3.16xlarge:nodes=1 --global-batch 64 --method megatron --tp 8 --pp 1 --dp 1 --micro-batch-size 1 -o "$T/oom.json" --allow-oom --json
+jcheck '.fits_memory == false'
+[ -s "$T/oom.json" ] && ok || bad "--allow-oom wrote nothing"
 finish
