@@ -28,7 +28,7 @@
  * exact (for 0/1 s the right sides are the 0/1 indicators of the chosen
  * classes, so exactly one e_uv[a,b] is 1, at the chosen pair's cost) and
  * removes the duplicated product columns: ~24 % of them on a 2D-mesh GPT
- * stage, ~20 % of the planner's CPU time (docs-fragments/plan.md, Speed).
+ * stage, 20-25 % of the planner's CPU time (docs-fragments/plan.md, Speed).
  * Tested against brute force (tests/test_ilp.c).
  * (3)+(4) with binary s force e = s_u (outer) s_v, so e can be
  * continuous (Alpa declares it binary and writes (3),(4) as <= with
