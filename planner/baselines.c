@@ -347,20 +347,7 @@ static CalpaStatus megatron_build(const PlanRequest *req, StageCtx *x, int tp, i
         graph_free(&sg);
     }
     double *tm = xcalloc((size_t)pp, sizeof(double)), *sync = xcalloc((size_t)pp, sizeof(double));
-    for (int j = 0; j < n; j++) {
-        PlanStage *ps = &out->stages[j];
-        double p2p = 0;
-        if (j > 0 && out->stages[j - 1].mesh_id != ps->mesh_id)
-            p2p += stagecost_p2p_time(&x->oracle, fwd_b[j], out->stages[j - 1].devices,
-                                      out->stages[j - 1].n_devices, ps->devices, ps->n_devices);
-        if (j + 1 < n && out->stages[j + 1].mesh_id != ps->mesh_id)
-            p2p += stagecost_p2p_time(&x->oracle, bwd_b[j], out->stages[j + 1].devices,
-                                      out->stages[j + 1].n_devices, ps->devices, ps->n_devices);
-        ps->p2p_time_s = p2p;
-        ps->stage_time_s = ps->compute_time_s + ps->comm_time_s + (req->cross_stage_comm ? p2p : 0);
-        tm[ps->mesh_id] += ps->stage_time_s;
-        sync[ps->mesh_id] += ps->sync_time_s;
-    }
+    stagecost_stage_times(out, &x->oracle, fwd_b, bwd_b, req->cross_stage_comm, tm, sync);
     free(fwd_b);
     free(bwd_b);
     /* memory: in-flight micro-batches under the schedule (reference executor) */

@@ -541,20 +541,7 @@ CalpaStatus interop_build_plan(const PlanRequest *req, StageCtx *x, const StageC
     if (rc) goto done;
     /* p2p with the real neighbours, stage and mesh times */
     double *tm = xcalloc((size_t)P, sizeof(double)), *sync = xcalloc((size_t)P, sizeof(double));
-    for (int i = 0; i < n; i++) {
-        PlanStage *ps = &out->stages[i];
-        double p2p = 0;
-        if (i > 0 && out->stages[i - 1].mesh_id != ps->mesh_id)
-            p2p += stagecost_p2p_time(&x->oracle, fwd_b[i], out->stages[i - 1].devices,
-                                      out->stages[i - 1].n_devices, ps->devices, ps->n_devices);
-        if (i + 1 < n && out->stages[i + 1].mesh_id != ps->mesh_id)
-            p2p += stagecost_p2p_time(&x->oracle, bwd_b[i], out->stages[i + 1].devices,
-                                      out->stages[i + 1].n_devices, ps->devices, ps->n_devices);
-        ps->p2p_time_s = p2p;
-        ps->stage_time_s = ps->compute_time_s + ps->comm_time_s + (req->cross_stage_comm ? p2p : 0);
-        tm[ps->mesh_id] += ps->stage_time_s;
-        sync[ps->mesh_id] += ps->sync_time_s;
-    }
+    stagecost_stage_times(out, &x->oracle, fwd_b, bwd_b, req->cross_stage_comm, tm, sync);
     /* memory: in-flight micro-batches under the schedule (reference executor) */
     Schedule sc;
     int v = out->virtual_stages;

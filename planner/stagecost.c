@@ -698,3 +698,22 @@ void stagecost_given(StageCtx *x, const Graph *sg, const char (*letters)[2], Sub
     free(mask);
     free(set);
 }
+
+void stagecost_stage_times(Plan *p, const CostOracle *o, const double *fwd_b,
+                           const double *bwd_b, int cross_stage_comm, double *tm, double *sync)
+{
+    for (int i = 0; i < p->n_stages; i++) {
+        PlanStage *ps = &p->stages[i];
+        double p2p = 0;
+        if (i > 0 && p->stages[i - 1].mesh_id != ps->mesh_id)
+            p2p += stagecost_p2p_time(o, fwd_b[i], p->stages[i - 1].devices,
+                                      p->stages[i - 1].n_devices, ps->devices, ps->n_devices);
+        if (i + 1 < p->n_stages && p->stages[i + 1].mesh_id != ps->mesh_id)
+            p2p += stagecost_p2p_time(o, bwd_b[i], p->stages[i + 1].devices,
+                                      p->stages[i + 1].n_devices, ps->devices, ps->n_devices);
+        ps->p2p_time_s = p2p;
+        ps->stage_time_s = ps->compute_time_s + ps->comm_time_s + (cross_stage_comm ? p2p : 0);
+        tm[ps->mesh_id] += ps->stage_time_s;
+        sync[ps->mesh_id] += ps->sync_time_s;
+    }
+}

@@ -41,6 +41,7 @@
 #include "cluster.h"
 #include "cost.h"
 #include "graph.h"
+#include "plan.h"
 #include "profile.h"
 #include "zoo.h"
 
@@ -129,6 +130,14 @@ void stagecost_boundary_bytes(const Graph *sg, double *fwd_bytes, double *bwd_by
  * node, one NIC flow across nodes. */
 double stagecost_p2p_time(const CostOracle *o, double bytes, const int *src, int ns,
                           const int *dst, int nd);
+
+/* Fills every stage's p2p_time_s (activations in from the previous stage,
+ * gradients in from the next one, when they sit on another mesh) and
+ * stage_time_s (compute + comm, + p2p when cross_stage_comm), and adds each
+ * stage's stage time and sync time into tm[mesh_id] and sync[mesh_id].
+ * fwd_b[i], bwd_b[i]: boundary bytes of stage i (stagecost_boundary_bytes). */
+void stagecost_stage_times(Plan *p, const CostOracle *o, const double *fwd_b,
+                           const double *bwd_b, int cross_stage_comm, double *tm, double *sync);
 
 /* Compute time (s) of operator op of g under strategy letters on mesh
  * (one letter per mesh dim, 0 = none), per the oracle's profile. */
