@@ -299,20 +299,7 @@ static double megatron_eval(const PlanRequest *req, StageCtx *x, int tp, int pp,
 static CalpaStatus megatron_build(const PlanRequest *req, StageCtx *x, int tp, int pp, int dp,
                                   int v, int K, Submesh sm, Plan *out, Err *e)
 {
-    plan_init(out);
-    snprintf(out->method, sizeof out->method, "%s", req->method);
-    snprintf(out->model_spec, sizeof out->model_spec, "%s", req->model_spec);
-    out->model = req->model;
-    snprintf(out->cluster_spec, sizeof out->cluster_spec, "%s", req->cluster_spec);
-    cluster_copy(&out->cluster, req->cluster);
-    snprintf(out->profile, sizeof out->profile, "%s", req->profile_name);
-    out->global_batch = req->global_batch;
-    out->micro_batches = K;
-    out->micro_batch_size = req->global_batch / K;
-    out->schedule = req->schedule;
-    out->recompute = req->recompute;
-    out->cross_stage_comm = req->cross_stage_comm;
-    out->memory_reserve = req->memory_reserve;
+    plan_init_request(out, req, K);
     out->n_meshes = pp;
     out->virtual_stages = v;
     int n = pp * v, nd = dp * tp, L = x->g->n_layers;

@@ -435,11 +435,9 @@ static void solved_fill(SolvedStage *s, const Graph *sg, const ShardResult *r)
     }
 }
 
-CalpaStatus interop_build_plan(const PlanRequest *req, StageCtx *x, const StageChoice *st,
-                               int n, int K, Plan *out, Err *e)
+void plan_init_request(Plan *out, const PlanRequest *req, int K)
 {
     plan_init(out);
-    CalpaStatus rc = CALPA_OK;
     snprintf(out->method, sizeof out->method, "%s", req->method);
     snprintf(out->model_spec, sizeof out->model_spec, "%s", req->model_spec);
     out->model = req->model;
@@ -453,6 +451,13 @@ CalpaStatus interop_build_plan(const PlanRequest *req, StageCtx *x, const StageC
     out->recompute = req->recompute;
     out->cross_stage_comm = req->cross_stage_comm;
     out->memory_reserve = req->memory_reserve;
+}
+
+CalpaStatus interop_build_plan(const PlanRequest *req, StageCtx *x, const StageChoice *st,
+                               int n, int K, Plan *out, Err *e)
+{
+    plan_init_request(out, req, K);
+    CalpaStatus rc = CALPA_OK;
     int P = 0;
     for (int i = 0; i < n; i++)
         if (st[i].mesh_id + 1 > P) P = st[i].mesh_id + 1;

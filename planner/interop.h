@@ -154,6 +154,10 @@ CalpaStatus interop_place(const Cluster *c, const Submesh *sm, int n, int **devs
  * neighbours, memory with the schedule's in-flight micro-batches, and the
  * predicted iteration time. x is the stage context of micro-batch size
  * req->global_batch / K. The plan owns copies of everything. */
+/* plan_init, then the request's model, cluster, profile, batch, K
+ * micro-batches, schedule, recompute and options copied into out. */
+void plan_init_request(Plan *out, const PlanRequest *req, int K);
+
 CalpaStatus interop_build_plan(const PlanRequest *req, StageCtx *x, const StageChoice *st,
                                int n, int K, Plan *out, Err *e);
 
