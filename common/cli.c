@@ -36,6 +36,22 @@ void cli_reset_getopt(void)
     opterr = 1;
 }
 
+const char *const CLI_RECOMPUTE_NAMES[3] = {"none", "full", "selective"};
+
+int cli_choice(const char *opt, const char *val, const char *const *names, int n, int *out)
+{
+    char list[256] = "";
+    for (int i = 0; i < n; i++) {
+        if (!strcmp(val, names[i])) {
+            *out = i;
+            return 0;
+        }
+        size_t l = strlen(list);
+        snprintf(list + l, sizeof list - l, "%s%s", i ? "|" : "", names[i]);
+    }
+    return cli_fail(2, "option --%s: '%s' is not one of %s", opt, val, list);
+}
+
 int cli_int(const char *opt, const char *val, int64_t min, int64_t max, int64_t *out)
 {
     int64_t v;

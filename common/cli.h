@@ -41,6 +41,13 @@ void cli_reset_getopt(void);
 int cli_int(const char *opt, const char *val, int64_t min, int64_t max, int64_t *out);
 int cli_double(const char *opt, const char *val, double min, double max, double *out);
 
+/* Index of val in names[0..n) into *out; else prints "option --opt: 'val'
+ * is not one of a|b|c" and returns 2 (0 on success). */
+int cli_choice(const char *opt, const char *val, const char *const *names, int n, int *out);
+
+/* The names of Recompute's values, in order: none, full, selective. */
+extern const char *const CLI_RECOMPUTE_NAMES[3];
+
 /* Human formatting into buf (returns buf): 1.50 GiB, 355.3 M, 12.3 TFLOP. */
 const char *fmt_bytes(double bytes, char *buf, size_t n);
 const char *fmt_count(double v, char *buf, size_t n);

@@ -24,15 +24,6 @@ static const char USAGE[] =
     "  --json             print one JSON object\n"
     "  --list             list the presets\n";
 
-static int parse_recompute(const char *s, Recompute *rc)
-{
-    if (!strcmp(s, "none")) *rc = RECOMPUTE_NONE;
-    else if (!strcmp(s, "full")) *rc = RECOMPUTE_FULL;
-    else if (!strcmp(s, "selective")) *rc = RECOMPUTE_SELECTIVE;
-    else return cli_fail(2, "option --recompute: '%s' is not one of none|full|selective", s);
-    return 0;
-}
-
 static cJSON *config_json(const ModelConfig *m)
 {
     cJSON *c = cJSON_CreateObject();
@@ -118,7 +109,12 @@ int cmd_model(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "h", LONG, NULL)) != -1) {
         switch (c) {
         case 'b': if (cli_int("global-batch", optarg, 1, (int64_t)1 << 40, &batch)) return 2; break;
-        case 'r': if (parse_recompute(optarg, &rc)) return 2; break;
+        case 'r': {
+            int i;
+            if (cli_choice("recompute", optarg, CLI_RECOMPUTE_NAMES, 3, &i)) return 2;
+            rc = (Recompute)i;
+            break;
+        }
         case 'j': json = 1; break;
         case 'l': list = 1; break;
         case 'h': fputs(USAGE, stdout); return 0;

@@ -97,19 +97,6 @@ static int plan_show(int argc, char **argv)
     return 0;
 }
 
-static int pick(const char *opt, const char *val, const char *const *names, int n, int *out)
-{
-    for (int i = 0; i < n; i++)
-        if (!strcmp(val, names[i])) {
-            *out = i;
-            return 0;
-        }
-    char list[256] = "";
-    for (int i = 0; i < n; i++)
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? "|" : "", names[i]);
-    return cli_fail(2, "option --%s: '%s' is not one of %s", opt, val, list);
-}
-
 static cJSON *stats_json(const PlanStats *s)
 {
     cJSON *j = cJSON_CreateObject();
@@ -169,8 +156,7 @@ int cmd_plan(int argc, char **argv)
         {0, 0, 0, 0}};
     static const char *const SCHEDS[] = {"gpipe", "1f1b", "interleaved", "zb-h1"};
     static const SchedKind SCHED_K[] = {SCHED_GPIPE, SCHED_1F1B, SCHED_INTERLEAVED, SCHED_ZB_H1};
-    static const char *const RCS[] = {"none", "full", "selective"};
-    static const char *const ONOFF[] = {"off", "on"};
+        static const char *const ONOFF[] = {"off", "on"};
     static const char *const SUBS[] = {"power_of_two", "small_power_of_two", "all"};
     static const char *const LOGS[] = {"single_node_model_parallel", "all", "same_as_physical",
                                        "data_parallel_only", "model_parallel_only"};
@@ -198,20 +184,20 @@ int cmd_plan(int argc, char **argv)
         case 'T': if (cli_int("tp", optarg, 1, 1 << 20, &v64)) return 2; req.tp = (int)v64; break;
         case 'P': if (cli_int("pp", optarg, 1, 1 << 20, &v64)) return 2; req.pp = (int)v64; break;
         case 'D': if (cli_int("dp", optarg, 1, 1 << 20, &v64)) return 2; req.dp = (int)v64; break;
-        case 'r': if (pick("recompute", optarg, RCS, 3, &idx)) return 2;
+        case 'r': if (cli_choice("recompute", optarg, CLI_RECOMPUTE_NAMES, 3, &idx)) return 2;
             req.recompute = (Recompute)idx; break;
-        case 's': if (pick("schedule", optarg, SCHEDS, 4, &idx)) return 2;
+        case 's': if (cli_choice("schedule", optarg, SCHEDS, 4, &idx)) return 2;
             req.schedule = SCHED_K[idx]; break;
         case 'v': if (cli_int("virtual-stages", optarg, 1, 1 << 10, &v64)) return 2;
             req.virtual_stages = (int)v64; break;
         case 'p': profile = optarg; break;
-        case 'x': if (pick("cross-stage-comm", optarg, ONOFF, 2, &idx)) return 2;
+        case 'x': if (cli_choice("cross-stage-comm", optarg, ONOFF, 2, &idx)) return 2;
             req.cross_stage_comm = idx; break;
         case 'L': if (cli_int("auto-layers", optarg, 1, 1 << 16, &v64)) return 2;
             req.auto_layers = (int)v64; break;
-        case 'S': if (pick("submesh-space", optarg, SUBS, 3, &idx)) return 2;
+        case 'S': if (cli_choice("submesh-space", optarg, SUBS, 3, &idx)) return 2;
             req.submesh_space = (SubmeshSpace)idx; break;
-        case 'G': if (pick("logical-space", optarg, LOGS, 5, &idx)) return 2;
+        case 'G': if (cli_choice("logical-space", optarg, LOGS, 5, &idx)) return 2;
             req.logical_space = (LogicalSpace)idx; break;
         case 'I':
             if (!strcmp(optarg, "inf")) req.imbalance_tolerance = INFINITY;
@@ -219,7 +205,7 @@ int cmd_plan(int argc, char **argv)
             break;
         case 'R': if (cli_double("memory-reserve", optarg, 0, 0.99, &req.memory_reserve)) return 2; break;
         case 't': if (cli_double("ilp-time-limit", optarg, 0.01, 1e6, &req.ilp_time_limit_s)) return 2; break;
-        case 'c': if (pick("stage-cost", optarg, MODES, 2, &idx)) return 2; req.individual = idx; break;
+        case 'c': if (cli_choice("stage-cost", optarg, MODES, 2, &idx)) return 2; req.individual = idx; break;
         case 'F': req.fold = 0; break;
         case 'g': if (cli_double("dp-gap", optarg, 0, 1e6, &req.dp_gap_s)) return 2; break;
         case 'o': outfile = optarg; break;

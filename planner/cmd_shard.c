@@ -294,12 +294,12 @@ int cmd_shard(int argc, char **argv)
         case 'G': o.allow_all_gather = 0; break;
         case 'A': o.allow_all_to_all = 0; break;
         case 'U': o.allow_uneven = 1; break;
-        case 'r':
-            if (!strcmp(optarg, "none")) rc = RECOMPUTE_NONE;
-            else if (!strcmp(optarg, "full")) rc = RECOMPUTE_FULL;
-            else if (!strcmp(optarg, "selective")) rc = RECOMPUTE_SELECTIVE;
-            else return cli_fail(2, "option --recompute: '%s' is not one of none|full|selective", optarg);
+        case 'r': {
+            int i;
+            if (cli_choice("recompute", optarg, CLI_RECOMPUTE_NAMES, 3, &i)) return 2;
+            rc = (Recompute)i;
             break;
+        }
         case 't': if (cli_double("time-limit", optarg, 0.001, 1e7, &o.time_limit_s)) return 2; break;
         case 'j': json = 1; break;
         case 'I': o.ilp_dump_path = optarg; break;

@@ -223,12 +223,12 @@ int cmd_sim(int argc, char **argv)
             if (cli_int("virtual-stages", optarg, 2, 1024, &v64)) return 2;
             mc.chunks = (int)v64;
             break;
-        case 'R':
-            if (!strcmp(optarg, "none")) mc.recompute = RECOMPUTE_NONE;
-            else if (!strcmp(optarg, "full")) mc.recompute = RECOMPUTE_FULL;
-            else if (!strcmp(optarg, "selective")) mc.recompute = RECOMPUTE_SELECTIVE;
-            else return cli_fail(2, "option --recompute: '%s' is not none, full or selective", optarg);
+        case 'R': {
+            int i;
+            if (cli_choice("recompute", optarg, CLI_RECOMPUTE_NAMES, 3, &i)) return 2;
+            mc.recompute = (Recompute)i;
             break;
+        }
         case 'Q': mc.seq_parallel = 1; break;
         case 'Z': if (cli_int("zero", optarg, 0, 3, &v64)) return 2; mc.zero = (int)v64; break;
         case 'O': mc.dp_overlap = 1; break;
