@@ -237,10 +237,15 @@ static void make_comms(ExecCtx *c)
                     free(s2);
                 }
         free(s);
-        /* mesh dim: the coordinate that differs between members */
-        int dim = -1;
+        /* mesh dim: the coordinate that differs between members of one stage;
+         * -1 for a group spanning stages (tied weights) */
+        int dim = -1, one_stage = 1;
         int a = prog_of_dev(c->l, G->devs[0]), b = G->n > 1 ? prog_of_dev(c->l, G->devs[1]) : -1;
-        if (a >= 0 && b >= 0 && c->l->prog[a].stage == c->l->prog[b].stage)
+        for (int q = 1; q < G->n && a >= 0; q++) {
+            int pq = prog_of_dev(c->l, G->devs[q]);
+            if (pq < 0 || c->l->prog[pq].stage != c->l->prog[a].stage) one_stage = 0;
+        }
+        if (a >= 0 && b >= 0 && one_stage)
             for (int d = 0; d < LOWER_MESH_NDIM; d++)
                 if (c->l->prog[a].mesh_pos[d] != c->l->prog[b].mesh_pos[d]) dim = d;
         c->group_dim[gi] = dim;
@@ -1202,7 +1207,44 @@ static CalpaStatus coll_tied(ExecCtx *c, const Task *tk, Err *e)
                 (g->op[o].in[0] == t || g->op[o].in[1] == t))
                 b = buf_of(c, g->op[o].out[0], 0);
     if (!b->p) return err_set(e, CALPA_EFAIL, "task %d: tied gradient %s not held", tk->id, g->t[t].name);
-    c->be->all_reduce(b->p, b->n, c->comm[tk->group]);
+    /* the two stages may hold the gradient split differently: gathered
+     * whole here, summed, and sliced back to this stage's layout */
+    const Tensor *T = &g->t[t];
+    ExecBuf cur = *b;
+    float *full = NULL;
+    for (int a = 0; a < T->ndim; a++) {
+        if (cur.lay[a] < 0 || c->mesh[cur.lay[a]] <= 1) continue;
+        int8_t want[GRAPH_MAX_DIMS];
+        memcpy(want, cur.lay, sizeof want);
+        want[a] = -1;
+        float *out;
+        CalpaStatus st = weight_regather(c, t, &cur, want, cur.lay[a], &out, e);
+        if (st) {
+            free(full);
+            return st;
+        }
+        free(full);
+        full = out;
+        memcpy(cur.lay, want, sizeof want);
+        cur.p = full;
+        cur.n = prod(T->shape, T->ndim);
+    }
+    /* stages of different mesh sizes: the group holds one device of the
+     * smaller mesh and several of the larger; the first of those adds its
+     * stage's gradient, the others nothing (they receive the sum) */
+    const DevGroup *G = &c->prog->group[tk->group];
+    for (int q = 0; q < G->n; q++) {
+        int pq = prog_of_dev(c->l, G->devs[q]);
+        if (G->devs[q] < c->rank && pq >= 0 && c->l->prog[pq].stage == c->prog->stage) {
+            memset(cur.p, 0, sizeof(float) * (size_t)cur.n);
+            break;
+        }
+    }
+    c->be->all_reduce(cur.p, cur.n, c->comm[tk->group]);
+    if (full) {
+        slice_from_full(c, T, full, b->lay, b->p);
+        free(full);
+    }
     /* the accumulated gradient the optimizer reads: the reduced one here too */
     for (int o = 0; o < g->n_op; o++) {
         const Op *op = &g->op[o];

@@ -392,11 +392,15 @@ static int mesh_group(Ctx *c, Program *pr, int st, const int pos[LOWER_MESH_NDIM
 }
 
 /* A collective instance id: the same on every member of the group (the
- * group's devices share the stage, the task id and the position along the
- * other mesh dimension), distinct between groups. */
-static int64_t coll_match(int st, int id, const int pos[LOWER_MESH_NDIM], int d)
+ * group's devices share the stage, the sequence number of the collective in
+ * their programs and the position along the other mesh dimension), distinct
+ * between groups.  The sequence number, not the task id: devices of one
+ * stage emit the same collectives in the same order, but not always the
+ * same number of sends (a smaller receiving mesh pulls from some positions
+ * only), so their task ids may drift apart. */
+static int64_t coll_match(int st, int seq, const int pos[LOWER_MESH_NDIM], int d)
 {
-    return ((int64_t)(st + 1) << 48) | ((int64_t)id << 16) | (int64_t)(pos[1 - d] & 0xffff);
+    return ((int64_t)(st + 1) << 48) | ((int64_t)seq << 16) | (int64_t)(pos[1 - d] & 0xffff);
 }
 
 /* Per-device emission state. */
@@ -410,26 +414,53 @@ typedef struct {
     IMap item;              /* per work item: (tensor, layout key) -> resharded task */
     int *grad_last;         /* tensor -> producing task in the last micro-batch */
     int last_compute;       /* last compute task emitted */
+    int n_coll;             /* mesh collectives emitted (their match sequence) */
     int grp[LOWER_MESH_NDIM]; /* mesh_group along each dim, -1 until first used */
     int *send_grp;          /* per destination vstage: the pair group with the folded
                                siblings' transfers as shadows; -2 until built */
 } Em;
 
-/* The group {this device, its peer on stage other} of a tied-weight
- * all-reduce; folded, with the other positions' pairs that may share its
- * links as shadows. */
-static int tied_group(Em *em, const int devs[2], int other)
+static int cmp_int(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* The devices of the tied-weight all-reduce of mesh index r between stages
+ * a and b into devs (sorted); returns their count.  With n = the smaller
+ * mesh's size, index r < n of the smaller mesh meets every index j = r
+ * (mod n) of the larger one (the pair {a_r, b_r} when the meshes are the
+ * same size); members beyond the first of the larger mesh add nothing to
+ * the sum and receive it (exec zeroes their part). */
+static int tied_members(const Ctx *c, int a, int b, int r, int *devs)
+{
+    const int *sa = c->sp->mesh_shape[a], *sb = c->sp->mesh_shape[b];
+    int na = sa[0] * sa[1], nb = sb[0] * sb[1];
+    int small = na <= nb ? a : b, large = na <= nb ? b : a, nmin = na <= nb ? na : nb;
+    int nl = na <= nb ? nb : na, n = 0;
+    devs[n++] = c->sp->mesh_devs[small][r % nmin];
+    for (int j = r % nmin; j < nl; j += nmin) devs[n++] = c->sp->mesh_devs[large][j];
+    qsort(devs, (size_t)n, sizeof(int), cmp_int);
+    return n;
+}
+
+/* The group of this device's tied-weight all-reduce with stage other;
+ * folded, with the other positions' groups that may share its links as
+ * shadows (folding implies meshes of one shape: the groups are pairs). */
+static int tied_group(Em *em, int other, int *ridx)
 {
     Ctx *c = em->c;
-    const int *sh = c->sp->mesh_shape[em->st];
+    const int *sh = c->sp->mesh_shape[em->st], *so = c->sp->mesh_shape[other];
+    int nmin = sh[0] * sh[1] < so[0] * so[1] ? sh[0] * sh[1] : so[0] * so[1];
+    int r = (em->pos[0] * sh[1] + em->pos[1]) % nmin;
+    int *devs = xmalloc(sizeof(int) * (size_t)(sh[0] * sh[1] + so[0] * so[1] + 1));
+    int n = tied_members(c, em->st, other, r, devs);
     DevGroup *shg = xcalloc((size_t)(sh[0] * sh[1]), sizeof *shg);
     int ns = 0;
-    for (int q = 1; c->sp->fold && q < sh[0] * sh[1]; q++) {
-        int pos[2] = {q / sh[1], q % sh[1]};
-        int pr[2] = {stage_dev(c, em->st, pos), stage_dev(c, other, pos)};
-        if (pr[0] > pr[1]) pr[0] ^= pr[1], pr[1] ^= pr[0], pr[0] ^= pr[1];
-        if (pr[0] == pr[1] || (pr[0] == devs[0] && pr[1] == devs[1])) continue;
-        if (!collective_groups_independent(c->sp->cluster, devs, 2, pr, 2) ||
+    for (int q = 0; c->sp->fold && q < nmin; q++) {
+        int pr[2];
+        if (q == r || tied_members(c, em->st, other, q, pr) != 2 || pr[0] == pr[1]) continue;
+        if (!collective_groups_independent(c->sp->cluster, devs, n, pr, 2) ||
             interferes(c, em->st, pr, 2)) {
             shg[ns].n = 2;
             shg[ns].devs = xmalloc(2 * sizeof(int));
@@ -437,9 +468,11 @@ static int tied_group(Em *em, const int devs[2], int other)
             ns++;
         }
     }
-    int gi = add_group(em->pr, devs, 2, shg, ns);
+    int gi = add_group(em->pr, devs, n, shg, ns);
     for (int i = 0; i < ns; i++) free(shg[i].devs);
     free(shg);
+    free(devs);
+    *ridx = r;
     return gi;
 }
 
@@ -548,7 +581,7 @@ static int emit_reshard(Em *em, int vs, int t, Layout *have, const Layout *need,
         tk.partial = have->partial;
         int deps[1] = {last};
         int id = program_add(em->pr, &tk, deps, last >= 0 ? 1 : 0);
-        em->pr->task[id].match = coll_match(em->st, id, em->pos, d);
+        em->pr->task[id].match = coll_match(em->st, em->n_coll++, em->pos, d);
         last = id;
     }
     return last;
@@ -622,7 +655,7 @@ static void emit_op(Em *em, int o, int vs, int mb, int chunk, int work)
                 a.group = em_group(em, 0);
                 memcpy(a.layout, c->lay[t].ax, sizeof a.layout);
                 r = program_add(em->pr, &a, NULL, 0);
-                em->pr->task[r].match = coll_match(em->st, r, em->pos, 0);
+                em->pr->task[r].match = coll_match(em->st, em->n_coll++, em->pos, 0);
                 imap_put(&em->item, key, r);
             }
             deps[nd++] = r;
@@ -664,7 +697,7 @@ static void emit_op(Em *em, int o, int vs, int mb, int chunk, int work)
                     a.group = em_group(em, 1);
                     memcpy(a.layout, have.ax, sizeof a.layout);
                     int id = program_add(em->pr, &a, &src_task, 1);
-                    em->pr->task[id].match = coll_match(em->st, id, em->pos, 1);
+                    em->pr->task[id].match = coll_match(em->st, em->n_coll++, em->pos, 1);
                     src_task = id;
                 }
                 imap_put(&em->recv, tm_key(c, t, mb), src_task);
@@ -749,16 +782,15 @@ static void emit_tail(Em *em)
             if (pvs == vs || (pvs % c->p != st && vs % c->p != st) || pvs % c->p == vs % c->p)
                 continue;
             int other = pvs % c->p == st ? vs % c->p : pvs % c->p;
-            int devs[2] = {em->pr->device, stage_dev(c, other, em->pos)};
-            if (devs[0] > devs[1]) devs[0] = devs[1], devs[1] = em->pr->device;
             Task a = task_blank(TASK_COLL, STREAM_DP);
             a.coll = COLL_ALL_REDUCE;
             a.comm = COMM_DP;
             a.bytes = local_bytes(c, t, pvs);
             a.tensor = t;
             a.op = T->producer;
-            a.group = tied_group(em, devs, other);
-            a.match = ((int64_t)1 << 62) | ((int64_t)t << 20) | (em->pos[0] * 1024 + em->pos[1]);
+            int r;
+            a.group = tied_group(em, other, &r);
+            a.match = ((int64_t)1 << 62) | ((int64_t)t << 20) | r;
             memcpy(a.layout, c->lay[t].ax, sizeof a.layout);
             int id = program_add(em->pr, &a, &end, end >= 0 ? 1 : 0);
             tied_task[t] = id;
@@ -809,7 +841,7 @@ static void emit_tail(Em *em)
                 a.bytes = acc;
                 a.group = em_group(em, d);
                 int id = program_add(em->pr, &a, bdeps, nbd);
-                em->pr->task[id].match = coll_match(st, id, em->pos, d);
+                em->pr->task[id].match = coll_match(st, em->n_coll++, em->pos, d);
                 last = id;
                 nbd = 0;
                 bdeps[nbd++] = id;
@@ -843,7 +875,7 @@ static void emit_tail(Em *em)
         a.bytes = gather;
         a.group = em_group(em, 0);
         int id = program_add(em->pr, &a, &last_opt, 1);
-        em->pr->task[id].match = coll_match(st, id, em->pos, 0);
+        em->pr->task[id].match = coll_match(st, em->n_coll++, em->pos, 0);
     }
     free(bdeps);
     free(sync_of);

@@ -15,9 +15,10 @@
  *
  * The simulator (engine.h) interprets these programs with a clock and the
  * cost oracle; exec will interpret the same programs with real buffers.
- * Task ids are the task's index in its program and are the same on every
- * device of a stage mesh (SPMD), so a predicted and a measured timeline
- * join on (device, task id).
+ * Task ids are the task's index in its program, so a predicted and a
+ * measured timeline join on (device, task id).  Devices of a stage mesh run
+ * the same operators and collectives in the same order (SPMD), but their
+ * ids may differ where a position sends to more receivers than another.
  *
  * Key design choice: sharding is described by einsum letters.  Each operator
  * of the (one micro-batch) training graph has at most one letter per mesh
