@@ -393,6 +393,8 @@ static void count_and_rewrite(ShardResult *r, const ShardOptions *o, const int *
         }
     }
     if (!o->prefer_reduce_scatter && !o->zero3) return;
+    CommModel ag = *cm; /* the rewrite's all-gathers, even where the ILP may not use one */
+    ag.allow_all_gather = 1;
     /* gradient all-reduces -> reduce-scatter (+ all-gather of the weight) */
     for (int w = 0; w < g->n_t; w++) {
         const Tensor *wt = &g->t[w];
@@ -405,15 +407,16 @@ static void count_and_rewrite(ShardResult *r, const ShardOptions *o, const int *
         if (!mask) continue;
         ShardSpec sp = r->tensor_spec[gt];
         double bytes = tensor_bytes(&g->t[gt]) / spec_tiles(&sp, g->t[gt].ndim, cm->shape);
-        int done = 0;
+        int done = 0, f = 1;
         double delta = 0;
         for (int m = 0; m < MESH_NDIM; m++) {
-            if (!(mask & (1u << m))) continue;
+            if (!(mask & (1u << m)) || cm->shape[m] < 2) continue;
             int dim = -1;
             for (int d = 0; d < g->t[gt].ndim && dim < 0; d++)
                 if (sp.dim[d] < 0 && g->t[gt].shape[d] % cm->shape[m] == 0) dim = d;
             if (dim < 0) continue;
             sp.dim[dim] = (int8_t)m;
+            f *= cm->shape[m];
             delta += comm_cost(cm, COLL_REDUCE_SCATTER, bytes, m) -
                      comm_cost(cm, COLL_ALL_REDUCE, bytes, m);
             r->coll[COLL_ALL_REDUCE]--;
@@ -426,13 +429,26 @@ static void count_and_rewrite(ShardResult *r, const ShardOptions *o, const int *
             } else {
                 uses = 1;
             }
-            delta += uses * comm_cost(cm, COLL_ALL_GATHER, bytes, m);
+            delta += uses * comm_cost(&ag, COLL_ALL_GATHER, bytes, m);
             r->coll[COLL_ALL_GATHER] += uses;
             done = 1;
         }
         if (!done) continue;
         r->plan_cost += delta;
         r->opt_sharded[w] = 1;
+        /* memory: the update's state (fp32 master, Adam moments) is kept in
+         * 1/f shards, so are the gradients once reduce-scattered, and under
+         * ZeRO-3 the weight itself.  The ILP's liveness peak saw them whole
+         * (every gradient is live at its peak, the end of the backward pass) */
+        for (int t = 0; t < g->n_t; t++) {
+            const Tensor *z = &g->t[t];
+            int st = z->weight == w && (z->kind == TK_MASTER || z->kind == TK_OPT_STATE);
+            if (z->alias >= 0 || (!st && t != gt && !(o->zero3 && t == w))) continue;
+            double saved = tensor_bytes(z) / spec_tiles(&r->tensor_spec[t], z->ndim, cm->shape) *
+                           (1 - 1.0 / f);
+            r->peak_bytes -= saved;
+            if (st) r->zero_saved_bytes += saved;
+        }
         if (o->zero3) r->tensor_spec[w] = sp;
     }
 }

@@ -54,7 +54,10 @@ typedef struct {
     int ilp_vars, ilp_int_vars, ilp_rows;
     int n_nodes, n_free_nodes, n_edges; /* cost graph before / after merging */
     int coll[COLL_COUNT];    /* collectives of the plan, one per tensor and mesh dim */
-    double peak_bytes;       /* per device, from liveness under the plan */
+    double peak_bytes;       /* per device, from liveness under the plan (with the
+                                ZeRO rewrites' savings) */
+    double zero_saved_bytes; /* of which persistent optimizer state and master
+                                weights that the ZeRO rewrites shard */
     double memory_budget;    /* the budget used (<= 0: none) */
     double min_budget;       /* infeasible: smallest budget admitting a plan (-1 unknown) */
     int min_budget_proven;   /* 1 when min_budget is proven optimal */

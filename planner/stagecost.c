@@ -313,6 +313,7 @@ void stagecost_from_result(StageCtx *x, const Graph *sg, const ShardResult *r, S
         if (z->persistent) out->weight_bytes += b;
         else if (z->producer < end_fwd && z->last_use >= end_fwd) out->stash_bytes += b;
     }
+    out->weight_bytes -= r->zero_saved_bytes; /* the ZeRO shards (zero3's weights: by spec) */
     out->peak_bytes = r->peak_bytes;
     double fb, bb;
     stagecost_boundary_bytes(sg, &fb, &bb);

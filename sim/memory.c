@@ -80,7 +80,7 @@ void memory_stage(const Graph *g, const int *op_vstage, int vs, LocalBytesFn loc
         for (int k = 0; k < op->n_out; k++) {
             int t = op->out[k];
             const Tensor *T = &g->t[t];
-            if (mark[t] || T->persistent || T->alias >= 0 || T->kind == TK_GRAD) continue;
+            if (T->persistent || T->alias >= 0 || T->kind == TK_GRAD) continue;
             double b = local(ctx, t, vs);
             live += b;
             int lu = T->last_use > o ? T->last_use : o;
@@ -89,7 +89,10 @@ void memory_stage(const Graph *g, const int *op_vstage, int vs, LocalBytesFn loc
         if (live > peak) peak = live;
         live -= freed_at[o];
     }
-    *temp = peak;
+    /* the stash is counted per micro-batch in flight (the tasks' memory
+     * deltas); temp is the rest of one micro-batch's liveness peak, so that
+     * one micro-batch alone peaks exactly at that peak */
+    *temp = peak > *stash ? peak - *stash : 0;
     free(freed_at);
     free(mark);
 }

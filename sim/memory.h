@@ -37,8 +37,9 @@ void memory_model_states(const Graph *g, const int *op_vstage, int p, int st, in
  * *stash_w = the part of it that weight-gradient (W) operators read and
  * input-gradient ones do not, plus the W operators' inputs made in the
  * backward (what a zero-bubble schedule keeps from B to W);
- * *temp = the most non-stashed activation bytes live at once in one pass
- * (outputs freed after their last reader). O(ops). */
+ * *temp = one micro-batch's liveness peak (every non-persistent output
+ * from its producer to its last reader, the stash included) less *stash:
+ * what a device holds at that peak beyond the stash. O(ops). */
 void memory_stage(const Graph *g, const int *op_vstage, int vs, LocalBytesFn local, void *ctx,
                   double *stash, double *stash_w, double *temp);
 

@@ -127,6 +127,37 @@ static void test_every_method_round_trips(void **state)
     env_free(&v);
 }
 
+/* ZeRO shards the update's state over data parallelism: per device, data
+ * keeps 16 bytes per parameter (fp16 weight and gradient, fp32 master and
+ * Adam moments), ZeRO-2 2 + 14/n, ZeRO-3 16/n (Rajbhandari et al.); the
+ * planner's per-stage state bytes follow, so a model that does not fit
+ * data parallel fits under ZeRO. */
+static void test_zero_memory(void **state)
+{
+    (void)state;
+    Env v;
+    env_init(&v, CL4);
+    const char *methods[3] = {"data", "zero2", "zero3"};
+    double w[3];
+    for (int i = 0; i < 3; i++) {
+        PlanRequest r;
+        request(&r, &v, methods[i], "gpt:hidden=512,layers=2,heads=8,seq=64,vocab=1024", CL4, 16);
+        r.micro_batches = 1;
+        Plan p;
+        PlanStats s;
+        Err e;
+        if (baseline_plan(&r, &p, &s, &e)) fail_msg("%s: %s", methods[i], e.msg);
+        assert_int_equal(p.n_stages, 1);
+        w[i] = p.stages[0].weight_bytes;
+        plan_free(&p);
+    }
+    /* weight bytes hold weights + master + Adam state (no gradients): 14 B/param */
+    double psi = w[0] / 14, n = 4;
+    assert_true(fabs(w[1] - (2 * psi + 12 * psi / n)) < 1e-3 * w[0]);
+    assert_true(fabs(w[2] - 14 * psi / n) < 1e-3 * w[0]);
+    env_free(&v);
+}
+
 static void test_megatron_grid_and_schedules(void **state)
 {
     (void)state;
@@ -375,6 +406,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_method_round_trips),
+        cmocka_unit_test(test_zero_memory),
         cmocka_unit_test(test_megatron_grid_and_schedules),
         cmocka_unit_test(test_impossible),
         cmocka_unit_test(test_reader_errors),
