@@ -612,6 +612,8 @@ CalpaStatus baseline_plan(const PlanRequest *req, Plan *out, PlanStats *stats, E
                 u.n_cfg = interop_configs(u.sm, !strcmp(m, "intra-only") ? LOGICAL_ALL
                                                                         : req->logical_space,
                                           b, u.cfg, 16);
+                for (int k = 0; k < u.n_cfg; k++)
+                    u.cfg[k].prefer_reduce_scatter = plan_prefer_reduce_scatter(req);
             }
             split_layers(x->g, pp * v, !strcmp(m, "equal-operator"), u.first, u.last);
             double total;

@@ -43,6 +43,9 @@ static const char USAGE[] =
     "                           of the cluster's device)\n"
     "  --cross-stage-comm on|off  count stage-to-stage send/recv in stage times\n"
     "                           (default off, as Alpa)\n"
+    "  --prefer-reduce-scatter on|off  ILP methods: gradient all-reduce -> reduce-scatter\n"
+    "                           + all-gather, the update and its state sharded (Alpa's\n"
+    "                           prefer_reduce_scatter; default on, off for intra-only)\n"
     "  --auto-layers L          alpa: clustered layers (default min(model layers, 16))\n"
     "  --submesh-space S        alpa: power_of_two, small_power_of_two (default), all\n"
     "  --logical-space S        single_node_model_parallel (default), all,\n"
@@ -133,6 +136,7 @@ int cmd_plan(int argc, char **argv)
         {"virtual-stages", required_argument, 0, 'v'},
         {"profile", required_argument, 0, 'p'},
         {"cross-stage-comm", required_argument, 0, 'x'},
+        {"prefer-reduce-scatter", required_argument, 0, 'y'},
         {"auto-layers", required_argument, 0, 'L'},
         {"submesh-space", required_argument, 0, 'S'},
         {"logical-space", required_argument, 0, 'G'},
@@ -191,6 +195,9 @@ int cmd_plan(int argc, char **argv)
         case 'v': if (cli_int("virtual-stages", optarg, 1, 1 << 10, &v64)) return 2;
             req.virtual_stages = (int)v64; break;
         case 'p': profile = optarg; break;
+        case 'y': if (cli_choice("prefer-reduce-scatter", optarg, ONOFF, 2, &idx)) return 2;
+            req.prefer_reduce_scatter = idx;
+            break;
         case 'x': if (cli_choice("cross-stage-comm", optarg, ONOFF, 2, &idx)) return 2;
             req.cross_stage_comm = idx; break;
         case 'L': if (cli_int("auto-layers", optarg, 1, 1 << 16, &v64)) return 2;

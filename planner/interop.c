@@ -62,6 +62,13 @@ void plan_request_default(PlanRequest *r)
     r->ilp_time_limit_s = 60;
     r->dp_gap_s = 1e-6;
     r->fold = 1;
+    r->prefer_reduce_scatter = -1;
+}
+
+int plan_prefer_reduce_scatter(const PlanRequest *req)
+{
+    if (req->prefer_reduce_scatter >= 0) return req->prefer_reduce_scatter;
+    return !req->method || strcmp(req->method, "intra-only") != 0;
 }
 
 double interop_usable_bytes(const PlanRequest *req)
@@ -692,6 +699,8 @@ static void alpa_try(const PlanRequest *req, int K, AlpaTry *tr)
     tr->n_sub = interop_submeshes(cl, req->submesh_space, tr->sub, 16);
     for (int m = 0; m < tr->n_sub; m++) {
         tr->n_cfg[m] = interop_configs(tr->sub[m], req->logical_space, tr->b, tr->cfg[m], 16);
+        for (int k = 0; k < tr->n_cfg[m]; k++)
+            tr->cfg[m][k].prefer_reduce_scatter = plan_prefer_reduce_scatter(req);
         if (tr->n_cfg[m] > tr->C) tr->C = tr->n_cfg[m];
     }
     int M = tr->n_sub, C = tr->C;

@@ -63,12 +63,20 @@ typedef struct {
     int dp_overlap;              /* gradient buckets overlapped with the last backward */
     double bucket_bytes;         /* with dp_overlap; 0: 25 MiB (PyTorch DDP's default) */
     int no_scatter_gather;       /* 1: whole cross-stage tensors on every link */
+    int prefer_reduce_scatter;   /* ILP methods: gradient all-reduces rewritten into
+                                    reduce-scatter + all-gather, the update sharded
+                                    (Alpa's prefer_reduce_scatter); -1: the method's
+                                    default, on as Alpa's PipeshardParallel, off for
+                                    intra-only as its ShardParallel */
 } PlanRequest;
 
 /* Defaults: alpa, 1f1b, 2 virtual stages, cross-stage comm off, eps 0.5,
  * tolerance 1.0, small_power_of_two, single_node_model_parallel, reserve
  * 0.1, ILP limit 60 s, gap 1e-6, fold on. Model/cluster fields are left 0. */
 void plan_request_default(PlanRequest *r);
+
+/* Whether req's intra-op problems use prefer_reduce_scatter. */
+int plan_prefer_reduce_scatter(const PlanRequest *req);
 
 typedef struct {
     double cluster_s;        /* layer clustering */
