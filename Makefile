@@ -67,6 +67,25 @@ $(BUILD)/exec/%.o: exec/%.c $(CONFIG)
 	$(if $(Q),@echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS) $(EXEC_CFLAGS) -c $< -o $@
 
+# The CUDA backend (exec/*.cu) when nvcc and cuBLAS were found: nvcc builds
+# sm_80 and sm_90 code; without it exec/cuda_none.c says why at run time.
+CUDA_BACKEND := $(and $(filter 1,$(HAVE_CUDA)),$(filter 1,$(HAVE_CUBLAS)))
+CFLAGS += -DCALPA_CUDA_BACKEND=$(if $(CUDA_BACKEND),1,0)
+ifneq ($(CUDA_BACKEND),)
+  NVCC := $(CUDA_DIR)/bin/nvcc
+  NVCCFLAGS := -std=c++17 -O2 -g -MMD -MP -gencode arch=compute_80,code=sm_80 \
+               -gencode arch=compute_90,code=sm_90 -Werror all-warnings \
+               -Xcompiler -Wall,-Wextra,-Werror,-Wno-unused-parameter \
+               -Icommon -Iexec $(EXEC_CFLAGS) -DCALPA_HAVE_MPI=$(HAVE_MPI) -DCALPA_HAVE_NCCL=$(HAVE_NCCL)
+  LIB_OBJ += $(patsubst %.cu,$(BUILD)/%.o,$(wildcard exec/*.cu))
+  LDLIBS += -L$(CUDA_DIR)/lib64 -Wl,-rpath,$(CUDA_DIR)/lib64 -lcublas -lcudart \
+            $(if $(filter 1,$(HAVE_NCCL)),-lnccl) -lstdc++
+endif
+$(BUILD)/exec/%.o: exec/%.cu $(CONFIG)
+	@mkdir -p $(dir $@)
+	$(if $(Q),@echo "  NVCC    $<")
+	$(Q)$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
 $(LIB): $(LIB_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^
 

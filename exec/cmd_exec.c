@@ -1,6 +1,6 @@
 /*
  * cmd_exec.c - `calpa exec PLAN`: runs a plan file for real, one MPI rank
- * per device (a 1-device plan runs without mpirun), on the CPU backend.
+ * per device (a 1-device plan runs without mpirun), on the CPU or CUDA backend.
  * The plan is lowered exactly as `calpa sim` lowers it (unfolded: every
  * device its own program) and exec/runtime.c interprets the programs.
  * --check repeats the steps unsharded on rank 0 and compares the loss and
@@ -22,13 +22,14 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "cuda.h"
 #include "jsonio.h"
 #include "runtime.h"
 #include "simplan.h"
 #include "trace.h"
 
 static const char USAGE[] =
-    "usage: calpa exec PLAN [--backend cpu] [--steps K] [--warmup W] [--check]\n"
+    "usage: calpa exec PLAN [--backend cpu|cuda] [--steps K] [--warmup W] [--check]\n"
     "                  [--seed S] [--lr X] [--timeline out.json] [--json]\n"
     "\n"
     "Runs plan file PLAN (from 'calpa plan -o') for real: one process per device,\n"
@@ -37,7 +38,8 @@ static const char USAGE[] =
     "its stage's operators, the collectives and the sends the lowering placed\n"
     "(the same programs 'calpa sim' times), then the optimizer. float32.\n"
     "\n"
-    "  --backend cpu     OpenBLAS + MPI (the only backend so far)\n"
+    "  --backend B       cpu: OpenBLAS + MPI (default); cuda: one GPU per rank,\n"
+    "                    cuBLAS + CUDA kernels + NCCL (exit 1 if not built or no GPU)\n"
     "  --steps K         timed training steps (default 3)\n"
     "  --warmup W        untimed steps first (default 1)\n"
     "  --check           also run the steps unsharded on rank 0 and compare the\n"
@@ -56,7 +58,7 @@ static const char USAGE[] =
 #define CHECK_TOL 1e-4
 
 typedef struct {
-    const char *plan, *timeline, *corrupt;
+    const char *plan, *timeline, *corrupt, *backend;
     int steps, warmup, check, json, fail_rank;
     uint64_t seed;
     double lr;
@@ -218,7 +220,8 @@ static int run(const ExecArgs *a, const Backend *be)
         memset(&ref, 0, sizeof ref);
         double *rloss = xcalloc((size_t)total + 1, sizeof(double));
         if (rank == 0) {
-            st = exec_ctx_init(&ref, be, &sp.g, NULL, 0, l.micro, a->seed, (float)a->lr, &e);
+            /* the reference always runs on the CPU: a GPU run is checked against it */
+            st = exec_ctx_init(&ref, backend_cpu(), &sp.g, NULL, 0, l.micro, a->seed, (float)a->lr, &e);
             for (int s = 0; s < total && !st; s++) st = exec_step(&ref, 0, &rloss[s], &e);
             if (st) {
                 fprintf(stderr, "calpa: reference run: %s\n", e.msg);
@@ -279,6 +282,7 @@ static int run(const ExecArgs *a, const Backend *be)
             cJSON *j = cJSON_CreateObject();
             cJSON_AddStringToObject(j, "plan", a->plan);
             cJSON_AddStringToObject(j, "backend", be->name);
+            if (a->timeline) cJSON_AddStringToObject(j, "timeline", a->timeline); /* calibrate reads it */
             cJSON_AddNumberToObject(j, "ranks", size);
             cJSON_AddNumberToObject(j, "steps", a->steps);
             cJSON_AddNumberToObject(j, "warmup", a->warmup);
@@ -330,8 +334,9 @@ int cmd_exec(int argc, char **argv)
     while ((ch = getopt_long(argc, argv, "h", OPTS, NULL)) != -1) {
         switch (ch) {
         case 'b':
-            if (strcmp(optarg, "cpu"))
-                return cli_fail(2, "--backend %s: only 'cpu' is built (the CUDA backend is the next issue)", optarg);
+            if (strcmp(optarg, "cpu") && strcmp(optarg, "cuda"))
+                return cli_fail(2, "--backend %s: not one of cpu|cuda", optarg);
+            a.backend = optarg;
             break;
         case 's': if (cli_int("steps", optarg, 1, 1000000, &v)) return 2; a.steps = (int)v; break;
         case 'w': if (cli_int("warmup", optarg, 0, 1000000, &v)) return 2; a.warmup = (int)v; break;
@@ -356,10 +361,16 @@ int cmd_exec(int argc, char **argv)
     int init = 0;
     MPI_Initialized(&init);
     if (!init) MPI_Init(NULL, NULL);
-    int rc = run(&a, backend_cpu());
-    MPI_Finalize();
-    return rc;
-#else
-    return run(&a, backend_cpu());
 #endif
+    int rc;
+    const Backend *be = backend_cpu();
+    char why[256] = "";
+    if (a.backend && !strcmp(a.backend, "cuda") && !(be = backend_cuda(why, sizeof why)))
+        rc = cli_fail(1, "--backend cuda: %s", why); /* every rank says why, no rank hangs */
+    else
+        rc = run(&a, be);
+#if CALPA_HAVE_MPI
+    MPI_Finalize();
+#endif
+    return rc;
 }

@@ -16,15 +16,18 @@
 #include "cli.h"
 #include "profile.h"
 #include "profile_cpu.h"
+#include "profile_cuda.h"
 
 static const char USAGE[] =
-    "usage: [mpirun -np N] calpa profile --backend cpu -o FILE [--quick]\n"
+    "usage: [mpirun -np N] calpa profile --backend cpu|cuda -o FILE [--quick]\n"
     "\n"
     "Measures this machine as calpa's CPU backend uses it: OpenBLAS sgemm over a\n"
     "grid of (m, n, k), a memory-bound kernel over sizes, and (under mpirun) MPI\n"
     "all-reduce, all-gather, reduce-scatter and all-to-all over group sizes 2..N\n"
     "(printed in nccl-tests' table format), and writes a hardware profile that\n"
     "'calpa plan --profile' and 'calpa sim --profile' read. float32 only.\n"
+    "With --backend cuda: cuBLAS fp32/fp16/bf16 GEMMs, a memory-bound kernel and NCCL\n"
+    "collectives on this node's GPUs (one rank per GPU; exec/profile_cuda.c).\n"
     "  --quick   fewer sizes (tests)\n";
 
 static int cmp_d(const void *a, const void *b)
@@ -104,9 +107,21 @@ int exec_profile_main(int argc, char **argv)
         default: return cli_usage_error(USAGE, NULL);
         }
     }
-    if (!backend || strcmp(backend, "cpu"))
-        return cli_fail(2, "profile --backend %s: only 'cpu' is built", backend ? backend : "?");
+    if (!backend || (strcmp(backend, "cpu") && strcmp(backend, "cuda")))
+        return cli_fail(2, "profile --backend %s: not one of cpu|cuda", backend ? backend : "?");
     if (!out || optind != argc) return cli_usage_error(USAGE, out ? "unexpected argument" : "missing -o FILE");
+    if (!strcmp(backend, "cuda")) { /* exec/profile_cuda.c */
+#if CALPA_HAVE_MPI
+        int up = 0;
+        MPI_Initialized(&up);
+        if (!up) MPI_Init(NULL, NULL);
+        int rc = exec_profile_cuda(out, quick);
+        MPI_Finalize();
+        return rc;
+#else
+        return exec_profile_cuda(out, quick);
+#endif
+    }
 #if CALPA_HAVE_MPI
     int init = 0;
     MPI_Initialized(&init);
