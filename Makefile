@@ -53,6 +53,11 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB := $(BUILD)/libcalpa.a
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+# Fuzz harnesses (tests/fuzz/fuzz_NAME.c): in make test each is a plain
+# binary replaying its seed corpus and checked-in crashes; make fuzz builds
+# them with libFuzzer (clang, build/fuzz) and fuzzes each for FUZZ_SECONDS.
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz-replay/%)
 
 .PHONY: all test demo bench clean distclean deps
 all: $(BIN)
@@ -99,9 +104,36 @@ $(BUILD)/tests/%: tests/%.c $(LIB) $(CONFIG)
 	$(if $(Q),@echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS) -Itests $< $(LIB) $(LDFLAGS) $(LDLIBS) -lcmocka -o $@
 
-# Every cmocka binary, then the command-line tests; one summary line at the end.
-test: $(BIN) $(TEST_BIN)
-	$(Q)sh scripts/run-tests.sh "$(BIN)" $(TEST_BIN)
+$(BUILD)/fuzz-replay/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/util.c \
+                             $(wildcard tests/fuzz/*.h) $(LIB) $(CONFIG)
+	@mkdir -p $(dir $@)
+	$(if $(Q),@echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -Itests/fuzz -DFUZZ_NAME='"$*"' $< tests/fuzz/replay.c \
+	    tests/fuzz/util.c $(LIB) $(LDFLAGS) $(LDLIBS) -o $@
+
+# Every cmocka binary and fuzz replay, then the command-line tests; one summary line at the end.
+test: $(BIN) $(TEST_BIN) $(FUZZ_REPLAY)
+	$(Q)sh scripts/run-tests.sh "$(BIN)" $(TEST_BIN) $(FUZZ_REPLAY)
+
+# make fuzz FUZZ_SECONDS=N: every harness under libFuzzer for N seconds,
+# one at a time at nice 19; executions and crashes per harness.  Crashes
+# land in build/fuzz/crashes/ (copy them to tests/fuzz/regress/NAME/).
+FUZZ_SECONDS ?= 60
+FUZZ_NAMES := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
+.PHONY: fuzz fuzz-build
+fuzz:
+	$(Q)$(MAKE) --no-print-directory fuzz-build CC=clang BUILD=build/fuzz FUZZING=1 NO_MPI=1 NO_CUDA=1 NO_NCCL=1
+	$(Q)sh tests/fuzz/run.sh build/fuzz "$(FUZZ_SECONDS)" $(FUZZ_NAMES)
+fuzz-build: $(FUZZ_NAMES:%=$(BUILD)/fuzz-bin/fuzz_%)
+ifneq ($(FUZZING),)
+  CFLAGS := $(filter-out -Werror,$(CFLAGS)) -Wno-unknown-warning-option \
+            -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+$(BUILD)/fuzz-bin/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/util.c $(wildcard tests/fuzz/*.h) $(LIB) $(CONFIG)
+	@mkdir -p $(dir $@)
+	$(if $(Q),@echo "  CC      $< (libFuzzer)")
+	$(Q)$(CC) $(CFLAGS) -Itests/fuzz $< tests/fuzz/util.c $(LIB) \
+	    -fsanitize=fuzzer,address,undefined $(LDLIBS) -o $@
 
 demo: $(BIN)
 	$(Q)sh scripts/demo.sh "$(BIN)"
