@@ -5,6 +5,7 @@
 int cmd_model(int argc, char **argv);   /* models/cmd_model.c */
 int cmd_cluster(int argc, char **argv); /* planner/cmd_cluster.c */
 int cmd_profile(int argc, char **argv); /* planner/cmd_profile.c */
+int cmd_profile_import_nccl_tests(int argc, char **argv); /* planner/cmd_ncclimport.c */
 int cmd_shard(int argc, char **argv);   /* planner/cmd_shard.c */
 int cmd_plan(int argc, char **argv);   /* planner/cmd_plan.c */
 int cmd_sim_collective(int argc, char **argv); /* sim/cmd_sim_collective.c */

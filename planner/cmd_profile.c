@@ -19,11 +19,15 @@
 static const char USAGE[] =
     "usage: calpa profile show FILE [--json]\n"
     "       calpa profile analytic (--device NAME | --cluster SPEC) [-o FILE]\n"
+    "       calpa profile import-nccl-tests LOG... -o FILE [--base P]\n"
+    "       calpa profile --backend cpu|cuda -o FILE [--quick]\n"
     "\n"
     "Hardware profiles (format: traces/README.md).\n"
     "  show       summarise a profile: peaks, GEMM times, memory bandwidth and\n"
     "             collective times as the cost oracle answers them\n"
     "  analytic   write the analytic profile of a device on its reference system\n"
+    "  import-nccl-tests  nccl-tests logs into a profile's collective tables\n"
+    "  --backend  measure this machine (cpu: OpenBLAS + MPI; cuda: cuBLAS + NCCL)\n"
     "\n"
     "calpa profile SUBCOMMAND --help for each. Exit codes: 0 success, 2 bad usage or input.\n";
 
@@ -259,6 +263,7 @@ int cmd_profile(int argc, char **argv)
     }
     if (!strcmp(sub, "show")) return show(argc - 1, argv + 1);
     if (!strcmp(sub, "analytic")) return analytic(argc - 1, argv + 1);
+    if (!strcmp(sub, "import-nccl-tests")) return cmd_profile_import_nccl_tests(argc - 1, argv + 1);
     if (!strncmp(sub, "--backend", 9)) return exec_profile_main(argc, argv); /* exec/profile_cpu.c */
     char msg[128];
     snprintf(msg, sizeof msg, "profile: unknown subcommand '%s'", sub);
