@@ -18,12 +18,16 @@ CalpaStatus file_read_all(const char *path, char **out, size_t *len, Err *e)
         if (n + 1 >= cap) buf = xrealloc(buf, cap *= 2);
         size_t r = fread(buf + n, 1, cap - n - 1, f);
         n += r;
-        if (r == 0) break;
+        if (r == 0 || n > FILE_READ_MAX_BYTES) break;
     }
     int bad = ferror(f);
     fclose(f);
-    if (bad) {
+    if (bad || n > FILE_READ_MAX_BYTES) {
         free(buf);
+        /* /dev/zero or a runaway pipe must not take all memory */
+        if (!bad)
+            return err_set(e, CALPA_EINPUT, "%s: larger than the limit of %d MiB for an input file",
+                           path, FILE_READ_MAX_BYTES >> 20);
         return err_set(e, CALPA_EINPUT, "%s: read error", path);
     }
     buf[n] = '\0';

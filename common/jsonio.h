@@ -19,7 +19,10 @@ CalpaStatus json_read_file(const char *path, cJSON **out, Err *e);
 /* Parses text; src names it in messages. */
 CalpaStatus json_parse_text(const char *text, const char *src, cJSON **out, Err *e);
 
-/* Reads a whole file into a NUL-terminated heap buffer (caller frees). */
+/* Reads a whole file into a NUL-terminated heap buffer (caller frees).
+ * EINPUT past FILE_READ_MAX_BYTES (1 GiB: plans of the largest models are
+ * a few MB; /dev/zero is endless). */
+#define FILE_READ_MAX_BYTES (1 << 30)
 CalpaStatus file_read_all(const char *path, char **out, size_t *len, Err *e);
 
 /* An output file being written under a temporary name. */

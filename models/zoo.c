@@ -138,6 +138,8 @@ static const char *const KEYS[FAM_COUNT] = {
 };
 
 static const int64_t BIG = (int64_t)1 << 40;
+/* The graph keeps about 40 kB per transformer layer: 10k layers = 0.4 GB. */
+#define MAX_LAYERS 10000
 
 static CalpaStatus read_keys(Spec *s, ModelConfig *m, Err *e)
 {
@@ -159,7 +161,7 @@ static CalpaStatus read_keys(Spec *s, ModelConfig *m, Err *e)
     case FAM_GPT:
     case FAM_MOE:
         TRY(spec_int(s, "hidden", &m->hidden, 1, 1 << 20, e));
-        TRY(spec_int(s, "layers", &m->layers, 1, 100000, e));
+        TRY(spec_int(s, "layers", &m->layers, 1, MAX_LAYERS, e));
         TRY(spec_int(s, "heads", &m->heads, 1, 1 << 16, e));
         TRY(spec_int(s, "seq", &m->seq, 1, 1 << 24, e));
         TRY(spec_int(s, "vocab", &m->vocab, 1, 1 << 26, e));
@@ -168,7 +170,7 @@ static CalpaStatus read_keys(Spec *s, ModelConfig *m, Err *e)
         if (m->family == FAM_MOE) {
             TRY(spec_int(s, "experts", &m->experts, 1, 1 << 16, e));
             TRY(spec_int(s, "expert_group", &m->expert_group, 1, 1 << 24, e));
-            TRY(spec_int(s, "moe_every", &m->moe_every, 1, 100000, e));
+            TRY(spec_int(s, "moe_every", &m->moe_every, 1, MAX_LAYERS, e));
         }
         if (m->hidden % m->heads != 0)
             return err_set(e, CALPA_EINPUT,
@@ -186,7 +188,7 @@ static CalpaStatus read_keys(Spec *s, ModelConfig *m, Err *e)
                            "50|101|152", s->src, (long long)m->depth);
         break;
     case FAM_MLP: {
-        TRY(spec_int(s, "layers", &m->layers, 1, 100000, e));
+        TRY(spec_int(s, "layers", &m->layers, 1, MAX_LAYERS, e));
         TRY(spec_int(s, "hidden", &m->hidden, 1, 1 << 24, e));
         TRY(spec_int(s, "bias", &m->bias, 0, 1, e));
         static const char *const ACT[] = {"none", "relu", NULL};
@@ -198,6 +200,74 @@ static CalpaStatus read_keys(Spec *s, ModelConfig *m, Err *e)
     }
 #undef TRY
     return spec_check_unused(s, KEYS[m->family], e);
+}
+
+/* ---- sizes ------------------------------------------------------------ */
+
+/* read_keys bounds each key alone; their products bound the tensors.  No
+ * tensor may pass 2^60 elements, so its int64 shape products and its byte
+ * count (at most 4 bytes an element) fit in 63 bits wherever they are
+ * computed. */
+#define MAX_ELEMS ((int64_t)1 << 60)
+
+typedef struct {
+    const char *what;  /* "batch x seq x vocab (logits)" */
+    int64_t f[5];      /* its factors */
+    int n;
+} SizeTerm;
+
+CalpaStatus model_check_sizes(const ModelConfig *m, int64_t batch, const char *src, Err *e)
+{
+    int64_t b = batch, s = m->seq, h = m->hidden, f = m->ffn_mult, c = m->channels,
+            I = m->image;
+    SizeTerm t[8];
+    int n = 0;
+    switch (m->family) {
+    case FAM_GPT:
+    case FAM_MOE:
+        t[n++] = (SizeTerm){"batch x seq x vocab (logits)", {b, s, m->vocab}, 3};
+        t[n++] = (SizeTerm){"batch x heads x seq x seq (attention scores)", {b, m->heads, s, s}, 4};
+        t[n++] = (SizeTerm){"batch x seq x hidden x ffn_mult (FFN activations)", {b, s, h, f}, 4};
+        t[n++] = (SizeTerm){"hidden x hidden x ffn_mult (FFN weights)", {h, h, f}, 3};
+        t[n++] = (SizeTerm){"vocab x hidden (embedding)", {m->vocab, h}, 2};
+        if (m->family == FAM_MOE) {
+            t[n++] = (SizeTerm){"experts x hidden x hidden x ffn_mult (expert weights)",
+                                {m->experts, h, h, f}, 4};
+            /* experts x groups x capacity <= tokens x (experts + 2) */
+            t[n++] = (SizeTerm){"batch x seq x (experts + 2) x hidden x ffn_mult (expert "
+                                "activations)", {b, s, m->experts + 2, h, f}, 5};
+        }
+        break;
+    case FAM_WRESNET:
+        /* every stage's channels x resolution^2 <= channels x (width + 4) x image^2 */
+        t[n++] = (SizeTerm){"batch x image^2 x channels x (width + 4) (activations)",
+                            {b, I, I, c, m->width + 4}, 5};
+        t[n++] = (SizeTerm){"576 x channels^2 x width^2 (last 3x3 convolution)",
+                            {576, c, c, m->width, m->width}, 5};
+        t[n++] = (SizeTerm){"32 x channels x classes (head)", {32, c, m->classes}, 3};
+        break;
+    default:
+        t[n++] = (SizeTerm){"batch x hidden (activations)", {b, h}, 2};
+        t[n++] = (SizeTerm){"hidden x hidden (weights)", {h, h}, 2};
+        break;
+    }
+    for (int i = 0; i < n; i++) {
+        int64_t acc = 1;
+        int ok = 1;
+        for (int k = 0; k < t[i].n && ok; k++)
+            ok = t[i].f[k] >= 0 && !__builtin_mul_overflow(acc, t[i].f[k], &acc) &&
+                 acc <= MAX_ELEMS;
+        if (!ok) {
+            char vals[160] = "";
+            for (int k = 0; k < t[i].n; k++) {
+                size_t l = strlen(vals);
+                snprintf(vals + l, sizeof vals - l, "%s%lld", k ? " x " : "", (long long)t[i].f[k]);
+            }
+            return err_set(e, CALPA_EINPUT, "model %s: %s = %s is more than the limit of 2^60 "
+                           "elements per tensor", src, t[i].what, vals);
+        }
+    }
+    return CALPA_OK;
 }
 
 /* Resolves s->name as a preset or a family and applies the keys. */
@@ -220,7 +290,49 @@ static CalpaStatus resolve(Spec *s, ModelConfig *m, Err *e)
                        "wresnet, mlp; presets: gpt-350m ... gpt-39b, moe-380m ... moe-70b, "
                        "wresnet-250m ... wresnet-13b, megatron-1.7b ... megatron-1t; see "
                        "README)", s->src, s->name);
-    return read_keys(s, m, e);
+    CalpaStatus st = read_keys(s, m, e);
+    return st ? st : model_check_sizes(m, m->batch, s->src, e);
+}
+
+CalpaStatus model_validate(const ModelConfig *m, const char *src, Err *e)
+{
+    if ((unsigned)m->family >= FAM_COUNT)
+        return err_set(e, CALPA_EINPUT, "model %s: unknown family %d", src, (int)m->family);
+    /* the config as the keys a spec would give, through the spec's checks */
+    Spec s;
+    spec_init(&s, "model", src, FAMILY_NAMES[m->family]);
+    char v[40];
+#define SET(key, fmt, x) (snprintf(v, sizeof v, fmt, x), spec_set(&s, key, v))
+#define SETI(key, x) SET(key, "%lld", (long long)(x))
+    SETI("batch", m->batch);
+    SET("optimizer", "%s", m->adam ? "adam" : "sgd");
+    SET("dtype", "%s", dtype_name(m->dtype));
+    switch (m->family) {
+    case FAM_GPT:
+    case FAM_MOE:
+        SETI("hidden", m->hidden), SETI("layers", m->layers), SETI("heads", m->heads);
+        SETI("seq", m->seq), SETI("vocab", m->vocab), SETI("ffn_mult", m->ffn_mult);
+        SET("dropout", "%.17g", m->dropout);
+        if (m->family == FAM_MOE)
+            SETI("experts", m->experts), SETI("expert_group", m->expert_group),
+                SETI("moe_every", m->moe_every);
+        break;
+    case FAM_WRESNET:
+        SETI("depth", m->depth), SETI("channels", m->channels), SETI("width", m->width);
+        SETI("image", m->image), SETI("classes", m->classes);
+        break;
+    default:
+        SETI("layers", m->layers), SETI("hidden", m->hidden), SETI("bias", m->bias);
+        SET("activation", "%s", m->relu ? "relu" : "none");
+        break;
+    }
+#undef SETI
+#undef SET
+    ModelConfig tmp;
+    family_defaults(m->family, &tmp);
+    CalpaStatus st = read_keys(&s, &tmp, e);
+    spec_free(&s);
+    return st ? st : model_check_sizes(&tmp, tmp.batch, src, e);
 }
 
 static int is_json_path(const char *spec)
@@ -608,6 +720,8 @@ CalpaStatus model_build(const ModelConfig *m, int64_t batch, Recompute rc, Graph
 {
     if (batch < 1) return err_set(e, CALPA_EINPUT, "model %s: batch %lld must be positive",
                                   m->name, (long long)batch);
+    CalpaStatus st = model_check_sizes(m, batch, m->name, e);
+    if (st) return st;
     int64_t group = m->expert_group;
     if (m->family == FAM_MOE) {
         /* groups of expert_group tokens; a batch whose token count it does

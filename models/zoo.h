@@ -46,6 +46,14 @@ CalpaStatus model_parse(const char *spec, ModelConfig *m, Err *e);
 CalpaStatus model_build(const ModelConfig *m, int64_t batch, Recompute rc, Graph *g,
                         Err *e);
 
+/* EINPUT, naming the keys, their values and the limit, when a tensor of
+ * m built for batch would pass 2^60 elements (products of sizes that each
+ * passed their own range); model_parse and model_build call it. */
+CalpaStatus model_check_sizes(const ModelConfig *m, int64_t batch, const char *src, Err *e);
+/* Checks a config that did not come through model_parse (a plan file's):
+ * every key's range as the spec parser checks it, then the sizes. */
+CalpaStatus model_validate(const ModelConfig *m, const char *src, Err *e);
+
 /* The number of layers the graph will have (pipeline slicing units). */
 int model_num_layers(const ModelConfig *m);
 

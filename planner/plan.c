@@ -111,6 +111,10 @@ static CalpaStatus get_num(const cJSON *o, const char *key, double *out, const c
     if (!cJSON_IsNumber(x))
         return err_set(e, CALPA_EINPUT, "%s: key '%s%s': missing or not a number", src, path,
                        key);
+    /* 1e999 parses as infinity, which would not print back as a number */
+    if (!isfinite(x->valuedouble))
+        return err_set(e, CALPA_EINPUT, "%s: key '%s%s': %g is not a finite number", src, path,
+                       key, x->valuedouble);
     *out = x->valuedouble;
     return CALPA_OK;
 }
@@ -131,7 +135,7 @@ static CalpaStatus get_int(const cJSON *o, const char *key, long long *out, long
 static CalpaStatus get_i(const cJSON *o, const char *key, int *out, int lo, int hi,
                          const char *src, const char *path, Err *e)
 {
-    long long v;
+    long long v = 0;
     CalpaStatus st = get_int(o, key, &v, lo, hi, src, path, e);
     if (!st) *out = (int)v;
     return st;
@@ -199,7 +203,11 @@ CalpaStatus plan_model_from_json(const cJSON *j, const char *src, ModelConfig *m
     MODEL_INTS(GET)
 #undef GET
     if ((st = get_num(j, "dropout", &m->dropout, src, path, e))) return st;
-    return get_bool(j, "relu", &m->relu, src, path, e);
+    if ((st = get_bool(j, "relu", &m->relu, src, path, e))) return st;
+    /* the ranges and sizes a model spec must keep (builders divide by heads...) */
+    char msrc[320];
+    snprintf(msrc, sizeof msrc, "%s: key 'model'", src);
+    return model_validate(m, msrc, e);
 }
 
 /* ------------------------------------------------------------- plan JSON */
@@ -358,6 +366,34 @@ static CalpaStatus stage_from_json(const cJSON *j, const char *src, const char *
     return CALPA_OK;
 }
 
+/* What every consumer of a stage assumes: its layers are the model's, its
+ * devices are distinct devices of the cluster filling its submesh. */
+static CalpaStatus stage_check(const Plan *p, const PlanStage *s, const char *src,
+                               const char *path, Err *e)
+{
+    int L = model_num_layers(&p->model);
+    if (s->layers[0] < 0 || s->layers[0] > s->layers[1] || s->layers[1] >= L)
+        return err_set(e, CALPA_EINPUT, "%s: key '%s.layers': [%d, %d] is not a layer range of "
+                       "the model's %d layers", src, path, s->layers[0], s->layers[1], L);
+    if (s->submesh[0] < 1 || s->submesh[1] < 1 ||
+        (long long)s->submesh[0] * s->submesh[1] != s->n_devices)
+        return err_set(e, CALPA_EINPUT, "%s: key '%s.submesh': %dx%d does not hold its %d devices",
+                       src, path, s->submesh[0], s->submesh[1], s->n_devices);
+    unsigned char *seen = xcalloc((size_t)p->cluster.ndevices, 1);
+    CalpaStatus st = CALPA_OK;
+    for (int k = 0; k < s->n_devices && !st; k++) {
+        int d = s->devices[k];
+        if (d < 0 || d >= p->cluster.ndevices)
+            st = err_set(e, CALPA_EINPUT, "%s: key '%s.devices[%d]': %d is not a device of the "
+                         "cluster", src, path, k, d);
+        else if (seen[d]++)
+            st = err_set(e, CALPA_EINPUT, "%s: key '%s.devices[%d]': device %d is listed twice",
+                         src, path, k, d);
+    }
+    free(seen);
+    return st;
+}
+
 static CalpaStatus plan_from_json_inner(const cJSON *j, const char *src, Plan *p, Err *e)
 {
     CalpaStatus st;
@@ -434,11 +470,12 @@ static CalpaStatus plan_from_json_inner(const cJSON *j, const char *src, Plan *p
         snprintf(path, sizeof path, "stages[%d]", p->n_stages);
         PlanStage *s = plan_add_stage(p);
         if ((st = stage_from_json(x, src, path, s, e))) return st;
-        for (int k = 0; k < s->n_devices; k++)
-            if (s->devices[k] < 0 || s->devices[k] >= p->cluster.ndevices)
-                return err_set(e, CALPA_EINPUT, "%s: key '%s.devices[%d]': %d is not a device of "
-                               "the cluster", src, path, k, s->devices[k]);
+        if ((st = stage_check(p, s, src, path, e))) return st;
     }
+    if ((long long)p->micro_batches * p->micro_batch_size != p->global_batch)
+        return err_set(e, CALPA_EINPUT, "%s: key 'global_batch': %lld is not micro_batches x "
+                       "micro_batch_size = %d x %lld", src, p->global_batch, p->micro_batches,
+                       p->micro_batch_size);
     return CALPA_OK;
 }
 

@@ -289,22 +289,30 @@ static CalpaStatus gemm_from_json(const cJSON *j, GemmTable *t, const char *src,
     if (st) return st;
     const cJSON *ts = item(j, "time_s");
     if (!ts) return missing(src, path, "time_s", e);
-    t->time_s = xmalloc(sizeof(double) * (size_t)t->nm * t->nn * t->nk);
     const char *shape = "%s: key '%stime_s%s' must be a list of %d %s";
     if (!cJSON_IsArray(ts) || cJSON_GetArraySize(ts) != t->nm)
         return err_set(e, CALPA_EINPUT, shape, src, path, "", t->nm, "lists (one per m)");
-    for (int a = 0; a < t->nm; a++) {
-        const cJSON *ra = cJSON_GetArrayItem(ts, a);
+    /* the whole shape first: the table is allocated only for times the
+     * file holds, not for what three long axes multiply to */
+    int ia = 0;
+    for (const cJSON *ra = ts->child; ra; ra = ra->next, ia++) {
         char at[32];
-        snprintf(at, sizeof at, "[%d]", a);
+        snprintf(at, sizeof at, "[%d]", ia);
         if (!cJSON_IsArray(ra) || cJSON_GetArraySize(ra) != t->nn)
             return err_set(e, CALPA_EINPUT, shape, src, path, at, t->nn, "lists (one per n)");
-        for (int b = 0; b < t->nn; b++) {
-            const cJSON *rb = cJSON_GetArrayItem(ra, b);
-            snprintf(at, sizeof at, "[%d][%d]", a, b);
+        int ib = 0;
+        for (const cJSON *rb = ra->child; rb; rb = rb->next, ib++) {
+            snprintf(at, sizeof at, "[%d][%d]", ia, ib);
             if (!cJSON_IsArray(rb) || cJSON_GetArraySize(rb) != t->nk)
                 return err_set(e, CALPA_EINPUT, shape, src, path, at, t->nk,
                                "times (one per k)");
+        }
+    }
+    t->time_s = xmalloc(sizeof(double) * (size_t)t->nm * t->nn * t->nk);
+    const cJSON *ra = ts->child;
+    for (int a = 0; a < t->nm; a++, ra = ra->next) {
+        const cJSON *rb = ra->child;
+        for (int b = 0; b < t->nn; b++, rb = rb->next) {
             int c = 0;
             for (const cJSON *x = rb->child; x; x = x->next, c++) {
                 if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble))
