@@ -288,9 +288,52 @@ static double mesh_ring_bw(const IntraLink *in, unsigned mask)
 
 /* ---------------------------------------------------------- validation */
 
+/* The numbers of a cluster, whichever way they came in, stay in ranges
+ * where the cost model's times are finite and fit the simulator's integer
+ * clock: 1 MB/s .. 10 PB/s links, latencies up to 1 s, 1 MFLOP/s .. 1
+ * EFLOP/s devices, 1 MiB .. 1 PiB of memory. */
+#define BW_MIN 1e6
+#define BW_MAX 1e16
+#define LAT_MAX 1.0
+#define FLOPS_MIN 1e6
+#define FLOPS_MAX 1e18
+#define MEM_MIN 1048576.0
+#define MEM_MAX 1125899906842624.0
+
+static CalpaStatus in_range(double v, double lo, double hi, int zero_ok, const char *src,
+                            const char *key, Err *e)
+{
+    if ((zero_ok && v == 0) || (v >= lo && v <= hi)) return CALPA_OK;
+    return err_set(e, CALPA_EINPUT, "%s: key '%s': %g is outside [%g, %g]%s", src, key, v, lo, hi,
+                   zero_ok ? " (or 0)" : "");
+}
+
+static CalpaStatus group_check_numbers(const NodeGroup *g, const char *src, Err *e)
+{
+    const DeviceType *d = &g->device;
+    CalpaStatus st;
+    if ((st = in_range(d->peak_flops_fp32, FLOPS_MIN, FLOPS_MAX, 0, src, "device.peak_flops_fp32", e)) ||
+        (st = in_range(d->peak_flops_fp16, FLOPS_MIN, FLOPS_MAX, 1, src, "device.peak_flops_fp16", e)) ||
+        (st = in_range(d->peak_flops_bf16, FLOPS_MIN, FLOPS_MAX, 1, src, "device.peak_flops_bf16", e)) ||
+        (st = in_range(d->memory_bytes, MEM_MIN, MEM_MAX, 0, src, "device.memory_bytes", e)) ||
+        (st = in_range(d->memory_bw_bytes_per_s, BW_MIN, BW_MAX, 0, src,
+                       "device.memory_bw_bytes_per_s", e)) ||
+        (st = in_range(g->intra.bw_bytes_per_s, BW_MIN, BW_MAX, 0, src, "intra.bw_bytes_per_s", e)) ||
+        (st = in_range(g->intra.latency_s, 0, LAT_MAX, 0, src, "intra.latency_s", e)) ||
+        (st = in_range(g->inter.bw_bytes_per_s, BW_MIN, BW_MAX, 0, src, "inter.bw_bytes_per_s", e)) ||
+        (st = in_range(g->inter.latency_s, 0, LAT_MAX, 0, src, "inter.latency_s", e)))
+        return st;
+    if (g->intra.topology == INTRA_HYBRID_CUBE_MESH)
+        return in_range(g->intra.pcie_bw_bytes_per_s, BW_MIN, BW_MAX, 0, src,
+                        "intra.pcie_bw_bytes_per_s", e);
+    return CALPA_OK;
+}
+
 /* Validates g and computes its derived fields; src names it in messages. */
 static CalpaStatus group_finalize(NodeGroup *g, const char *src, Err *e)
 {
+    CalpaStatus nst = group_check_numbers(g, src, e);
+    if (nst) return nst;
     if (g->nodes < 1)
         return err_set(e, CALPA_EINPUT, "%s: key 'nodes': %d must be >= 1", src, g->nodes);
     if (g->devices_per_node < 1)
@@ -322,6 +365,13 @@ static CalpaStatus group_finalize(NodeGroup *g, const char *src, Err *e)
 static CalpaStatus cluster_finalize(Cluster *c, const char *src, Err *e)
 {
     int dev = 0, node = 0;
+    if (c->has_inter_group) {
+        CalpaStatus st = in_range(c->inter_group_bw_bytes_per_s, BW_MIN, BW_MAX, 0, src,
+                                  "inter_group.bw_bytes_per_s", e);
+        if (!st) st = in_range(c->inter_group_latency_s, 0, LAT_MAX, 0, src,
+                               "inter_group.latency_s", e);
+        if (st) return st;
+    }
     for (int i = 0; i < c->ngroups; i++) {
         NodeGroup *g = &c->groups[i];
         char gsrc[320];
