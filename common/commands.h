@@ -15,5 +15,6 @@ int cmd_sweep(int argc, char **argv);  /* planner/cmd_sweep.c */
 
 int cmd_exec(int argc, char **argv);       /* exec/cmd_exec.c */
 int cmd_compare(int argc, char **argv);    /* exec/cmd_compare.c */
+int cmd_calibrate(int argc, char **argv);  /* exec/cmd_calibrate.c */
 
 #endif

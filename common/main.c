@@ -18,6 +18,7 @@ static const Command COMMANDS[] = {
     {"sim", cmd_sim, "simulate a plan: iteration time, memory, timeline"},
     {"exec", cmd_exec, "run a plan for real on CPU ranks (MPI) or GPUs"},
     {"compare", cmd_compare, "predicted vs measured timelines: per operator kind and collective"},
+    {"calibrate", cmd_calibrate, "fit a profile to measured exec runs; fit error before and after"},
     {"validate", cmd_validate, "predicted vs published (Megatron-LM Table 1, Korthikanti Table 5)"},
     {"sweep", cmd_sweep, "benchmark sweeps: cases x methods -> TSV and plots"},
 };
