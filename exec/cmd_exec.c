@@ -51,6 +51,11 @@ static const char USAGE[] =
     "  --timeline F      measured Chrome trace (the simulator's layout; task ids join)\n"
     "  --json            one JSON object (rank 0)\n"
     "\n"
+    "A NaN or Inf in a gradient or the loss stops the run (exit 1) naming the\n"
+    "step and the tensor; a rank that fails aborts the whole job (MPI_Abort).\n"
+    "Tests inject faults with CALPA_FAULT=fail|kill|nan|inf[:rank=R,step=S,\n"
+    "task=T,tensor=NAME] (exec/runtime.h).\n"
+    "\n"
     "Exit codes: 0 ran (and --check passed), 1 the run or the check failed,\n"
     "2 bad usage or input (plan missing or of another version, device count\n"
     "different from the MPI world size).\n";
@@ -181,6 +186,12 @@ static int run(const ExecArgs *a, const Backend *be)
     int rc = 0;
     if ((st = simplan_from_plan(&plan, a->plan, &sp, &e)) || (st = simplan_lower(&sp, 0, &l, &e)) ||
         (st = exec_ctx_init(&c, be, &sp.g, &l, sp.spec.zero, 0, a->seed, (float)a->lr, &e))) {
+        rc = cli_err(st, &e);
+        goto out;
+    }
+    /* the fault-injection hook of the tests (runtime.h) */
+    const char *fault = getenv("CALPA_FAULT");
+    if (fault && *fault && (st = exec_fault_parse(fault, &c.fault, &e))) {
         rc = cli_err(st, &e);
         goto out;
     }

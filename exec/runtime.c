@@ -3,11 +3,13 @@
  * runtime.h): local shards, layouts, operator dispatch, collectives.
  */
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "runtime.h"
+#include "spec.h"
 
 /* ---- deterministic values -------------------------------------------- */
 
@@ -319,6 +321,7 @@ CalpaStatus exec_ctx_init(ExecCtx *c, const Backend *be, const Graph *g, const L
         c->task_last_s = xcalloc((size_t)(c->prog->n_task + 1), sizeof(double));
     } else {
         c->rank = 0, c->nranks = 1;
+        c->op_s = xcalloc((size_t)(g->n_op + 1), sizeof(double));
     }
     c->pers = xcalloc((size_t)g->n_t, sizeof(ExecBuf));
     c->gath = xcalloc((size_t)g->n_t, sizeof(ExecBuf));
@@ -346,6 +349,7 @@ void exec_ctx_free(ExecCtx *c)
         free(c->task_s);
         free(c->task_start_s);
         free(c->task_last_s);
+        free(c->op_s);
         memset(c, 0, sizeof *c);
         return;
     }
@@ -372,6 +376,7 @@ void exec_ctx_free(ExecCtx *c)
     free(c->task_s);
     free(c->task_start_s);
     free(c->task_last_s);
+    free(c->op_s);
     memset(c, 0, sizeof *c);
 }
 
@@ -1386,6 +1391,100 @@ static CalpaStatus run_task(ExecCtx *c, const Task *tk, Err *e)
     }
 }
 
+/* ---- faults and finiteness ---------------------------------------------- */
+
+CalpaStatus exec_fault_parse(const char *text, ExecFault *f, Err *e)
+{
+    static const char *const KINDS[] = {"fail", "kill", "nan", "inf", NULL};
+    memset(f, 0, sizeof *f);
+    f->task = -1;
+    Spec s;
+    CalpaStatus st = spec_parse(&s, "CALPA_FAULT", text, e);
+    if (st) return st;
+    int k = -1;
+    for (int i = 0; KINDS[i]; i++)
+        if (!strcmp(s.name, KINDS[i])) k = i;
+    const char *tensor = "";
+    if (k < 0)
+        st = err_set(e, CALPA_EINPUT, "CALPA_FAULT %s: '%s' is not one of fail|kill|nan|inf", s.src,
+                     s.name);
+    if (!st) st = spec_int32(&s, "rank", &f->rank, 0, 1 << 24, e);
+    if (!st) st = spec_int32(&s, "step", &f->step, 0, 1 << 30, e);
+    if (!st) st = spec_int32(&s, "task", &f->task, 0, 1 << 30, e);
+    if (!st) st = spec_string(&s, "tensor", &tensor);
+    if (!st && strlen(tensor) >= sizeof f->tensor)
+        st = err_set(e, CALPA_EINPUT, "CALPA_FAULT %s: key 'tensor': '%s' is too long", s.src, tensor);
+    if (!st) st = spec_check_unused(&s, "rank, step, task, tensor", e);
+    if (!st) {
+        f->kind = (FaultKind)(k + 1);
+        snprintf(f->tensor, sizeof f->tensor, "%s", tensor);
+    }
+    spec_free(&s);
+    return st;
+}
+
+/* The fault due before task i of this step, if any: fail returns EFAIL,
+ * kill does not return, nan/inf arm the poison (poison_after places it). */
+static CalpaStatus fault_before(ExecCtx *c, int i, Err *e)
+{
+    const ExecFault *f = &c->fault;
+    int at = f->task >= 0 ? f->task : c->prog->n_task / 2;
+    if (f->kind == FAULT_NONE || f->rank != c->rank || f->step != c->step ||
+        i != (at < c->prog->n_task ? at : c->prog->n_task - 1))
+        return CALPA_OK;
+    if (f->kind == FAULT_FAIL)
+        return err_set(e, CALPA_EFAIL, "injected fault (CALPA_FAULT) at step %d, task %d of %d",
+                       c->step, i, c->prog->n_task);
+    if (f->kind == FAULT_KILL) {
+        fprintf(stderr, "calpa: rank %d: killing itself (CALPA_FAULT) at step %d, task %d\n",
+                c->rank, c->step, i);
+        fflush(stderr);
+        raise(SIGKILL);
+    }
+    c->fault_armed = 1;
+    return CALPA_OK;
+}
+
+/* With the poison armed: the first gradient (or the named tensor) compute
+ * task tk wrote gets one NaN or +Inf. */
+static void poison_after(ExecCtx *c, const Task *tk)
+{
+    if (!c->fault_armed || tk->kind != TASK_COMPUTE || tk->op < 0) return;
+    const Op *op = &c->g->op[tk->op];
+    for (int j = 0; j < op->n_out; j++) {
+        const Tensor *T = &c->g->t[op->out[j]];
+        int want = c->fault.tensor[0] ? !strcmp(T->name, c->fault.tensor) : T->kind == TK_GRAD;
+        ExecBuf *b = buf_of(c, op->out[j], tk->mb < 0 ? 0 : tk->mb);
+        if (!want || !b->p || b->n < 1) continue;
+        b->p[b->n / 2] = c->fault.kind == FAULT_NAN ? NAN : INFINITY;
+        c->fault_armed = 0;
+        return;
+    }
+}
+
+/* Every gradient compute task tk wrote must be finite: a NaN or Inf is
+ * reported with the step, tensor, operator and micro-batch (EFAIL), before
+ * it spreads through the gradient sync into the weights.  O(elements). */
+static CalpaStatus check_finite(ExecCtx *c, const Task *tk, Err *e)
+{
+    if (tk->kind != TASK_COMPUTE || tk->op < 0) return CALPA_OK;
+    const Op *op = &c->g->op[tk->op];
+    for (int j = 0; j < op->n_out; j++) {
+        const Tensor *T = &c->g->t[op->out[j]];
+        if (T->kind != TK_GRAD && !(op->type == OP_LOSS_MSE || op->type == OP_LOSS_XENT)) continue;
+        ExecBuf *b = buf_of(c, op->out[j], tk->mb < 0 ? 0 : tk->mb);
+        if (!b->p) continue;
+        for (int64_t i = 0; i < b->n; i++)
+            if (!isfinite(b->p[i]))
+                return err_set(e, CALPA_EFAIL, "step %d: %s '%s' holds %s at element %lld of this "
+                               "rank's %lld (operator %s, micro-batch %d, task %d)", c->step,
+                               T->kind == TK_GRAD ? "gradient" : "loss", T->name,
+                               isnan(b->p[i]) ? "NaN" : "Inf", (long long)i, (long long)b->n,
+                               op->name, tk->mb, tk->id);
+    }
+    return CALPA_OK;
+}
+
 /* ---- steps -------------------------------------------------------------- */
 
 static int loss_tensor(const Graph *g)
@@ -1431,15 +1530,20 @@ CalpaStatus exec_step(ExecCtx *c, int timed, double *loss, Err *e)
     const Graph *g = c->g;
     CalpaStatus st = CALPA_OK;
     if (!c->l) { /* the reference: every micro-batch through the graph, then the optimizer */
-        for (int mb = 0; mb < c->micro && !st; mb++)
-            for (int o = 0; o < g->n_op && !st; o++)
-                if (g->op[o].phase != PH_OPTIMIZER) st = compute(c, o, mb, e);
-        for (int o = 0; o < g->n_op && !st; o++)
-            if (g->op[o].phase == PH_OPTIMIZER) st = compute(c, o, 0, e);
+        for (int pass = 0; pass < 2 && !st; pass++)
+            for (int mb = 0; mb < (pass ? 1 : c->micro) && !st; mb++)
+                for (int o = 0; o < g->n_op && !st; o++) {
+                    if ((g->op[o].phase == PH_OPTIMIZER) != pass) continue;
+                    double a = timed ? c->be->wtime() : 0;
+                    st = compute(c, o, mb, e);
+                    if (timed) c->op_s[o] += c->be->wtime() - a;
+                }
         *loss = loss_share(c);
+        if (timed) c->timed_steps++;
     } else {
         double t0 = c->be->wtime();
         for (int i = 0; i < c->prog->n_task && !st; i++) {
+            if ((st = fault_before(c, i, e))) break;
             double a = c->be->wtime();
             st = run_task(c, &c->prog->task[i], e);
             if (timed) {
@@ -1448,6 +1552,11 @@ CalpaStatus exec_step(ExecCtx *c, int timed, double *loss, Err *e)
                 c->task_start_s[i] = a - t0;
                 c->task_last_s[i] = d;
             }
+            /* outside the task's measured time */
+            if (!st) {
+                poison_after(c, &c->prog->task[i]);
+                st = check_finite(c, &c->prog->task[i], e);
+            }
         }
         if (st) return st;
         for (int i = 0; i < c->n_sends; i++) c->be->wait(c->sends[i]);
@@ -1455,6 +1564,8 @@ CalpaStatus exec_step(ExecCtx *c, int timed, double *loss, Err *e)
         float f = (float)loss_share(c);
         c->be->all_reduce(&f, 1, c->be->comm_world());
         *loss = f;
+        if (!isfinite(f)) return err_set(e, CALPA_EFAIL, "step %d: the loss is %s", c->step,
+                                         isnan(f) ? "NaN" : "Inf");
         if (timed) c->timed_steps++;
     }
     end_step(c);

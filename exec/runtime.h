@@ -47,6 +47,27 @@ typedef struct {
     int64_t full_n;              /* with flat: elements of the whole shard */
 } ExecBuf;
 
+/* Fault injection for exec's tests (CALPA_FAULT, read by cmd_exec):
+ * "KIND[:rank=R,step=S,task=T,tensor=NAME]".  On rank R (default 0) at
+ * step S (counting warm-up steps, default 0), before task T of its program
+ * (default: the middle task, so the other ranks wait in communication):
+ *   fail  the task fails with a message (the job aborts: MPI_Abort);
+ *   kill  the rank SIGKILLs itself (dies without a word);
+ *   nan / inf  after the first compute task from T on that writes a
+ *         gradient (or writes NAME), one element of it becomes NaN / +Inf,
+ *         which the finiteness check then reports. */
+typedef enum { FAULT_NONE, FAULT_FAIL, FAULT_KILL, FAULT_NAN, FAULT_INF } FaultKind;
+
+typedef struct {
+    FaultKind kind;
+    int rank, step, task;        /* task -1: the program's middle task */
+    char tensor[64];             /* "" any gradient */
+} ExecFault;
+
+/* Parses text (the CALPA_FAULT syntax above) into *f. EINPUT naming the
+ * key and value on a bad kind, key or number. */
+CalpaStatus exec_fault_parse(const char *text, ExecFault *f, Err *e);
+
 typedef struct ExecCtx {
     const Backend *be;
     const Graph *g;              /* borrowed */
@@ -75,8 +96,12 @@ typedef struct ExecCtx {
     double *task_s;              /* per task: seconds summed over timed steps */
     double *task_start_s;        /* per task: start in the last timed step, from the step's start */
     double *task_last_s;         /* per task: duration in the last timed step */
+    double *op_s;                /* the reference (l == NULL): per graph op, seconds
+                                    summed over timed steps (profile's operator tables) */
     int timed_steps;
     double cur_bytes, peak_bytes;
+    ExecFault fault;             /* kind FAULT_NONE: none (set after exec_ctx_init) */
+    int fault_armed;             /* nan/inf: the task is reached, the poison not yet placed */
 } ExecCtx;
 
 /* Sets up ctx for this rank's program of l (rank/nranks from the backend),
@@ -91,7 +116,9 @@ void exec_ctx_free(ExecCtx *ctx);
 /* Runs one training step (every micro-batch, gradient sync, optimizer).
  * timed: add the tasks' times to task_s. Returns the step's loss (the
  * same on every rank: summed over the ranks that hold it). Errors (EFAIL):
- * an operator or layout exec does not support, named. */
+ * an operator or layout exec does not support, named; a NaN or Inf in a
+ * gradient a compute task wrote or in the loss (named with the step, the
+ * tensor, the operator and the micro-batch); an injected fault. */
 CalpaStatus exec_step(ExecCtx *ctx, int timed, double *loss, Err *e);
 
 /* The full (unsharded) value of weight tensor t assembled on rank 0 from
