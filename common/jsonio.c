@@ -2,6 +2,7 @@
 #include "jsonio.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,17 @@ CalpaStatus atomic_commit(AtomicFile *af, Err *e)
     if (fclose(af->f) != 0) bad = 1;
     int in_place = !strcmp(af->tmp, af->path);
     if (!bad && !in_place && rename(af->tmp, af->path) != 0) bad = 1;
+    if (!bad && !in_place) {
+        /* the rename itself survives a crash once its folder is synced */
+        char *dir = xstrdup(af->path), *slash = strrchr(dir, '/');
+        if (slash) slash[slash == dir] = '\0';
+        int fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY);
+        if (fd >= 0) {
+            fsync(fd);
+            close(fd);
+        }
+        free(dir);
+    }
     if (bad) {
         st = err_set(e, CALPA_EFAIL, "%s: write failed: %s", af->path, strerror(errno));
         if (!in_place) remove(af->tmp);

@@ -7,12 +7,16 @@
  */
 #include "plot.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "jsonio.h"
 
 /* Colours of the series, in order (colour-blind friendly, like matplotlib's). */
 static const char *const COLOURS[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
@@ -70,12 +74,15 @@ CalpaStatus plot_draw(const Plot *p, const char *out, Err *e)
     size_t dl = strlen(out) + 8;
     char *dat = xmalloc(dl);
     snprintf(dat, dl, "%s.dat", out);
-    FILE *df = fopen(dat, "w");
-    if (!df) {
-        CalpaStatus st = err_set(e, CALPA_EFAIL, "plot: cannot write %s", dat);
+    /* both files atomically: the data under a temporary name renamed when
+     * complete, the picture drawn by gnuplot to a temporary name too */
+    AtomicFile daf;
+    CalpaStatus dst = atomic_open(&daf, dat, e);
+    if (dst) {
         free(dat);
-        return st;
+        return dst;
     }
+    FILE *df = daf.f;
     int ns_main = 0;
     for (int s = 0; s < p->n_series; s++) ns_main += !p->series[s].reference;
     if (ns_main == 0) ns_main = 1;
@@ -132,10 +139,13 @@ CalpaStatus plot_draw(const Plot *p, const char *out, Err *e)
         for (int g = 0; g < p->n_groups; g++)
             if (isfinite(p->linear[g])) cnt++, fprintf(df, "%d\t%.9g\n", g, p->linear[g]);
     block_end(df, cnt);
-    if (fclose(df)) {
+    if ((dst = atomic_commit(&daf, e))) {
         free(dat);
-        return err_set(e, CALPA_EFAIL, "plot: cannot write the data file");
+        return dst;
     }
+    size_t tl = strlen(out) + 32;
+    char *tmp_out = xmalloc(tl);
+    snprintf(tmp_out, tl, "%s.tmp.%ld", out, (long)getpid());
 
     /* gnuplot's chatter goes to <out>.log, shown only when it fails */
     char *log = xmalloc(dl);
@@ -148,12 +158,13 @@ CalpaStatus plot_draw(const Plot *p, const char *out, Err *e)
     if (!gp) {
         free(dat);
         free(log);
+        free(tmp_out);
         return err_set(e, CALPA_EFAIL, "plot %s: cannot run gnuplot", out);
     }
     if (png) fputs("set terminal pngcairo size 900,520 enhanced font 'Sans,11'\n", gp);
     else fputs("set terminal svg size 900,520 dynamic enhanced font 'Sans,11'\n", gp);
     fputs("set output ", gp);
-    put_str(gp, out);
+    put_str(gp, tmp_out);
     fputs("\nset datafile separator '\\t'\nset encoding utf8\n", gp);
     if (p->title) { fputs("set title ", gp); put_str(gp, p->title); fputc('\n', gp); }
     if (p->xlabel) { fputs("set xlabel ", gp); put_str(gp, p->xlabel); fputc('\n', gp); }
@@ -227,10 +238,20 @@ CalpaStatus plot_draw(const Plot *p, const char *out, Err *e)
         CalpaStatus st = err_set(e, CALPA_EFAIL, "plot %s: gnuplot failed (exit %d; its output "
                                  "is in %s)", out, rc == -1 || !WIFEXITED(rc) ? -1 : WEXITSTATUS(rc),
                                  log);
+        unlink(tmp_out);
+        free(tmp_out);
         free(log);
         return st;
     }
     unlink(log);
     free(log);
+    /* gnuplot closed the picture at exit: synced, then renamed whole */
+    int fd = open(tmp_out, O_RDONLY);
+    int bad = fd < 0 || (fsync(fd) != 0 && errno != EINVAL);
+    if (fd >= 0) close(fd);
+    bad = bad || rename(tmp_out, out) != 0;
+    if (bad) unlink(tmp_out);
+    free(tmp_out);
+    if (bad) return err_set(e, CALPA_EFAIL, "plot %s: cannot write it: %s", out, strerror(errno));
     return CALPA_OK;
 }
