@@ -1,8 +1,9 @@
 #!/bin/sh
 # gpu-check.sh - everything issue 8 asks of one GPU, in one run (about 8
 # minutes on an H100 or H200), writing under $OUT (default results/gpu):
-#   1. build calpa with the CUDA backend (nvcc, sm_80 + sm_90), or take a
-#      prebuilt bundle (see --bundle below) when the machine lacks the packages;
+#   1. build calpa with the CUDA backend (nvcc, sm_80 + sm_90) and run its
+#      kernels against the CPU loops (tests/test_cuda.c), or take a prebuilt
+#      bundle (see --bundle below) when the machine lacks the packages;
 #   2. exec --check a small GPT on the GPU against the CPU reference;
 #   3. profile the GPU (cuBLAS GEMM sweep, memory-bound kernel, our GEMM entry
 #      vs raw cuBLAS on the same shapes) into <gpu>-measured.json;
@@ -91,6 +92,8 @@ elif [ -x "$BUNDLE/bin/calpa" ]; then
 elif sh scripts/install-deps.sh --check; then
     B=bin/calpa-gpu
     step build 300 make BUILD=build/gpu BIN="$B" NO_MPI=1 -j"$(nproc)"
+    # the CUDA kernels against the CPU loops, entry by entry (tests/test_cuda.c)
+    step test-cuda 120 sh -c "make BUILD=build/gpu BIN=$B NO_MPI=1 build/gpu/tests/test_cuda && build/gpu/tests/test_cuda"
 else
     echo "gpu-check: the packages calpa builds with are missing here (scripts/install-deps.sh) and" \
          "there is no bundle in $BUNDLE: make one with 'sh scripts/gpu-check.sh --bundle $BUNDLE'" \

@@ -1,0 +1,168 @@
+/* test_cuda.c - the CUDA backend against the CPU reference loops, entry by
+ * entry (GEMM in every transpose and with accumulation, each kernel forward
+ * and backward, the losses, the optimizers, the MoE gate, a group-of-one
+ * collective), on host buffers (the staging path) and on the backend's own
+ * managed buffers.  Without the CUDA backend or a GPU every test is skipped
+ * and the reason printed: this file only means something on a GPU machine
+ * (scripts/gpu-check.sh runs it). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "cuda.h"
+#include "kernels_cpu.h"
+
+static const Backend *gpu(void)
+{
+    static int said;
+    char why[256] = "";
+    const Backend *b = backend_cuda(why, sizeof why);
+    if (!b && !said++) printf("test_cuda: skipped: %s\n", why);
+    return b;
+}
+
+static void fill(float *p, int64_t n, unsigned seed, float lo, float hi)
+{
+    for (int64_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        p[i] = lo + (hi - lo) * (float)((seed >> 8) & 0xffff) / 65535.0f;
+    }
+}
+
+/* max |a - b| / max(max |b|, 1e-30) <= tol */
+static void close_to(const float *a, const float *b, int64_t n, double tol, const char *what)
+{
+    double d = 0, m = 0;
+    for (int64_t i = 0; i < n; i++) d = fmax(d, fabs((double)a[i] - b[i])), m = fmax(m, fabs(b[i]));
+    if (!(d <= tol * fmax(m, 1e-30))) {
+        print_error("%s: max abs diff %.3g, max |ref| %.3g (tol %.1g relative)\n", what, d, m, tol);
+        fail();
+    }
+}
+
+static void test_gemm(void **state)
+{
+    (void)state;
+    const Backend *g = gpu();
+    if (!g) skip();
+    enum { B = 3, M = 37, N = 29, K = 41 };
+    float *a = malloc(sizeof(float) * B * M * K), *b = malloc(sizeof(float) * B * K * N);
+    float *c = malloc(sizeof(float) * B * M * N), *r = malloc(sizeof(float) * B * M * N);
+    fill(a, B * M * K, 1, -1, 1), fill(b, B * K * N, 2, -1, 1);
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++)
+            for (int acc = 0; acc < 2; acc++) {
+                fill(c, B * M * N, 3, -1, 1), memcpy(r, c, sizeof(float) * B * M * N);
+                g->gemm_batched(B, ta, tb, M, N, K, a, M * K, b, K * N, c, M * N, acc);
+                backend_cpu()->gemm_batched(B, ta, tb, M, N, K, a, M * K, b, K * N, r, M * N, acc);
+                close_to(c, r, B * M * N, 1e-5, "gemm");
+            }
+    /* the backend's own (managed) buffers: no staging */
+    float *da = g->alloc(B * M * K), *db = g->alloc(B * K * N), *dc = g->alloc(B * M * N);
+    memcpy(da, a, sizeof(float) * B * M * K), memcpy(db, b, sizeof(float) * B * K * N);
+    g->gemm_batched(B, 0, 1, M, N, K, da, M * K, db, K * N, dc, M * N, 0);
+    backend_cpu()->gemm_batched(B, 0, 1, M, N, K, a, M * K, b, K * N, r, M * N, 0);
+    close_to(dc, r, B * M * N, 1e-5, "gemm on managed buffers");
+    g->free(da), g->free(db), g->free(dc);
+    free(a), free(b), free(c), free(r);
+}
+
+static void test_kernels(void **state)
+{
+    (void)state;
+    const Backend *g = gpu();
+    if (!g) skip();
+    enum { R = 33, C = 300, N = R * C };
+    float *x = malloc(sizeof(float) * N), *dy = malloc(sizeof(float) * N), *gm = malloc(sizeof(float) * C),
+          *bt = malloc(sizeof(float) * C);
+    float *y1 = malloc(sizeof(float) * N), *y2 = malloc(sizeof(float) * N);
+    float *d1 = malloc(sizeof(float) * 2 * C), *d2 = malloc(sizeof(float) * 2 * C);
+    fill(x, N, 4, -3, 3), fill(dy, N, 5, -1, 1), fill(gm, C, 6, 0.5f, 1.5f), fill(bt, C, 7, -0.5f, 0.5f);
+    g->relu(x, y1, N), relu_forward(x, y2, N), close_to(y1, y2, N, 0, "relu");
+    g->relu_bwd(dy, x, y1, N), relu_backward(dy, x, y2, N), close_to(y1, y2, N, 0, "relu_bwd");
+    g->gelu(x, y1, N), gelu_forward(x, y2, N), close_to(y1, y2, N, 1e-6, "gelu");
+    g->gelu_bwd(dy, x, y1, N), gelu_backward(dy, x, y2, N), close_to(y1, y2, N, 1e-6, "gelu_bwd");
+    memcpy(y1, dy, sizeof(float) * N), memcpy(y2, dy, sizeof(float) * N);
+    g->axpy(0.3f, x, y1, N), axpy_forward(0.3f, x, y2, N), close_to(y1, y2, N, 1e-7, "axpy");
+    g->layernorm(x, gm, bt, y1, R, C), layernorm_forward(x, gm, bt, y2, R, C);
+    close_to(y1, y2, N, 1e-6, "layernorm");
+    g->layernorm_bwd(dy, x, gm, y1, d1, d1 + C, R, C), layernorm_backward(dy, x, gm, y2, d2, d2 + C, R, C);
+    close_to(y1, y2, N, 1e-5, "layernorm_bwd dx");
+    close_to(d1, d2, 2 * C, 1e-5, "layernorm_bwd dg, db");
+    for (int causal = 0; causal < 2; causal++) {
+        g->softmax(x, y1, R, C, causal, 11), softmax_forward(x, y2, R, C, causal, 11);
+        close_to(y1, y2, N, 1e-6, causal ? "softmax causal" : "softmax");
+    }
+    float *sm = malloc(sizeof(float) * N);
+    memcpy(sm, y2, sizeof(float) * N);
+    g->softmax_bwd(dy, sm, y1, R, C), softmax_backward(dy, sm, y2, R, C), close_to(y1, y2, N, 1e-5, "softmax_bwd");
+    /* embedding: ids as floats, some outside the vocabulary shard */
+    enum { V = 50, H = 16, NI = 40 };
+    float ids[NI], tab[V * H], e1[NI * H], e2[NI * H], t1[V * H], t2[V * H];
+    for (int i = 0; i < NI; i++) ids[i] = (float)((i * 7) % (V + 5) - 2);
+    fill(tab, V * H, 8, -1, 1);
+    g->embedding(tab, ids, e1, NI, H, V), embedding_forward(tab, ids, e2, NI, H, V);
+    close_to(e1, e2, NI * H, 0, "embedding");
+    g->embedding_bwd(e2, ids, t1, NI, H, V), embedding_backward(e2, ids, t2, NI, H, V);
+    close_to(t1, t2, V * H, 1e-6, "embedding_bwd");
+    /* losses: labels in [0, C) */
+    float lab[R];
+    for (int r = 0; r < R; r++) lab[r] = (float)((r * 13) % C);
+    float l1 = g->xent(x, lab, R, C, 2.0 * R), l2 = xent_forward(x, lab, R, C, 2.0 * R);
+    close_to(&l1, &l2, 1, 1e-6, "xent");
+    g->xent_bwd(x, lab, y1, R, C, 2.0 * R), xent_backward(x, lab, y2, R, C, 2.0 * R);
+    close_to(y1, y2, N, 1e-5, "xent_bwd");
+    l1 = g->mse(x, dy, N, 3.0 * N), l2 = mse_forward(x, dy, N, 3.0 * N);
+    close_to(&l1, &l2, 1, 1e-6, "mse");
+    g->mse_bwd(x, dy, y1, N, 3.0 * N), mse_backward(x, dy, y2, N, 3.0 * N), close_to(y1, y2, N, 1e-6, "mse_bwd");
+    free(x), free(dy), free(gm), free(bt), free(y1), free(y2), free(d1), free(d2), free(sm);
+}
+
+static void test_optimizers_gate_copy(void **state)
+{
+    (void)state;
+    const Backend *g = gpu();
+    if (!g) skip();
+    enum { N = 1000 };
+    float w1[N], w2[N], gr[N], m1[N], m2[N], v1[N], v2[N];
+    fill(w1, N, 9, -1, 1), fill(gr, N, 10, -1, 1);
+    memcpy(w2, w1, sizeof w1);
+    memset(m1, 0, sizeof m1), memset(m2, 0, sizeof m2), memset(v1, 0, sizeof v1), memset(v2, 0, sizeof v2);
+    g->sgd(w1, gr, N, 0.1f), sgd_update(w2, gr, N, 0.1f), close_to(w1, w2, N, 1e-7, "sgd");
+    for (int step = 1; step <= 3; step++) {
+        g->adam(w1, gr, m1, v1, N, 0.01f, step);
+        adam_update(w2, gr, m2, v2, N, 0.01f, step);
+    }
+    close_to(w1, w2, N, 1e-6, "adam w"), close_to(m1, m2, N, 1e-6, "adam m"), close_to(v1, v2, N, 1e-6, "adam v");
+    /* MoE gate: 2 groups of 12 tokens over 4 experts, capacity 5 (some tokens dropped) */
+    enum { G = 2, T = 12, E = 4, CAP = 5, NL = G * T * E, NC = NL * CAP };
+    float lg[NL], c1[NC], c2[NC], s1[NC], s2[NC], dc[NC], dl1[NL], dl2[NL];
+    fill(lg, NL, 11, -2, 2), fill(dc, NC, 12, -1, 1);
+    g->moe_gate(lg, c1, s1, G, T, E, CAP), moe_gate_forward(lg, c2, s2, G, T, E, CAP);
+    close_to(c1, c2, NC, 1e-6, "moe_gate combine"), close_to(s1, s2, NC, 0, "moe_gate dispatch");
+    g->moe_gate_bwd(dc, lg, dl1, G, T, E, CAP), moe_gate_backward(dc, lg, dl2, G, T, E, CAP);
+    close_to(dl1, dl2, NL, 1e-5, "moe_gate_bwd");
+    /* a group of one: collectives copy */
+    g->all_gather(gr, w1, N, NULL), close_to(w1, gr, N, 0, "all_gather of one");
+    g->reduce_scatter(gr, w2, N, NULL), close_to(w2, gr, N, 0, "reduce_scatter of one");
+    memcpy(w1, gr, sizeof gr);
+    g->all_reduce(w1, N, NULL), close_to(w1, gr, N, 0, "all_reduce of one");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gemm),
+        cmocka_unit_test(test_kernels),
+        cmocka_unit_test(test_optimizers_gate_copy),
+    };
+    return cmocka_run_group_tests_name("cuda", tests, NULL, NULL);
+}
