@@ -143,7 +143,7 @@ int exec_profile_cuda(const char *out, int quick)
                          "y += a x; op_overhead_s 0 until calpa calibrate fits it to exec runs");
     /* collectives over the first g ranks, g = 2..size */
     static const CollKind KINDS[] = {COLL_ALL_REDUCE, COLL_ALL_GATHER, COLL_REDUCE_SCATTER, COLL_ALL_TO_ALL};
-    int nsz = quick ? 6 : 14; /* 8 floats * g .. 8 * 4^13 * g floats (~512 MiB per rank at g = 8) */
+    int nsz = quick ? 6 : 14; /* 2 g .. 2^27 g floats: up to 4 GiB in and out per rank at g = 8 */
     for (int g = 2; g <= size; g++) {
         void *comm = be->comm_split(rank < g ? 0 : -1, rank);
         for (int ki = 0; ki < 4; ki++) {
