@@ -15,7 +15,7 @@
 
 static const char USAGE[] =
     "usage: calpa sweep SUITE [-o results.tsv] [--plot out.png|out.svg]... [-j N]\n"
-    "                   [--reference ref.tsv] [--resume] [--quiet]\n"
+    "                   [--reference ref.tsv] [--resume] [--quiet] [--dry-run]\n"
     "       calpa sweep --plot-only DATA.tsv SUITE --plot out.png [--reference ref.tsv]\n"
     "       calpa sweep --list\n\n"
     "Plans (as 'calpa plan') and simulates (as 'calpa sim') every case x method of\n"
@@ -32,6 +32,8 @@ static const char USAGE[] =
     "  --resume            skip jobs whose rows are in the output or its .partial\n"
     "  --plot-only DATA    draw from an existing TSV; plan nothing\n"
     "  --quiet             no progress on stderr\n"
+    "  --dry-run           read and check the suite (every case's model and\n"
+    "                      cluster), print its cases and jobs; plan nothing\n"
     "  --list              list the built-in suites\n\n"
     "Columns: suite case method devices model params global_batch micro_batches\n"
     "stages iteration_time_s samples_per_s tflops_per_device pflops\n"
@@ -74,12 +76,13 @@ int cmd_sweep(int argc, char **argv)
                                          {"resume", no_argument, 0, 'R'},
                                          {"plot-only", required_argument, 0, 'P'},
                                          {"quiet", no_argument, 0, 'q'},
+                                         {"dry-run", no_argument, 0, 'n'},
                                          {"list", no_argument, 0, 'l'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *out = NULL, *ref = NULL, *plot_only = NULL;
     const char *plots[8];
-    int n_plots = 0, resume = 0, quiet = 0, c;
+    int n_plots = 0, resume = 0, quiet = 0, dry = 0, c;
     int64_t jobs = 1;
     while ((c = getopt_long(argc, argv, "ho:j:", LONG, NULL)) != -1) {
         switch (c) {
@@ -93,6 +96,7 @@ int cmd_sweep(int argc, char **argv)
         case 'R': resume = 1; break;
         case 'P': plot_only = optarg; break;
         case 'q': quiet = 1; break;
+        case 'n': dry = 1; break;
         case 'l': return list_suites(argv[0]);
         case 'h': fputs(USAGE, stdout); return 0;
         default: return cli_usage_error(USAGE, NULL);
@@ -111,6 +115,18 @@ int cmd_sweep(int argc, char **argv)
     if (st) return cli_err(st, &e);
     Suite s;
     if ((st = suite_load(path, &s, &e))) return cli_err(st, &e);
+    if (dry) {
+        printf("suite %s: %d cases, %d jobs (case x method); nothing run (--dry-run)\n", s.name,
+               s.n_cases, suite_njobs(&s));
+        for (int j = 0, n = suite_njobs(&s); j < n; j++) {
+            int ci, mi;
+            suite_job(&s, j, &ci, &mi);
+            printf("%d\t%s\t%s\t%d\n", j, s.cases[ci].name, s.cases[ci].methods[mi],
+                   s.cases[ci].devices);
+        }
+        suite_free(&s);
+        return 0;
+    }
     char defout[600];
     if (!out) {
         snprintf(defout, sizeof defout, "results/%s.tsv", s.name);
