@@ -3,8 +3,10 @@
  * and backward, the losses, the optimizers, the MoE gate, a group-of-one
  * collective), on host buffers (the staging path) and on the backend's own
  * managed buffers.  Without the CUDA backend or a GPU every test is skipped
- * and the reason printed: this file only means something on a GPU machine
- * (scripts/gpu-check.sh runs it). */
+ * and the reason printed: those only mean something on a GPU machine
+ * (scripts/gpu-check.sh runs them).  One host-side test runs everywhere: NCCL
+ * send/recv has no tags, so a pair of ranks must issue its sends and its
+ * receives in the same order - the lowering's program order must say so. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -19,6 +21,9 @@
 #include "backend.h"
 #include "cuda.h"
 #include "kernels_cpu.h"
+#include "lower.h"
+#include "simplan.h"
+#include "validate.h"
 
 static const Backend *gpu(void)
 {
@@ -157,12 +162,69 @@ static void test_optimizers_gate_copy(void **state)
     g->all_reduce(w1, N, NULL), close_to(w1, gr, N, 0, "all_reduce of one");
 }
 
+
+/* For every (src, dst) pair of every lowered pipeline, the sends of src to
+ * dst in src's program order are the receives of dst from src in dst's
+ * program order (the same match ids, one for one): what the CUDA backend's
+ * tagless NCCL send/recv relies on. */
+static void p2p_order(const char *model, int tp, int pp, int dp, int m, int chunks, SchedKind sched)
+{
+    Err e;
+    Cluster c;
+    if (cluster_parse("dgx-a100-80g:nodes=1", &c, &e)) fail_msg("%s", e.msg);
+    MegatronConfig mc;
+    memset(&mc, 0, sizeof mc);
+    if (model_parse(model, &mc.model, &e)) fail_msg("%s", e.msg);
+    mc.tp = tp, mc.pp = pp, mc.dp = dp, mc.chunks = chunks, mc.sched = sched;
+    mc.micro_batch = 1, mc.global_batch = (long long)m * dp;
+    Plan plan;
+    SimPlan sp;
+    Lowered l;
+    memset(&sp, 0, sizeof sp), memset(&l, 0, sizeof l);
+    plan_init(&plan);
+    if (validate_megatron_plan(&mc, &c, NULL, &plan, &sp, &e)) fail_msg("%s", e.msg);
+    if (simplan_lower(&sp, 0, &l, &e)) fail_msg("%s", e.msg);
+    int pairs = 0;
+    for (int i = 0; i < l.n_prog; i++)
+        for (int j = 0; j < l.n_prog; j++) {
+            const Program *a = &l.prog[i], *b = &l.prog[j];
+            int ia = 0, ib = 0;
+            for (;;) {
+                while (ia < a->n_task && !(a->task[ia].kind == TASK_SEND && a->task[ia].peer == b->device)) ia++;
+                while (ib < b->n_task && !(b->task[ib].kind == TASK_RECV && b->task[ib].peer == a->device)) ib++;
+                if (ia == a->n_task || ib == b->n_task) break;
+                if (a->task[ia].match != b->task[ib].match)
+                    fail_msg("%s tp %d pp %d chunks %d sched %d: device %d sends match %lld where device %d "
+                             "receives match %lld (task %d / %d)", model, tp, pp, chunks, (int)sched, a->device,
+                             (long long)a->task[ia].match, b->device, (long long)b->task[ib].match, ia, ib);
+                pairs++, ia++, ib++;
+            }
+            assert_true(ia == a->n_task && ib == b->n_task); /* no send or receive left over */
+        }
+    assert_true(pp == 1 || pairs > 0);
+    lower_free(&l), simplan_free(&sp), plan_free(&plan), cluster_free(&c);
+}
+
+static void test_p2p_order(void **state)
+{
+    (void)state;
+    const char *gpt = "gpt:hidden=64,layers=8,heads=4,seq=16,vocab=128";
+    p2p_order(gpt, 1, 2, 1, 4, 1, SCHED_1F1B);
+    p2p_order(gpt, 1, 4, 1, 8, 1, SCHED_1F1B);
+    p2p_order(gpt, 1, 2, 1, 4, 1, SCHED_GPIPE);
+    p2p_order(gpt, 2, 2, 2, 4, 1, SCHED_1F1B);
+    p2p_order(gpt, 1, 2, 1, 4, 2, SCHED_INTERLEAVED);
+    p2p_order(gpt, 1, 4, 1, 8, 2, SCHED_INTERLEAVED);
+    p2p_order(gpt, 1, 2, 1, 4, 1, SCHED_ZB_H1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm),
         cmocka_unit_test(test_kernels),
         cmocka_unit_test(test_optimizers_gate_copy),
+        cmocka_unit_test(test_p2p_order),
     };
     return cmocka_run_group_tests_name("cuda", tests, NULL, NULL);
 }
