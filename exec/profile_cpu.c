@@ -17,6 +17,8 @@
 #include "profile.h"
 #include "profile_cpu.h"
 #include "profile_cuda.h"
+#include "runtime.h"
+#include "zoo.h"
 
 static const char USAGE[] =
     "usage: [mpirun -np N] calpa profile --backend cpu|cuda -o FILE [--quick]\n"
@@ -87,6 +89,95 @@ static double time_coll(const Backend *be, CollKind kind, void *comm, int g, int
     return median(t, 5);
 }
 #endif
+
+/* One (bytes, seconds) sample of an operator kind. */
+typedef struct {
+    int op;
+    double bytes, t;
+} OpSample;
+
+static int cmp_sample(const void *a, const void *b)
+{
+    const OpSample *x = a, *y = b;
+    if (x->op != y->op) return x->op - y->op;
+    return (x->bytes > y->bytes) - (x->bytes < y->bytes);
+}
+
+/* The memory-bound operator kinds as exec's runtime runs them: small
+ * models of each family through the unsharded reference (the same compute()
+ * that runs a rank's shards: operand lookup, relabelling and the kernel),
+ * every operator timed, so the simulator can price an operator of a kind by
+ * the bytes it moves as this runtime really spends it.  Samples of one kind
+ * within 2 % in bytes are merged (median); the table keeps rising bytes. */
+static void profile_operators(const Backend *be, Profile *p, int quick)
+{
+    static const char *const MODELS[] = {
+        "gpt:hidden=64,layers=1,heads=4,seq=32,vocab=256,dropout=0,dtype=fp32,optimizer=adam",
+        "gpt:hidden=128,layers=1,heads=4,seq=64,vocab=512,dropout=0,dtype=fp32,optimizer=sgd",
+        "gpt:hidden=256,layers=1,heads=4,seq=64,vocab=1024,dropout=0,dtype=fp32,optimizer=adam",
+        "gpt:hidden=256,layers=1,heads=8,seq=128,vocab=2048,dropout=0,dtype=fp32,optimizer=sgd",
+        "gpt:hidden=512,layers=1,heads=8,seq=128,vocab=4096,dropout=0,dtype=fp32,optimizer=adam",
+        "moe:hidden=64,layers=2,heads=4,seq=16,vocab=128,dropout=0,dtype=fp32,optimizer=sgd",
+        "moe:hidden=128,layers=2,heads=4,seq=64,vocab=512,dropout=0,dtype=fp32,optimizer=adam",
+        "mlp:hidden=256,layers=2,activation=relu",
+        "mlp:hidden=1024,layers=2,activation=gelu",
+    };
+    static const int BATCH[] = {1, 4, 16};
+    int nm = quick ? 3 : (int)(sizeof MODELS / sizeof *MODELS), nb = quick ? 1 : 3, steps = quick ? 1 : 3;
+    OpSample *s = NULL;
+    int n = 0, cap = 0;
+    for (int mi = 0; mi < nm; mi++)
+        for (int bi = 0; bi < nb; bi++) {
+            ModelConfig m;
+            Graph g;
+            ExecCtx c;
+            Err e = {{0}};
+            double loss;
+            if (model_parse(MODELS[mi], &m, &e) || model_build(&m, BATCH[bi], RECOMPUTE_NONE, &g, &e))
+                continue; /* a batch the family cannot take (MoE expert groups) */
+            int ok = exec_ctx_init(&c, be, &g, NULL, 0, 1, 1, 0.01f, &e) == CALPA_OK &&
+                     exec_step(&c, 0, &loss, &e) == CALPA_OK;
+            for (int r = 0; r < steps && ok; r++) ok = exec_step(&c, 1, &loss, &e) == CALPA_OK;
+            for (int o = 0; ok && o < g.n_op; o++) {
+                const Op *op = &g.op[o];
+                if (op_is_gemm(op->type) || op->type == OP_RESHAPE) continue;
+                double bytes = 0;
+                for (int k = 0; k < op->n_in + op->n_out; k++)
+                    bytes += tensor_bytes(&g.t[k < op->n_in ? op->in[k] : op->out[k - op->n_in]]);
+                if (bytes <= 0) continue;
+                VEC_PUSH(s, n, cap, ((OpSample){op->type, bytes, fmax(c.op_s[o] / c.timed_steps, 1e-9)}));
+            }
+            exec_ctx_free(&c);
+            graph_free(&g);
+        }
+    qsort(s, (size_t)n, sizeof *s, cmp_sample);
+    for (int i = 0; i < n;) {
+        int j = i;
+        while (j < n && s[j].op == s[i].op) j++;
+        OpTable *t = NULL;
+        p->ops = xrealloc(p->ops, sizeof *p->ops * (size_t)(p->nops + 1));
+        t = &p->ops[p->nops++];
+        memset(t, 0, sizeof *t);
+        t->op = s[i].op;
+        t->t.bytes = xmalloc(sizeof(double) * (size_t)(j - i));
+        t->t.time_s = xmalloc(sizeof(double) * (size_t)(j - i));
+        for (int a = i; a < j;) {
+            int b = a;
+            double tv[64];
+            int k = 0;
+            while (b < j && s[b].bytes <= s[a].bytes * 1.02) {
+                if (k < 64) tv[k++] = s[b].t;
+                b++;
+            }
+            t->t.bytes[t->t.n] = s[a].bytes;
+            t->t.time_s[t->t.n++] = median(tv, k);
+            a = b;
+        }
+        t->t.note = xstrdup("exec's CPU runtime, unsharded reference, median per size");
+        i = j;
+    }
+    free(s);
+}
 
 int exec_profile_main(int argc, char **argv)
 {
@@ -200,6 +291,15 @@ int exec_profile_main(int argc, char **argv)
         p.nnotes = 1;
         p.notes = xmalloc(sizeof(char *));
         p.notes[0] = xstrdup("measured by calpa profile --backend cpu (exec's CPU backend, float32)");
+        profile_operators(be, &p, quick);
+        if (rank == 0) {
+            printf("#\n# operators (exec's runtime, unsharded): kind, samples, bytes range, GB/s at the largest\n");
+            for (int i = 0; i < p.nops; i++) {
+                const MemTable *t = &p.ops[i].t;
+                printf("# %-16s %3d  %10.0f .. %10.0f B  %8.3f GB/s\n", op_type_name((OpType)p.ops[i].op),
+                       t->n, t->bytes[0], t->bytes[t->n - 1], t->bytes[t->n - 1] / t->time_s[t->n - 1] / 1e9);
+            }
+        }
     }
 #if CALPA_HAVE_MPI
     /* collectives over group sizes 2..size (the first g ranks) */

@@ -13,6 +13,7 @@
 #include "commands.h"
 #include "cost.h"
 #include "jsonio.h"
+#include "graph.h"
 #include "profile.h"
 #include "profile_cpu.h"
 
@@ -191,6 +192,28 @@ static int show(int argc, char **argv)
                        coll_scope_name(t->scope), i ? "" : form, fmt_bytes(s, b1, sizeof b1),
                        fmt_time(tm, b2, sizeof b2), alg / 1e9, bus / 1e9);
             }
+        }
+    }
+    /* measured operator kinds: the largest sample's rate */
+    cJSON *oa = json && p.nops ? cJSON_AddArrayToObject(o, "operators") : NULL;
+    if (!json && p.nops) {
+        printf("\noperators (measured kinds; the simulator prices these by their table)\n");
+        printf("  %-16s %7s %12s %12s %10s\n", "kind", "samples", "bytes", "time", "GB/s");
+    }
+    for (int i = 0; i < p.nops; i++) {
+        const MemTable *t = &p.ops[i].t;
+        double by = t->bytes[t->n - 1], tm = t->time_s[t->n - 1];
+        if (oa) {
+            cJSON *r = cJSON_CreateObject();
+            cJSON_AddStringToObject(r, "op", op_type_name((OpType)p.ops[i].op));
+            cJSON_AddNumberToObject(r, "samples", t->n);
+            cJSON_AddNumberToObject(r, "bytes", by);
+            cJSON_AddNumberToObject(r, "time_s", tm);
+            cJSON_AddNumberToObject(r, "bytes_per_s", by / tm);
+            cJSON_AddItemToArray(oa, r);
+        } else if (!json) {
+            printf("  %-16s %7d %12s %12s %10.3f\n", op_type_name((OpType)p.ops[i].op), t->n,
+                   fmt_bytes(by, b1, sizeof b1), fmt_time(tm, b2, sizeof b2), by / tm / 1e9);
         }
     }
     if (json) {

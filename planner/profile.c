@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph.h"
 #include "jsonio.h"
 
 static const char *const SCOPE_NAMES[] = {"intra_node", "inter_node"};
@@ -60,6 +61,12 @@ void profile_free(Profile *p)
         free(p->coll[i].note);
     }
     free(p->coll);
+    for (int i = 0; i < p->nops; i++) {
+        free(p->ops[i].t.bytes);
+        free(p->ops[i].t.time_s);
+        free(p->ops[i].t.note);
+    }
+    free(p->ops);
     memset(p, 0, sizeof *p);
 }
 
@@ -144,6 +151,15 @@ static double sample_time(const double *bytes, const double *time_s, int n, doub
 double profile_memory_kernel_time(const MemTable *t, double bytes)
 {
     return sample_time(t->bytes, t->time_s, t->n, bytes);
+}
+
+double profile_op_time(const Profile *p, int op, double bytes)
+{
+    for (int i = 0; i < p->nops; i++)
+        if (p->ops[i].op == op) return bytes > 0 ? sample_time(p->ops[i].t.bytes, p->ops[i].t.time_s,
+                                                              p->ops[i].t.n, bytes)
+                                                 : p->ops[i].t.time_s[0];
+    return -1;
 }
 
 double profile_coll_table_time(const CollTable *t, double bytes)
@@ -396,7 +412,7 @@ static CalpaStatus profile_from_json_inner(const cJSON *j, const char *src, Prof
         "format", "version", "device", "source", "reference_cluster", "notes",
         "peak_flops_fp32", "peak_flops_fp16", "peak_flops_bf16", "memory_bw_bytes_per_s",
         "kernel_launch_s", "op_overhead_s", "collective_bw_efficiency", "gemm", "memory",
-        "collectives", NULL};
+        "collectives", "operators", NULL};
     CalpaStatus st;
     if (!cJSON_IsObject(j)) return err_set(e, CALPA_EINPUT, "%s: a profile must be a JSON object", src);
     const char *s = NULL;
@@ -496,6 +512,36 @@ static CalpaStatus profile_from_json_inner(const cJSON *j, const char *src, Prof
                                (int)strlen(path) - 1, path, coll_kind_name(t->kind),
                                t->group_size, coll_scope_name(t->scope));
     }
+
+    const cJSON *ops = item(j, "operators"); /* optional: measured operator kinds */
+    if (ops && !cJSON_IsArray(ops))
+        return err_set(e, CALPA_EINPUT, "%s: key 'operators' must be a list of tables", src);
+    if (ops) p->ops = xcalloc((size_t)(cJSON_GetArraySize(ops) + 1), sizeof *p->ops);
+    for (const cJSON *x = ops ? ops->child : NULL; x; x = x->next) {
+        char path[40];
+        snprintf(path, sizeof path, "operators[%d].", p->nops);
+        OpTable *t = &p->ops[p->nops++];
+        static const char *const okeys[] = {"op", "bytes", "time_s", "note", NULL};
+        if (!cJSON_IsObject(x))
+            return err_set(e, CALPA_EINPUT, "%s: key '%.*s' must be an object", src,
+                           (int)strlen(path) - 1, path);
+        if ((st = json_check_keys(x, okeys, src, path, e))) return st;
+        if ((st = str(x, "op", 1, &s, src, path, e))) return st;
+        t->op = -1;
+        for (int k = 0; k < OP_COUNT; k++)
+            if (!strcmp(s, op_type_name((OpType)k))) t->op = k;
+        if (t->op < 0)
+            return err_set(e, CALPA_EINPUT, "%s: key '%sop': '%s' is not an operator kind", src,
+                           path, s);
+        for (int i = 0; i < p->nops - 1; i++)
+            if (p->ops[i].op == t->op)
+                return err_set(e, CALPA_EINPUT, "%s: key '%sop': a second table for '%s'", src,
+                               path, s);
+        t->t.note = note_dup(x, src, path, e, &st);
+        if (st) return st;
+        if ((st = samples_from_json(x, &t->t.bytes, &t->t.time_s, &t->t.n, src, path, e)))
+            return st;
+    }
     return CALPA_OK;
 }
 
@@ -583,6 +629,18 @@ cJSON *profile_to_json(const Profile *p)
             cJSON_AddItemToObject(c, "time_s", num_array(t->time_s, t->nsamples));
         }
         cJSON_AddItemToArray(cs, c);
+    }
+    if (p->nops) {
+        cJSON *os = cJSON_AddArrayToObject(o, "operators");
+        for (int i = 0; i < p->nops; i++) {
+            const OpTable *t = &p->ops[i];
+            cJSON *c = cJSON_CreateObject();
+            cJSON_AddStringToObject(c, "op", op_type_name((OpType)t->op));
+            if (t->t.note) cJSON_AddStringToObject(c, "note", t->t.note);
+            cJSON_AddItemToObject(c, "bytes", num_array(t->t.bytes, t->t.n));
+            cJSON_AddItemToObject(c, "time_s", num_array(t->t.time_s, t->t.n));
+            cJSON_AddItemToArray(os, c);
+        }
     }
     return o;
 }

@@ -54,6 +54,16 @@ typedef struct {
     char *note;
 } MemTable;
 
+/* A measured operator kind (a graph OpType): time of one operator against
+ * the bytes it reads and writes (the graph's Op.bytes on local shards), as
+ * the runtime runs it, dispatch and layout work included.  Where a profile
+ * has one for a memory-bound operator, it replaces the memory table and
+ * the per-operator overhead (see profile_op_time). */
+typedef struct {
+    int op;              /* OpType */
+    MemTable t;
+} OpTable;
+
 typedef enum { COLL_SCOPE_INTRA_NODE, COLL_SCOPE_INTER_NODE } CollScope;
 
 typedef struct {
@@ -83,6 +93,8 @@ typedef struct {
     MemTable memory;
     CollTable *coll;
     int ncoll;
+    OpTable *ops;                /* optional: measured operator kinds ("operators") */
+    int nops;
 } Profile;
 
 /* Reads and validates the profile at path. On success *out owns memory
@@ -107,6 +119,10 @@ double profile_peak_flops(const Profile *p, DType dt);
 const GemmTable *profile_gemm_table(const Profile *p, DType dt);
 /* Interpolated kernel time (s) of one (m, n, k) GEMM, 2mnk FLOP; dims >= 0. */
 double profile_gemm_kernel_time(const GemmTable *t, double m, double n, double k);
+/* Time (s) of one memory-bound operator of OpType op moving bytes, from
+ * the profile's measured table for that kind (overhead included); -1 when
+ * the profile has none (callers then use the memory table + overheads). */
+double profile_op_time(const Profile *p, int op, double bytes);
 /* Interpolated kernel time (s) of a memory-bound kernel moving bytes. */
 double profile_memory_kernel_time(const MemTable *t, double bytes);
 

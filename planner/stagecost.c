@@ -211,8 +211,12 @@ double stagecost_op_time(const Profile *p, const Graph *g, int op, const char le
         double big = 4096, ref = cost_gemm_time(p, dt, big, big, big);
         double rate = 2 * big * big * big / ref;
         t = o->flops / split / rate + p->kernel_launch_s;
+    } else if ((t = profile_op_time(p, o->type, o->bytes / split)) >= 0) {
+        return t; /* a measured operator kind, overheads included */
     } else if (o->bytes > 0 || o->flops > 0) {
         t = cost_memory_time(p, o->bytes / split);
+    } else {
+        t = 0;
     }
     return t + p->op_overhead_s;
 }

@@ -102,6 +102,8 @@ double sim_compute_time(const Profile *p, const LocalOp *op)
 {
     double t;
     if (op->gemm) t = cost_bmm_time(p, op->dtype, op->batch, op->m, op->n, op->k);
+    else if (op->type == OP_RESHAPE) t = 0;
+    else if ((t = profile_op_time(p, op->type, op->bytes)) >= 0) return t; /* measured kind */
     else t = op->bytes > 0 ? cost_memory_time(p, op->bytes) : 0;
     return t + p->op_overhead_s;
 }

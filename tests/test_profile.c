@@ -16,6 +16,7 @@
 #include "cluster.h"
 #include "coll.h"
 #include "cost.h"
+#include "engine.h"
 #include "jsonio.h"
 #include "profile.h"
 
@@ -44,7 +45,8 @@ static const char *FIXTURE =
     "  {\"kind\": \"all_reduce\", \"group_size\": 8, \"scope\": \"intra_node\","
     "   \"bytes\": [1048576, 67108864], \"time_s\": [5e-5, 1e-3]},"
     "  {\"kind\": \"all_gather\", \"group_size\": 16, \"scope\": \"inter_node\","
-    "   \"alpha_s\": 1e-4, \"beta_s_per_byte\": 1e-10}]}";
+    "   \"alpha_s\": 1e-4, \"beta_s_per_byte\": 1e-10}],"
+    " \"operators\": [{\"op\": \"gelu\", \"bytes\": [1000, 100000], \"time_s\": [1e-5, 1e-4]}]}";
 
 static Profile fixture(void)
 {
@@ -163,6 +165,28 @@ static void bad(const char *path, const char *value, const char *want)
     cJSON_Delete(j);
 }
 
+/* A measured operator kind replaces the memory table and the overheads for
+ * that kind only: its samples exactly, bandwidth interpolated between them
+ * and held above, the smallest time below. */
+static void test_operator_tables(void **state)
+{
+    (void)state;
+    Profile p = fixture();
+    assert_int_equal(p.nops, 1);
+    near(profile_op_time(&p, OP_GELU, 1000), 1e-5, 1e-12, "gelu at a sample");
+    near(profile_op_time(&p, OP_GELU, 100000), 1e-4, 1e-12, "gelu at a sample");
+    near(profile_op_time(&p, OP_GELU, 10), 1e-5, 1e-12, "gelu below: the floor");
+    near(profile_op_time(&p, OP_GELU, 200000), 2e-4, 1e-12, "gelu above: bandwidth held");
+    double mid = profile_op_time(&p, OP_GELU, 10000);
+    assert_true(mid > 1e-5 && mid < 1e-4);
+    assert_true(profile_op_time(&p, OP_LAYERNORM, 1000) < 0);
+    LocalOp g = {.type = OP_GELU, .bytes = 100000}, l = {.type = OP_LAYERNORM, .bytes = 100000};
+    near(sim_compute_time(&p, &g), 1e-4, 1e-12, "sim: the measured kind, no overhead added");
+    near(sim_compute_time(&p, &l), profile_memory_kernel_time(&p.memory, 100000) + p.kernel_launch_s +
+                                       p.op_overhead_s, 1e-9, "sim: other kinds as before");
+    profile_free(&p);
+}
+
 static void test_bad_profiles(void **state)
 {
     (void)state;
@@ -176,7 +200,9 @@ static void test_bad_profiles(void **state)
     bad("colour", "1", "bad.json: unknown key 'colour' (valid keys: format, version, device, "
         "source, reference_cluster, notes, peak_flops_fp32, peak_flops_fp16, peak_flops_bf16, "
         "memory_bw_bytes_per_s, kernel_launch_s, op_overhead_s, collective_bw_efficiency, gemm, "
-        "memory, collectives)");
+        "memory, collectives, operators)");
+    bad("operators.0.op", "\"gelux\"", "bad.json: key 'operators[0].op': 'gelux' is not an operator kind");
+    bad("operators.0.time_s.1", "0", "bad.json: key 'operators[0].time_s[1]': 0 must be > 0");
     bad("gemm.0.time_s.0.1.0", "-1", "bad.json: key 'gemm[0].time_s[0][1][0]': -1 must be > 0");
     bad("gemm.0.time_s.1", "[[1e-6], [2e-6]]", "bad.json: key 'gemm[0].time_s[1][0]' must be a list of 2 times (one per k)");
     bad("gemm.0.m.1", "32", "bad.json: key 'gemm[0].m[1]': 32 must be larger than the value before it (64)");
@@ -426,7 +452,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fixture_tables),  cmocka_unit_test(test_roundtrip),
-        cmocka_unit_test(test_bad_profiles),    cmocka_unit_test(test_bad_profiles_more),
+        cmocka_unit_test(test_operator_tables), cmocka_unit_test(test_bad_profiles),
+        cmocka_unit_test(test_bad_profiles_more),
         cmocka_unit_test(test_shipped_traces),  cmocka_unit_test(test_analytic_gemm),
         cmocka_unit_test(test_coll_closed_forms), cmocka_unit_test(test_oracle),
     };

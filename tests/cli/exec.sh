@@ -122,6 +122,8 @@ if [ "$mpi" = 1 ]; then
     grep -q "^#       size         count      type   redop    root     time   algbw   busbw #wrong" "$T/out" \
         && ok || bad "profile: no nccl-tests table"
     expect 0 "" -- profile show "$T/cpu.json" --json
+    jq -e '[.operators[].op] | index("gelu") and index("layernorm") and index("loss_xent")' "$T/cpu.json" \
+        >/dev/null && ok || bad "profile: no operator tables for gelu, layernorm, loss_xent"
     "$CALPA" plan --model "$MLP" --cluster "$C2" --global-batch 8 --method data --micro-batches 2 \
         --profile "$T/cpu.json" -o "$T/loop.json" >/dev/null 2>&1 || bad "plan with the measured profile"
     expect 0 "" -- sim "$T/loop.json" --profile "$T/cpu.json" --no-fold --timeline "$T/pred.json"
