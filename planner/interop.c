@@ -491,6 +491,17 @@ CalpaStatus interop_build_plan(const PlanRequest *req, StageCtx *x, const StageC
             ShardResult r;
             StageCost c;
             rc = stagecost_solve(x, st[i].first, st[i].last, st[i].sm, &st[i].cfg, &sg2, &r, &c, e);
+            if (!rc && !c.ok && c.status == ILP_TIMEOUT) {
+                /* the DP priced this range by folding shorter ones; its full
+                 * program can take longer than the limit (a loaded machine):
+                 * the plan needs its strategies, so give it ten times as long */
+                double lim = x->time_limit_s;
+                x->time_limit_s = 10 * lim;
+                shard_result_free(&r);
+                graph_free(&sg2);
+                rc = stagecost_solve(x, st[i].first, st[i].last, st[i].sm, &st[i].cfg, &sg2, &r, &c, e);
+                x->time_limit_s = lim;
+            }
             if (!rc) {
                 ss = &cache[n_cache++];
                 ss->key = key;
