@@ -7,7 +7,8 @@
 # searched and fixed at Alpa's 1024; the Megatron grid search on the same
 # case in configurations per second.  With "suites", also the Alpa paper's
 # GPT, MoE and Wide-ResNet suites on 1..64 GPUs under every method (slow:
-# tens of minutes), as a table of predicted iteration times.
+# tens of minutes), as a table of predicted iteration times; GPUS=N (with
+# "suites") runs only the suites' rows on N GPUs and skips the GPT-39B runs.
 bin=${1:-bin/calpa}
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 C8="p3.16xlarge:nodes=8"
@@ -30,6 +31,7 @@ run() { # run LABEL ARGS...: one plan, its wall time and the planner's breakdown
     fi
 }
 
+if [ -z "${GPUS:-}" ]; then
 echo "GPT-39B, $C8 (64 GPUs), global batch 1024, recompute full; Alpa reports ~2393 s for this case"
 run "alpa, micro-batches searched" --model gpt-39b --cluster "$C8" --global-batch 1024 --method alpa --recompute full
 run "alpa, micro-batches 1024 (Alpa's)" --model gpt-39b --cluster "$C8" --global-batch 1024 --method alpa --recompute full --micro-batches 1024
@@ -39,6 +41,7 @@ run "alpa, 1024, zb-h1" --model gpt-39b --cluster "$C8" --global-batch 1024 --me
 run "megatron grid search" --model gpt-39b --cluster "$C8" --global-batch 1024 --method megatron --recompute full
 run "megatron (1,4,16) as Alpa's manual suite" --model gpt-39b --cluster "$C8" --global-batch 1024 --method megatron --recompute full --tp 4 --pp 16 --dp 1 --micro-batches 1024
 
+fi
 [ "${2:-}" = suites ] || exit 0
 
 # The Alpa paper's suites (published.md §1.2): model per GPU count, every method.
@@ -46,6 +49,7 @@ echo
 echo "suite   gpus model          method          iter_s   TFLOP/s  stages (layers:submesh->logical)"
 suite() { # suite NAME GPUS MODEL BATCH RECOMPUTE
     name=$1; g=$2; model=$3; batch=$4; rc=$5
+    [ -n "${GPUS:-}" ] && [ "$g" != "$GPUS" ] && return
     nodes=$(( (g + 7) / 8 )); dpn=$g; [ "$g" -gt 8 ] && dpn=8
     cl="p3.16xlarge:nodes=$nodes,devices_per_node=$dpn"
     for m in alpa megatron data zero2 zero3 ppdp deepspeed-moe inter-only intra-only equal-layer equal-operator; do
