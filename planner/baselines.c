@@ -15,6 +15,7 @@
  */
 #include "baselines.h"
 #include "cli.h"
+#include "hetero.h"
 #include "megatron.h"
 
 #include <math.h>
@@ -80,6 +81,7 @@ static StageCtx *ctx_get(Ctxs *c, long long b)
     c->x[i].fold = c->req->fold;
     c->x[i].time_limit_s = c->req->ilp_time_limit_s;
     c->x[i].memory_budget = c->req->memory_ilp ? interop_usable_bytes(c->req) : 0;
+    if (c->req->group_prof) stagectx_set_groups(&c->x[i], c->req->group_prof);
     return &c->x[i];
 }
 
@@ -120,7 +122,33 @@ typedef struct {
     MeshConfig cfg[16];        /* candidate configs per stage */
     int n_cfg;
     int first[256], last[256]; /* model layers of chunk j (pp x v chunks, layer order) */
+    int group[256];            /* node group of each mesh (mesh_groups) */
 } Uniform;
+
+/* Mesh q of pp equal meshes of submesh sm takes devices [q n, (q+1) n): the
+ * node group each lies in (a mixed cluster: a mesh never spans device
+ * types).  0 when one spans groups or does not fit its group's nodes. */
+static int mesh_groups(const Cluster *c, int pp, Submesh sm, int *group)
+{
+    int n = sm.rows * sm.cols;
+    for (int q = 0; q < pp; q++) {
+        int g = hetero_span_group(c, q * n, n);
+        if (g < 0) return 0;
+        const NodeGroup *ng = &c->groups[g];
+        if (sm.cols > ng->devices_per_node || (sm.rows > 1 && sm.cols != ng->devices_per_node) ||
+            sm.rows > ng->nodes)
+            return 0;
+        group[q] = g;
+    }
+    return 1;
+}
+
+/* sm on group g. */
+static Submesh on_group(Submesh sm, int g)
+{
+    sm.group = g;
+    return sm;
+}
 
 /* Evaluates a candidate: each stage takes its fastest config that fits.
  * *total = predicted iteration time (INFINITY if something does not fit). */
@@ -128,11 +156,12 @@ static CalpaStatus uniform_eval(const PlanRequest *req, StageCtx *x, int K, cons
                                 StageChoice *ch, double *total, Err *e)
 {
     int n = u->pp * u->v;
-    double usable = interop_usable_bytes(req);
     double tm[256] = {0}, sync[256] = {0};
     *total = INFINITY;
     for (int j = 0; j < n; j++) {
         int mesh = j % u->pp;
+        double usable = hetero_usable_bytes(req, u->group[mesh]); /* its device type's */
+        Submesh sm = on_group(u->sm, u->group[mesh]);
         int inflight = req->schedule == SCHED_GPIPE ? K : u->pp - mesh;
         if (inflight > K) inflight = K;
         double best = INFINITY;
@@ -140,7 +169,7 @@ static CalpaStatus uniform_eval(const PlanRequest *req, StageCtx *x, int K, cons
         StageCost bcost = {0};
         for (int c = 0; c < u->n_cfg; c++) {
             StageCost sc;
-            CalpaStatus st = stagecost_eval(x, u->first[j], u->last[j], u->sm, &u->cfg[c], &sc, e);
+            CalpaStatus st = stagecost_eval(x, u->first[j], u->last[j], sm, &u->cfg[c], &sc, e);
             if (st) return st;
             if (!sc.ok) continue;
             double mem = sc.peak_bytes + (inflight - 1) * sc.stash_bytes;
@@ -152,7 +181,7 @@ static CalpaStatus uniform_eval(const PlanRequest *req, StageCtx *x, int K, cons
             }
         }
         if (bc < 0) return CALPA_OK;
-        ch[j] = (StageChoice){u->first[j], u->last[j], u->sm, u->cfg[bc], mesh};
+        ch[j] = (StageChoice){u->first[j], u->last[j], sm, u->cfg[bc], mesh};
         tm[mesh] += bcost.time_s;
         sync[mesh] += bcost.sync_s;
     }
@@ -206,11 +235,11 @@ static int submesh_of(const Cluster *c, int n, Submesh *sm)
     int D = c->groups[0].devices_per_node;
     if (n <= D) {
         if (D % n) return 0;
-        *sm = (Submesh){1, n};
+        *sm = (Submesh){1, n, 0};
         return 1;
     }
     if (n % D) return 0;
-    *sm = (Submesh){n / D, D};
+    *sm = (Submesh){n / D, D, 0};
     return 1;
 }
 
@@ -272,14 +301,15 @@ static void megatron_stage(const PlanRequest *req, StageCtx *x, int tp, int dp, 
 static double megatron_eval(const PlanRequest *req, StageCtx *x, int tp, int pp, int dp, int v,
                             int K, Submesh sm, int *fits)
 {
-    double tm[256] = {0}, sync[256] = {0}, usable = interop_usable_bytes(req);
-    int n = pp * v, L = x->g->n_layers;
-    *fits = 1;
-    for (int j = 0; j < n; j++) {
+    double tm[256] = {0}, sync[256] = {0};
+    int n = pp * v, L = x->g->n_layers, group[256];
+    *fits = mesh_groups(req->cluster, pp, sm, group);
+    for (int j = 0; j < n && *fits; j++) {
         int q = j % pp, first, last;
+        double usable = hetero_usable_bytes(req, group[q]); /* its device type's */
         megatron_layers(L, n, j, &first, &last);
         StageCost sc;
-        megatron_stage(req, x, tp, dp, sm, first, last, &sc, NULL);
+        megatron_stage(req, x, tp, dp, on_group(sm, group[q]), first, last, &sc, NULL);
         int inflight = req->schedule == SCHED_GPIPE ? K : pp - q;
         if (inflight > K) inflight = K;
         if ((sc.peak_bytes + (inflight - 1) * sc.stash_bytes) * v > usable) *fits = 0;
@@ -302,7 +332,8 @@ static CalpaStatus megatron_build(const PlanRequest *req, StageCtx *x, int tp, i
     plan_init_request(out, req, K);
     out->n_meshes = pp;
     out->virtual_stages = v;
-    int n = pp * v, nd = dp * tp, L = x->g->n_layers;
+    int n = pp * v, nd = dp * tp, L = x->g->n_layers, group[256];
+    CHECK(mesh_groups(req->cluster, pp, sm, group));
     double *fwd_b = xcalloc((size_t)n, sizeof(double)), *bwd_b = xcalloc((size_t)n, sizeof(double));
     for (int j = 0; j < n; j++) {
         PlanStage *ps = plan_add_stage(out);
@@ -321,7 +352,8 @@ static CalpaStatus megatron_build(const PlanRequest *req, StageCtx *x, int tp, i
         ps->opts.zero3 = req->zero == 3;
         snprintf(ps->ilp_status, sizeof ps->ilp_status, "none");
         StageCost sc;
-        megatron_stage(req, x, tp, dp, sm, ps->layers[0], ps->layers[1], &sc, ps);
+        megatron_stage(req, x, tp, dp, on_group(sm, group[q]), ps->layers[0], ps->layers[1], &sc,
+                       ps);
         ps->compute_time_s = sc.compute_s;
         ps->comm_time_s = sc.comm_s;
         ps->sync_time_s = sc.sync_s;
@@ -349,9 +381,8 @@ static CalpaStatus megatron_build(const PlanRequest *req, StageCtx *x, int tp, i
         long mk = schedule_makespan(&sc, 1, 2, 1, peak);
         CHECK(mk > 0);
         out->fits_memory = 1;
-        double usable = interop_usable_bytes(req);
         for (int q = 0; q < pp; q++) {
-            double pk = 0, stash = 0;
+            double pk = 0, stash = 0, usable = hetero_usable_bytes(req, group[q]);
             for (int j = q; j < n; j += pp) {
                 pk += out->stages[j].peak_bytes;
                 stash = fmax(stash, out->stages[j].stash_bytes);
@@ -400,7 +431,7 @@ static CalpaStatus megatron_plan(const PlanRequest *req, Ctxs *cx, Plan *out, Pl
     if (req->tp && req->pp && req->dp) D = req->tp * req->pp * req->dp; /* the first devices */
     int v = req->schedule == SCHED_INTERLEAVED ? req->virtual_stages : 1;
     long long B = req->global_batch;
-    MegCand best = {INFINITY, 0, 0, 0, 0, 0, {0, 0}}, any = best;
+    MegCand best = {INFINITY, 0, 0, 0, 0, 0, {0, 0, 0}}, any = best;
     double t0 = now_s();
     for (int tp = 1; tp <= Dn; tp *= 2) {
         if ((req->tp && tp != req->tp) || !divides_heads(&req->model, tp) || D % tp) continue;
@@ -409,7 +440,8 @@ static CalpaStatus megatron_plan(const PlanRequest *req, Ctxs *cx, Plan *out, Pl
             int dp = D / (tp * pp);
             if (req->dp && dp != req->dp) continue;
             Submesh sm;
-            if (!submesh_of(cl, dp * tp, &sm)) continue;
+            int mg[256];
+            if (!submesh_of(cl, dp * tp, &sm) || pp > 256 || !mesh_groups(cl, pp, sm, mg)) continue;
             int Ks[8], nK = micro_counts(req, dp, Ks, 8);
             if (nK == 0)
                 snprintf(why, (size_t)nwhy, "no micro-batch size divides global batch %lld into "
@@ -465,9 +497,11 @@ CalpaStatus baseline_plan(const PlanRequest *req, Plan *out, PlanStats *stats, E
     }
     double t_start = now_s();
     const Cluster *cl = req->cluster;
-    if (cl->ngroups != 1)
-        return err_set(e, CALPA_EINPUT, "cluster %s: heterogeneous clusters are not supported by "
-                       "--method %s", cl->name, m);
+    if (cl->ngroups != 1 && strcmp(m, "megatron") && strcmp(m, "equal-layer") &&
+        strcmp(m, "equal-operator") && strcmp(m, "ppdp"))
+        return err_set(e, CALPA_EINPUT, "cluster %s: --method %s needs one device type (its mesh "
+                       "would span the node groups); on a mixed cluster use alpa, megatron, "
+                       "equal-layer, equal-operator or ppdp", cl->name, m);
     int D = cl->ndevices, Dn = cl->groups[0].devices_per_node;
     long long B = req->global_batch;
     if (req->micro_batches && B % req->micro_batches)
@@ -547,7 +581,7 @@ CalpaStatus baseline_plan(const PlanRequest *req, Plan *out, PlanStats *stats, E
             for (int i = 0; i < L && !st; i++)
                 for (int k = i; k < L && k - i + 1 <= L - D + 1 && !st; k++) {
                     StageCost sc;
-                    if ((st = stagecost_eval(x, i, k, (Submesh){1, 1}, &c1, &sc, e))) break;
+                    if ((st = stagecost_eval(x, i, k, (Submesh){1, 1, 0}, &c1, &sc, e))) break;
                     stats->n_cost_entries++;
                     size_t id = (size_t)i * L + k;
                     succ[id] = interop_max_succ(&sc, interop_usable_bytes(req), Ks[ki],
@@ -555,7 +589,7 @@ CalpaStatus baseline_plan(const PlanRequest *req, Plan *out, PlanStats *stats, E
                     if (succ[id] >= 0) cost[id] = sc.time_s;
                 }
             if (!st) {
-                StageDP dp = {L, 1, &one, 1, D, cost, succ, 0, 0, req->dp_gap_s};
+                StageDP dp = {L, 1, &one, 1, D, cost, succ, 0, 0, req->dp_gap_s, 0, NULL, NULL, 0};
                 interop_schedule_coefs(req->schedule, Ks[ki], 1, &dp.coef_sum, &dp.coef_max);
                 StageDPResult r;
                 double t0 = now_s();
@@ -563,7 +597,7 @@ CalpaStatus baseline_plan(const PlanRequest *req, Plan *out, PlanStats *stats, E
                 stats->dp_s += now_s() - t0;
                 stats->n_configs++;
                 for (int q = 0; q < r.n; q++)
-                    ch[q] = (StageChoice){r.first[q], r.last[q], {1, 1}, c1, q};
+                    ch[q] = (StageChoice){r.first[q], r.last[q], {1, 1, 0}, c1, q};
                 consider(&best, r.total, Ks[ki], B / Ks[ki], ch, r.n);
             }
             free(cost);
@@ -581,7 +615,7 @@ CalpaStatus baseline_plan(const PlanRequest *req, Plan *out, PlanStats *stats, E
         memset(&u, 0, sizeof u);
         u.pp = pp;
         u.v = v;
-        if (!submesh_of(cl, D / pp, &u.sm)) continue;
+        if (!submesh_of(cl, D / pp, &u.sm) || !mesh_groups(cl, pp, u.sm, u.group)) continue;
         long long unit = 1;
         MeshConfig base = {{D / pp, 1}, 0, -1, 0, 0};
         if (is_ppdp || !strcmp(m, "data") || !strcmp(m, "zero2") || !strcmp(m, "zero3")) {

@@ -78,6 +78,27 @@ static const ClusterPreset CLUSTER_PRESETS[] = {
 };
 #define N_CLUSTER_PRESETS (int)(sizeof CLUSTER_PRESETS / sizeof CLUSTER_PRESETS[0])
 
+/* Presets of several node groups (a heterogeneous cluster): each group is a
+ * cluster preset of one node, with its inter-node network overridden where
+ * given (Gb/s; 0 keeps the preset's), and a link between the groups.
+ *  - mixed-a100-v100: one DGX A100 80 GB node and one p3.16xlarge-style node
+ *    (8 x V100-SXM2 16 GB, the hybrid cube mesh) whose network is 100 Gb/s (as
+ *    p3dn.24xlarge's ENA), joined by 100 Gb/s; 25 us between the groups (the
+ *    V100 side's Ethernet hop; an assumption, as all latencies here). */
+typedef struct {
+    const char *name;
+    const char *groups[4];   /* cluster preset names, NULL-terminated */
+    double inter_gbps[4];    /* the group's own network override, 0 = the preset's */
+    double xg_gbps, xg_lat_s; /* the link between groups */
+} MixedPreset;
+
+static const MixedPreset MIXED_PRESETS[] = {
+    {"mixed-a100-v100", {"dgx-a100-80g", "p3.16xlarge", NULL}, {0, 100}, 100, 25e-6},
+};
+#define N_MIXED_PRESETS (int)(sizeof MIXED_PRESETS / sizeof MIXED_PRESETS[0])
+#define MIXED_OVERRIDE_KEYS "nodes (per group), inter_bw_Gbps, inter_latency_us (between groups), " \
+                            "intra_latency_us"
+
 static const char *const TOPO_NAMES[] = {"nvswitch", "hybrid_cube_mesh", NULL};
 
 #define OVERRIDE_KEYS                                                              \
@@ -85,7 +106,10 @@ static const char *const TOPO_NAMES[] = {"nvswitch", "hybrid_cube_mesh", NULL};
     "inter_bw_Gbps, nics, intra_latency_us, inter_latency_us"
 
 const char *device_preset_names(void) { return "v100-16g, a100-40g, a100-80g, h100-80g"; }
-const char *cluster_preset_names(void) { return "p3.16xlarge, dgx-a100-80g, dgx-h100"; }
+const char *cluster_preset_names(void)
+{
+    return "p3.16xlarge, dgx-a100-80g, dgx-h100, mixed-a100-v100";
+}
 
 CalpaStatus device_preset(const char *name, DeviceType *out, Err *e)
 {
@@ -391,6 +415,83 @@ static CalpaStatus cluster_finalize(Cluster *c, const char *src, Err *e)
     return CALPA_OK;
 }
 
+/* ------------------------------------------------------- mixed presets */
+
+static const MixedPreset *find_mixed_preset(const char *name)
+{
+    for (int i = 0; i < N_MIXED_PRESETS; i++)
+        if (!strcmp(name, MIXED_PRESETS[i].name)) return &MIXED_PRESETS[i];
+    return NULL;
+}
+
+/* Builds the groups of mixed preset mp into c (empty) and applies the
+ * override keys of s: nodes (every group), inter_bw_Gbps / inter_latency_us
+ * (the link between groups), intra_latency_us (every group).  The other
+ * keys describe one group's hardware: EINPUT pointing at a cluster file. */
+static CalpaStatus mixed_build(const MixedPreset *mp, Spec *s, Cluster *c, const char *src,
+                               Err *e)
+{
+    static const char *const per_group[] = {"device", "devices_per_node", "topology",
+                                            "intra_bw_GBps", "pcie_bw_GBps", "nics", NULL};
+    for (int i = 0; per_group[i]; i++)
+        if (spec_has(s, per_group[i]))
+            return err_set(e, CALPA_EINPUT,
+                           "%s: key '%s' differs per group of a mixed cluster; write a cluster "
+                           "file instead ('calpa cluster %s --json' prints one to edit; keys of "
+                           "%s: %s)",
+                           src, per_group[i], mp->name, mp->name, MIXED_OVERRIDE_KEYS);
+    int n = 0;
+    while (n < 4 && mp->groups[n]) n++;
+    c->groups = xcalloc((size_t)n, sizeof *c->groups);
+    c->ngroups = n;
+    for (int i = 0; i < n; i++) {
+        NodeGroup *g = &c->groups[i];
+        group_from_preset(find_cluster_preset(mp->groups[i]), g);
+        if (mp->inter_gbps[i] > 0) g->inter.bw_bytes_per_s = mp->inter_gbps[i] * 1e9 / 8;
+    }
+    c->has_inter_group = 1;
+    c->inter_group_bw_bytes_per_s = mp->xg_gbps * 1e9 / 8;
+    c->inter_group_latency_s = mp->xg_lat_s;
+    CalpaStatus st;
+    int nodes = 1;
+    double lat = -1;
+    if ((st = spec_int32(s, "nodes", &nodes, 1, 1 << 20, e))) return st;
+    if ((st = spec_pos(s, "inter_bw_Gbps", &c->inter_group_bw_bytes_per_s, 1e9 / 8, 1e7, 0, e)))
+        return st;
+    if ((st = spec_pos(s, "inter_latency_us", &c->inter_group_latency_s, 1e-6, 1e6, 1, e)))
+        return st;
+    if ((st = spec_pos(s, "intra_latency_us", &lat, 1e-6, 1e6, 1, e))) return st;
+    for (int i = 0; i < n; i++) {
+        c->groups[i].nodes = nodes;
+        if (lat >= 0) c->groups[i].intra.latency_s = lat;
+    }
+    if ((st = spec_check_unused(s, MIXED_OVERRIDE_KEYS, e))) return st;
+    return cluster_finalize(c, src, e);
+}
+
+/* {"preset": MIXED, keys...} from a JSON file: the keys become a spec. */
+static CalpaStatus mixed_from_json(const MixedPreset *mp, const cJSON *j, const char *src,
+                                   Cluster *c, Err *e)
+{
+    Spec s;
+    spec_init(&s, "cluster", src, mp->name);
+    CalpaStatus st = CALPA_OK;
+    for (const cJSON *it = j->child; it && !st; it = it->next) {
+        if (!strcmp(it->string, "preset") || !strcmp(it->string, "name")) continue;
+        char val[64];
+        if (cJSON_IsNumber(it)) snprintf(val, sizeof val, "%.17g", it->valuedouble);
+        else if (cJSON_IsString(it)) snprintf(val, sizeof val, "%s", it->valuestring);
+        else
+            st = err_set(e, CALPA_EINPUT, "%s: key '%s' must be a number or a string", src,
+                         it->string);
+        if (!st) spec_set(&s, it->string, val);
+    }
+    if (!st) st = mixed_build(mp, &s, c, src, e);
+    spec_free(&s);
+    if (!st && !c->name[0]) snprintf(c->name, sizeof c->name, "%s", mp->name);
+    return st;
+}
+
 /* ------------------------------------------------------------ JSON in */
 
 static CalpaStatus jint(const cJSON *obj, const char *key, int required, int *out,
@@ -690,7 +791,10 @@ static CalpaStatus cluster_from_json_inner(const cJSON *j, const char *src, Clus
         return err_set(e, CALPA_EINPUT, "%s: a cluster must be a JSON object", src);
     CalpaStatus st;
     const cJSON *groups = cJSON_GetObjectItemCaseSensitive(j, "groups");
-    if (cJSON_GetObjectItemCaseSensitive(j, "preset") || !groups) {
+    const cJSON *pre = cJSON_GetObjectItemCaseSensitive(j, "preset");
+    if (cJSON_IsString(pre) && find_mixed_preset(pre->valuestring))
+        return mixed_from_json(find_mixed_preset(pre->valuestring), j, src, c, e);
+    if (pre || !groups) {
         /* One group: the top level is the group. */
         c->groups = xcalloc(1, sizeof *c->groups);
         c->ngroups = 1;
@@ -775,6 +879,16 @@ CalpaStatus cluster_parse(const char *spec_or_path, Cluster *out, Err *e)
     CalpaStatus st = spec_parse(&s, "cluster", spec_or_path, e);
     if (st) return st;
     const ClusterPreset *p = find_cluster_preset(s.name);
+    const MixedPreset *mp = p ? NULL : find_mixed_preset(s.name);
+    if (mp) {
+        char src[300];
+        snprintf(src, sizeof src, "cluster %s", s.src);
+        st = mixed_build(mp, &s, out, src, e);
+        if (!st) snprintf(out->name, sizeof out->name, "%s", spec_or_path);
+        spec_free(&s);
+        if (st) cluster_free(out);
+        return st;
+    }
     if (!p) {
         st = err_set(e, CALPA_EINPUT, "cluster %s: unknown cluster preset '%s' (presets: %s; "
                      "or a .json file)", s.src, s.name, cluster_preset_names());

@@ -14,6 +14,7 @@
 #include "jsonio.h"
 #include "plan.h"
 #include "profile.h"
+#include "profset.h"
 
 static const char USAGE[] =
     "usage: calpa plan --model M --cluster C --global-batch B [options]\n"
@@ -40,7 +41,8 @@ static const char USAGE[] =
     "  --schedule S             1f1b (default), gpipe, interleaved, zb-h1\n"
     "  --virtual-stages V       model chunks per mesh for interleaved (default 2)\n"
     "  --profile P              hardware profile file (default: the analytic profile\n"
-    "                           of the cluster's device)\n"
+    "                           of the cluster's device); mixed clusters: one per device\n"
+    "                           type, A.json,B.json[,analytic] or a calpa-profile-set file\n"
     "  --cross-stage-comm on|off  count stage-to-stage send/recv in stage times\n"
     "                           (default off, as Alpa)\n"
     "  --prefer-reduce-scatter on|off  ILP methods: gradient all-reduce -> reduce-scatter\n"
@@ -253,20 +255,25 @@ int cmd_plan(int argc, char **argv)
     Cluster cl;
     memset(&cl, 0, sizeof cl);
     if ((st = cluster_parse(cluster, &cl, &e))) return cli_err(st, &e);
-    Profile prof;
-    memset(&prof, 0, sizeof prof);
-    if (profile) {
-        if ((st = profile_load(profile, &prof, &e))) {
-            cluster_free(&cl);
-            return cli_err(st, &e);
-        }
-    } else {
-        profile_analytic(&cl, cluster, &prof);
+    ProfileSet ps; /* one profile per device type (profset.h) */
+    if ((st = profset_load(profile, &cl, cluster, &ps, &e))) {
+        cluster_free(&cl);
+        return cli_err(st, &e);
+    }
+    const Profile *gprof[PROFSET_MAX];
+    int ng = cl.ngroups < PROFSET_MAX ? cl.ngroups : PROFSET_MAX;
+    for (int g = 0; g < ng; g++) gprof[g] = profset_group(&ps, g);
+    if (cl.ngroups > PROFSET_MAX) {
+        profset_free(&ps);
+        cluster_free(&cl);
+        return cli_fail(2, "cluster %s: %d node groups (at most %d)", cluster, cl.ngroups,
+                        PROFSET_MAX);
     }
     req.model_spec = model;
     req.cluster_spec = cluster;
     req.cluster = &cl;
-    req.prof = &prof;
+    req.prof = gprof[0];
+    req.group_prof = cl.ngroups > 1 ? gprof : NULL;
     req.profile_name = profile ? profile : "analytic";
     req.global_batch = batch > 0 ? batch : req.model.batch;
     int rc = 0;
@@ -314,7 +321,7 @@ int cmd_plan(int argc, char **argv)
                 "memory\n");
     plan_free(&p);
 out:
-    profile_free(&prof);
+    profset_free(&ps);
     cluster_free(&cl);
     return rc;
 }

@@ -14,6 +14,20 @@ void cost_init(CostOracle *o, const Profile *p, const Cluster *c)
     o->mode = COST_PROFILE;
     o->prof = p;
     o->cluster = c;
+    o->group_prof = NULL;
+}
+
+void cost_init_groups(CostOracle *o, const Profile *const *gp, const Cluster *c)
+{
+    CHECK(gp != NULL && c != NULL && c->ngroups >= 1);
+    cost_init(o, gp[0], c);
+    o->group_prof = gp;
+}
+
+const Profile *cost_profile_of(const CostOracle *o, int dev)
+{
+    if (!o->group_prof || o->cluster->ngroups == 1) return o->prof;
+    return o->group_prof[cluster_locate(o->cluster, dev).group];
 }
 
 double cost_gemm_time(const Profile *p, DType dt, double m, double n, double k)
@@ -42,8 +56,9 @@ double cost_p2p_time(const CostOracle *o, double bytes, int a, int b)
     CHECK(bytes >= 0);
     if (a == b || bytes == 0) return 0;
     double bw = cluster_link_bw(o->cluster, a, b);
-    return cluster_link_latency(o->cluster, a, b) +
-           bytes / (o->prof->collective_bw_efficiency * bw);
+    double eff = fmin(cost_profile_of(o, a)->collective_bw_efficiency,
+                      cost_profile_of(o, b)->collective_bw_efficiency);
+    return cluster_link_latency(o->cluster, a, b) + bytes / (eff * bw);
 }
 
 double cost_collective_time(const CostOracle *o, CollKind kind, double bytes, const int *devs,
@@ -54,13 +69,16 @@ double cost_collective_time(const CostOracle *o, CollKind kind, double bytes, co
     if (n == 1 || bytes == 0) return 0;
     RingLinks r = cluster_ring(o->cluster, devs, n);
     CollScope scope = r.nodes > 1 ? COLL_SCOPE_INTER_NODE : COLL_SCOPE_INTRA_NODE;
-    const CollTable *t = profile_coll_table(o->prof, kind, n, scope);
+    const Profile *prof = cost_profile_of(o, devs[0]);
+    const CollTable *t = r.groups > 1 ? NULL : profile_coll_table(prof, kind, n, scope);
     if (t) {
         if (src) *src = COST_SRC_TABLE;
         return profile_coll_table_time(t, bytes);
     }
     if (src) *src = COST_SRC_CLUSTER;
-    double e = o->prof->collective_bw_efficiency;
+    double e = prof->collective_bw_efficiency;
+    for (int i = 1; r.groups > 1 && i < n; i++)
+        e = fmin(e, cost_profile_of(o, devs[i])->collective_bw_efficiency);
     switch (kind) {
     case COLL_SENDRECV: {
         double worst = 0;

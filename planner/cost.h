@@ -53,10 +53,21 @@ typedef struct {
     CostMode mode;
     const Profile *prof;    /* not owned; must outlive the oracle */
     const Cluster *cluster; /* not owned; must outlive the oracle */
+    /* heterogeneous clusters: the profile of each node group's device type
+     * (cluster->ngroups entries, not owned); NULL: prof answers for all */
+    const Profile *const *group_prof;
 } CostOracle;
 
 /* An oracle over profile p and cluster c (both required, not copied). */
 void cost_init(CostOracle *o, const Profile *p, const Cluster *c);
+/* An oracle over a cluster of several device types: gp[g] is the profile of
+ * group g (c->ngroups entries; the array and profiles must outlive o).
+ * o->prof is gp[0]. A collective takes the tables and efficiency of its
+ * first device's group; a transfer between groups the lower efficiency of
+ * the two ends. */
+void cost_init_groups(CostOracle *o, const Profile *const *gp, const Cluster *c);
+/* The profile that answers for device dev's type. */
+const Profile *cost_profile_of(const CostOracle *o, int dev);
 
 /* One GEMM (m, n, k), 2mnk FLOP, dims >= 0 (checked). Seconds. */
 double cost_gemm_time(const Profile *p, DType dt, double m, double n, double k);

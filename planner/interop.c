@@ -38,6 +38,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "hetero.h"
 #include "jsonio.h"
 
 static double now_s(void)
@@ -133,6 +134,10 @@ static int cmp_double(const void *a, const void *b)
 
 void interop_dp(const StageDP *p, StageDPResult *r)
 {
+    if (p->n_groups > 1) { /* several device types: hetero.h */
+        hetero_dp(p, r);
+        return;
+    }
     int L = p->L, D = p->D, M = p->n_sub, C = p->C;
     memset(r, 0, sizeof *r);
     r->total = INFINITY;
@@ -266,6 +271,10 @@ static void brute_rec(Brute *b, int i, int used)
 
 void interop_dp_brute(const StageDP *p, StageDPResult *r)
 {
+    if (p->n_groups > 1) {
+        hetero_dp_brute(p, r);
+        return;
+    }
     memset(r, 0, sizeof *r);
     r->total = INFINITY;
     Brute b = {.p = p, .best = r};
@@ -277,11 +286,11 @@ void interop_dp_brute(const StageDP *p, StageDPResult *r)
 int interop_submeshes(const Cluster *c, SubmeshSpace space, Submesh *out, int cap)
 {
     int D = c->groups[0].devices_per_node, H = c->nnodes, n = 0;
-    for (int m = 1; m < D && n < cap; m *= 2) out[n++] = (Submesh){1, m};
-    if (n < cap) out[n++] = (Submesh){1, D};
+    for (int m = 1; m < D && n < cap; m *= 2) out[n++] = (Submesh){1, m, 0};
+    if (n < cap) out[n++] = (Submesh){1, D, 0};
     int hi = space == SUBMESH_SMALL_POWER_OF_TWO ? (H < 4 ? H : 4) : H;
     for (int k = 2; k <= hi && n < cap; k = space == SUBMESH_ALL ? k + 1 : 2 * k)
-        out[n++] = (Submesh){k, D};
+        out[n++] = (Submesh){k, D, 0};
     return n;
 }
 
@@ -323,7 +332,6 @@ int interop_configs(Submesh sm, LogicalSpace space, long long b, MeshConfig *out
 
 CalpaStatus interop_place(const Cluster *c, const Submesh *sm, int n, int **devs, Err *e)
 {
-    int D = c->groups[0].devices_per_node;
     int *order = xmalloc((size_t)n * sizeof(int) + 1);
     for (int i = 0; i < n; i++) order[i] = i;
     for (int i = 1; i < n; i++) /* stable insertion sort, largest first */
@@ -333,29 +341,36 @@ CalpaStatus interop_place(const Cluster *c, const Submesh *sm, int n, int **devs
             order[j - 1] = b;
             order[j] = a;
         }
-    int node = 0, off = 0;
     CalpaStatus st = CALPA_OK;
-    for (int q = 0; q < n && !st; q++) {
-        Submesh s = sm[order[q]];
-        if (s.rows > 1 || s.cols == D) {
-            if (off) {
-                node++;
-                off = 0;
+    for (int g = 0; g < c->ngroups && !st; g++) { /* each mesh inside its own node group */
+        const NodeGroup *grp = &c->groups[g];
+        int D = grp->devices_per_node, d0 = grp->first_device, node = 0, off = 0;
+        for (int q = 0; q < n && !st; q++) {
+            Submesh s = sm[order[q]];
+            if (s.group != g) continue;
+            if (s.rows > 1 || s.cols == D) {
+                if (off) {
+                    node++;
+                    off = 0;
+                }
+                if (node + s.rows > grp->nodes) st = CALPA_EFAIL;
+                for (int r = 0; r < s.rows && !st; r++)
+                    for (int k = 0; k < s.cols; k++)
+                        devs[order[q]][r * s.cols + k] = d0 + (node + r) * D + k;
+                node += s.rows;
+            } else {
+                if (off + s.cols > D) {
+                    node++;
+                    off = 0;
+                }
+                if (node >= grp->nodes) st = CALPA_EFAIL;
+                for (int k = 0; k < s.cols && !st; k++) devs[order[q]][k] = d0 + node * D + off + k;
+                off += s.cols;
             }
-            if (node + s.rows > c->nnodes) st = CALPA_EFAIL;
-            for (int r = 0; r < s.rows && !st; r++)
-                for (int k = 0; k < s.cols; k++) devs[order[q]][r * s.cols + k] = (node + r) * D + k;
-            node += s.rows;
-        } else {
-            if (off + s.cols > D) {
-                node++;
-                off = 0;
-            }
-            if (node >= c->nnodes) st = CALPA_EFAIL;
-            for (int k = 0; k < s.cols && !st; k++) devs[order[q]][k] = node * D + off + k;
-            off += s.cols;
         }
     }
+    for (int q = 0; q < n && !st; q++)
+        if (sm[q].group < 0 || sm[q].group >= c->ngroups) st = CALPA_EFAIL;
     free(order);
     if (st) return err_set(e, CALPA_EFAIL, "the stages' submeshes need more devices than cluster "
                            "%s has", c->name);
@@ -395,6 +410,7 @@ static uint64_t stage_struct_key(const Graph *sg, const StageChoice *s)
     }
     MIX(s->sm.rows);
     MIX(s->sm.cols);
+    if (s->sm.group) MIX(s->sm.group); /* another device type: other costs */
     MIX(s->cfg.mesh[0]);
     MIX(s->cfg.mesh[1]);
     MIX(s->cfg.force_dp);
@@ -579,9 +595,8 @@ CalpaStatus interop_build_plan(const PlanRequest *req, StageCtx *x, const StageC
         long mk = schedule_makespan(&sc, 1, 2, 1, peak);
         CHECK(mk > 0);
         out->fits_memory = 1;
-        double usable = interop_usable_bytes(req);
         for (int q = 0; q < P; q++) {
-            double pk = 0, stash = 0;
+            double pk = 0, stash = 0, usable = hetero_usable_bytes(req, msm[q].group);
             for (int i = 0; i < n; i++)
                 if (out->stages[i].mesh_id == q) {
                     pk += out->stages[i].peak_bytes;
@@ -604,9 +619,10 @@ CalpaStatus interop_build_plan(const PlanRequest *req, StageCtx *x, const StageC
         GraphStats gs;
         graph_stats(x->g, &gs);
         double flops = gs.flops_total * K;
-        if (out->predicted_iteration_time_s > 0)
-            out->tflops_per_device =
-                flops / out->predicted_iteration_time_s / req->cluster->ndevices / 1e12;
+        int used = 0; /* devices the meshes use (a heterogeneous plan may idle a group) */
+        for (int q = 0; q < P; q++) used += msm[q].rows * msm[q].cols;
+        if (out->predicted_iteration_time_s > 0 && used > 0)
+            out->tflops_per_device = flops / out->predicted_iteration_time_s / used / 1e12;
     }
     free(tm);
     free(sync);
@@ -674,6 +690,7 @@ static void ctx_setup(StageCtx *x, const PlanRequest *req, const Graph *g)
     x->time_limit_s = req->ilp_time_limit_s;
     x->verbose = req->verbose > 1;
     x->memory_budget = req->memory_ilp ? interop_usable_bytes(req) : 0;
+    if (req->group_prof) stagectx_set_groups(x, req->group_prof);
 }
 
 /* Clustering, stage costs (§2.3, §2.4) and the DP (§2.5) for K micro-batches. */
@@ -707,7 +724,7 @@ static void alpa_try(const PlanRequest *req, int K, AlpaTry *tr)
     t0 = now_s();
     StageCtx x;
     ctx_setup(&x, req, &g);
-    tr->n_sub = interop_submeshes(cl, req->submesh_space, tr->sub, 16);
+    tr->n_sub = hetero_submeshes(cl, req->submesh_space, tr->sub, 16);
     for (int m = 0; m < tr->n_sub; m++) {
         tr->n_cfg[m] = interop_configs(tr->sub[m], req->logical_space, tr->b, tr->cfg[m], 16);
         for (int k = 0; k < tr->n_cfg[m]; k++)
@@ -723,22 +740,20 @@ static void alpa_try(const PlanRequest *req, int K, AlpaTry *tr)
         cost[q] = INFINITY;
         succ[q] = -1;
     }
-    double usable = interop_usable_bytes(req), total_flops = 0;
+    double total_flops = 0;
     for (int i = 0; i < L; i++) total_flops += lc.flops[i];
     CalpaStatus st = CALPA_OK;
     for (int m = 0; m < M && !st; m++) {
         subdev[m] = tr->sub[m].rows * tr->sub[m].cols;
         if (subdev[m] > D) continue;
-        double dev_ratio = (double)subdev[m] / D;
+        double usable = hetero_usable_bytes(req, tr->sub[m].group); /* its device type's */
         for (int i = 0; i < L && !st; i++) {
             double fl = 0;
             for (int k = i; k < L && !st; k++) {
                 fl += lc.flops[k];
-                if (subdev[m] == D && (i != 0 || k != L - 1)) continue; /* §2.3 */
-                double ratio = fl / total_flops, tol = req->imbalance_tolerance;
-                if (isfinite(tol) && subdev[m] < D &&
-                    (dev_ratio > ratio * (1 + tol) || dev_ratio < ratio / (1 + tol)))
-                    continue;
+                if (!hetero_range_allowed(cl, tr->sub[m], fl / total_flops, i == 0 && k == L - 1,
+                                          req->imbalance_tolerance, req->model.dtype))
+                    continue; /* §2.3 */
                 for (int c = 0; c < tr->n_cfg[m] && !st; c++) {
                     StageCost sc;
                     st = stagecost_eval(&x, lc.first[i], lc.last[k], tr->sub[m], &tr->cfg[m][c],
@@ -759,7 +774,13 @@ static void alpa_try(const PlanRequest *req, int K, AlpaTry *tr)
         snprintf(tr->msg, sizeof tr->msg, "%s", e.msg);
     } else {
         t0 = now_s();
-        StageDP dp = {L, M, subdev, C, D, cost, succ, 0, 0, req->dp_gap_s};
+        int subgroup[16], groupdev[64];
+        for (int m = 0; m < M; m++) subgroup[m] = tr->sub[m].group;
+        for (int q = 0; q < cl->ngroups && q < 64; q++)
+            groupdev[q] = cl->groups[q].nodes * cl->groups[q].devices_per_node;
+        /* several device types: devices counted per group, a group may idle */
+        StageDP dp = {L, M, subdev, C, D, cost, succ, 0, 0, req->dp_gap_s,
+                      cl->ngroups, subgroup, groupdev, cl->ngroups > 1};
         interop_schedule_coefs(req->schedule, K, 1, &dp.coef_sum, &dp.coef_max);
         interop_dp(&dp, &tr->res);
         tr->stats.dp_s = now_s() - t0;
@@ -776,7 +797,8 @@ static void alpa_try(const PlanRequest *req, int K, AlpaTry *tr)
             tr->total += sync;
         } else {
             snprintf(tr->why, sizeof tr->why, "no slicing of %s into stages fits in %.1f GiB per "
-                     "device (with %d micro-batches)", req->model_spec, usable / (1 << 30), K);
+                     "device (with %d micro-batches)", req->model_spec,
+                     interop_usable_bytes(req) / (1 << 30), K);
         }
     }
     tr->stats.n_micro_choices = 1;
@@ -920,9 +942,14 @@ CalpaStatus interop_plan(const PlanRequest *req, Plan *out, PlanStats *stats, Er
         return err_set(e, CALPA_EINPUT, "--schedule interleaved needs stages of equal layers on "
                        "equal meshes: use it with --method megatron or equal-layer");
     const Cluster *cl = req->cluster;
-    if (cl->ngroups != 1)
-        return err_set(e, CALPA_EINPUT, "cluster %s: the alpa method needs one node type "
-                       "(heterogeneous clusters are not supported)", cl->name);
+    double nstates = 1;
+    for (int q = 0; q < cl->ngroups; q++)
+        nstates *= cl->groups[q].nodes * cl->groups[q].devices_per_node + 1;
+    if (cl->ngroups > 1 && (cl->ngroups > 16 || nstates > HETERO_MAX_STATES))
+        return err_set(e, CALPA_EINPUT, "cluster %s: %d node groups of %d devices in all: the "
+                       "heterogeneous stage DP counts devices per group and takes at most %d "
+                       "states (the product of devices + 1 over the groups) and 16 groups",
+                       cl->name, cl->ngroups, cl->ndevices, HETERO_MAX_STATES);
     int Ks[8], nK = micro_choices(req, Ks, 8);
     if (nK == 0 || req->global_batch % Ks[0])
         return err_set(e, CALPA_EFAIL, "global batch %lld is not divisible into micro-batches",
@@ -966,6 +993,7 @@ CalpaStatus interop_plan(const PlanRequest *req, Plan *out, PlanStats *stats, Er
                 ch[q].mesh_id = q;
             }
             st = interop_build_plan(req, &x, ch, b->res.n, b->K, out, e);
+            if (!st && cl->ngroups > 1) hetero_layer_summary(out, out->note, sizeof out->note);
             stats->n_problems += x.n_solved;
             stats->solve_s += x.solve_time_s;
             stagectx_free(&x);

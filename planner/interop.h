@@ -34,6 +34,8 @@ typedef struct {
     const char *cluster_spec;
     const Cluster *cluster;      /* borrowed */
     const Profile *prof;         /* borrowed */
+    const Profile *const *group_prof; /* per node group (several device types:
+                                    profset.h), borrowed; NULL: prof for all */
     const char *profile_name;    /* path or "analytic" */
     long long global_batch;
     int micro_batches;           /* 0: the method chooses */
@@ -107,6 +109,12 @@ typedef struct {
     const int *max_succ;     /* most stages that may follow (memory), -1 = never */
     double coef_sum, coef_max; /* objective coef_sum x sum t_i + coef_max x max t_i */
     double gap;              /* skip a t_max within gap of the last one tried */
+    /* heterogeneous clusters (hetero.h); n_groups <= 1: one device type, all
+     * D devices used, the fields below unused */
+    int n_groups;
+    const int *sub_group;    /* group of each submesh */
+    const int *group_devices; /* devices of each group */
+    int allow_idle;          /* a group may be left unused (not all of them) */
 } StageDP;
 
 typedef struct {

@@ -289,7 +289,12 @@ cJSON *plan_to_json(const Plan *p)
     cJSON_AddNumberToObject(j, "tflops_per_device", p->tflops_per_device);
     cJSON_AddStringToObject(j, "note", p->note);
     cJSON *st = cJSON_AddArrayToObject(j, "stages");
-    for (int i = 0; i < p->n_stages; i++) cJSON_AddItemToArray(st, stage_to_json(&p->stages[i]));
+    for (int i = 0; i < p->n_stages; i++) {
+        cJSON *sj = stage_to_json(&p->stages[i]);
+        const char *dt = plan_stage_device_type(p, &p->stages[i]);
+        if (dt) cJSON_AddStringToObject(sj, "device_type", dt);
+        cJSON_AddItemToArray(st, sj);
+    }
     return j;
 }
 
@@ -471,6 +476,21 @@ static CalpaStatus plan_from_json_inner(const cJSON *j, const char *src, Plan *p
         PlanStage *s = plan_add_stage(p);
         if ((st = stage_from_json(x, src, path, s, e))) return st;
         if ((st = stage_check(p, s, src, path, e))) return st;
+        /* a mesh never spans device types; device_type (optional, written
+         * since heterogeneous clusters) must name its devices' type */
+        for (int k = 1; k < s->n_devices; k++)
+            if (strcmp(cluster_group_of(&p->cluster, s->devices[k])->device.name,
+                       cluster_group_of(&p->cluster, s->devices[0])->device.name))
+                return err_set(e, CALPA_EINPUT, "%s: key '%s.devices': devices %d and %d are of "
+                               "different device types (a mesh needs equal devices)", src, path,
+                               s->devices[0], s->devices[k]);
+        const cJSON *dt = cJSON_GetObjectItemCaseSensitive(x, "device_type");
+        const char *want = plan_stage_device_type(p, s);
+        if (dt && (!cJSON_IsString(dt) || !want || strcmp(dt->valuestring, want)))
+            return err_set(e, CALPA_EINPUT, "%s: key '%s.device_type': %s%s%s is not the type of "
+                           "its devices (%s)", src, path, cJSON_IsString(dt) ? "'" : "",
+                           cJSON_IsString(dt) ? dt->valuestring : "a non-string",
+                           cJSON_IsString(dt) ? "'" : "", want ? want : "none");
     }
     if ((long long)p->micro_batches * p->micro_batch_size != p->global_batch)
         return err_set(e, CALPA_EINPUT, "%s: key 'global_batch': %lld is not micro_batches x "
@@ -594,11 +614,29 @@ int plan_equal(const Plan *a, const Plan *b, char *why, int n)
 
 /* ------------------------------------------------------------- printing */
 
+const char *plan_stage_device_type(const Plan *p, const PlanStage *s)
+{
+    if (s->n_devices < 1 || p->cluster.ngroups < 1 || s->devices[0] < 0 ||
+        s->devices[0] >= p->cluster.ndevices)
+        return NULL;
+    return cluster_group_of(&p->cluster, s->devices[0])->device.name;
+}
+
 void plan_print(const Plan *p, FILE *f, int ops)
 {
     char b1[32], b2[32], b3[32];
+    int mixed = p->cluster.ngroups > 1;
     fprintf(f, "plan            %s (format %s v%d)\n", p->method, PLAN_FORMAT, p->version);
     fprintf(f, "model           %s (%s)\n", p->model_spec, family_name(p->model.family));
+    if (mixed) {
+        fprintf(f, "cluster         %s (%d devices:", p->cluster_spec, p->cluster.ndevices);
+        for (int g = 0; g < p->cluster.ngroups; g++) {
+            const NodeGroup *ng = &p->cluster.groups[g];
+            fprintf(f, "%s %d x %s %s", g ? "," : "", ng->nodes * ng->devices_per_node,
+                    ng->device.name, fmt_bytes(ng->device.memory_bytes, b1, sizeof b1));
+        }
+        fprintf(f, ")\n");
+    } else
     fprintf(f, "cluster         %s (%d devices, %s %s)\n", p->cluster_spec, p->cluster.ndevices,
             p->cluster.ngroups ? p->cluster.groups[0].device.name : "?",
             fmt_bytes(p->cluster.ngroups ? p->cluster.groups[0].device.memory_bytes : 0, b1,
@@ -626,7 +664,9 @@ void plan_print(const Plan *p, FILE *f, int ops)
             p->fits_memory ? "fits" : "DOES NOT FIT", 100 * p->memory_reserve);
     fprintf(f, "planned in      %s\n", fmt_time(p->plan_time_s, b1, sizeof b1));
     if (p->note[0]) fprintf(f, "note            %s\n", p->note);
-    fprintf(f, "\n%-5s %-9s %-8s %-8s %-5s %-11s %-10s %-10s %-10s %-10s %s\n", "stage", "layers",
+    fprintf(f, "\n%-5s %-9s ", "stage", "layers");
+    if (mixed) fprintf(f, "%-10s ", "device");
+    fprintf(f, "%-8s %-8s %-5s %-11s %-10s %-10s %-10s %-10s %s\n",
             "submesh", "logical", "opts", "devices", "t/mb", "compute", "comm", "p2p", "memory");
     for (int i = 0; i < p->n_stages; i++) {
         const PlanStage *s = &p->stages[i];
@@ -638,8 +678,13 @@ void plan_print(const Plan *p, FILE *f, int ops)
                  s->opts.prefer_reduce_scatter ? "+rs" : "", s->opts.zero3 ? "+z3" : "");
         if (s->n_devices == 1) snprintf(dv, sizeof dv, "%d", s->devices[0]);
         else snprintf(dv, sizeof dv, "%d..%d", s->devices[0], s->devices[s->n_devices - 1]);
-        fprintf(f, "%-5d %-9s %-8s %-8s %-5s %-11s %-10s %-10s %-10s %-10s %s (%d in flight)\n", i,
-                lay, sm, lm, opt, dv, fmt_time(s->stage_time_s, t1, sizeof t1),
+        fprintf(f, "%-5d %-9s ", i, lay);
+        if (mixed) {
+            const char *dt = plan_stage_device_type(p, s);
+            fprintf(f, "%-10s ", dt ? dt : "?");
+        }
+        fprintf(f, "%-8s %-8s %-5s %-11s %-10s %-10s %-10s %-10s %s (%d in flight)\n",
+                sm, lm, opt, dv, fmt_time(s->stage_time_s, t1, sizeof t1),
                 fmt_time(s->compute_time_s, t2, sizeof t2), fmt_time(s->comm_time_s, t3, sizeof t3),
                 fmt_time(s->p2p_time_s, t4, sizeof t4), fmt_bytes(s->memory_bytes, mb, sizeof mb),
                 s->inflight);

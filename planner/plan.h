@@ -137,6 +137,10 @@ CalpaStatus plan_read(const char *path, Plan *out, Err *e);
  * why is not NULL, a one-line reason goes there. */
 int plan_equal(const Plan *a, const Plan *b, char *why, int n);
 
+/* The device type (name) of stage s's devices in p's cluster; NULL when it
+ * has none. The file writes it as the stage's "device_type". */
+const char *plan_stage_device_type(const Plan *p, const PlanStage *s);
+
 /* Human summary: header, one line per stage, totals; with ops != 0 also
  * every operator's strategy and tensor's spec. */
 void plan_print(const Plan *p, FILE *f, int ops);

@@ -84,6 +84,7 @@ static uint64_t range_key(const StageCtx *x, int first, int last, Submesh sm,
     h = fnv(h, x->sig + first, (size_t)n * sizeof *x->sig);
     HV(h, sm.rows);
     HV(h, sm.cols);
+    if (sm.group) HV(h, sm.group);
     int v[6] = {cfg->mesh[0], cfg->mesh[1], cfg->force_dp, cfg->force_batch_dim,
                 cfg->prefer_reduce_scatter, cfg->zero3};
     h = fnv(h, v, sizeof v);
@@ -110,6 +111,19 @@ void stagectx_init(StageCtx *x, const Graph *g, const Cluster *c, const Profile 
     }
     x->n_bucket = 4096;
     x->bucket = xcalloc((size_t)x->n_bucket, sizeof *x->bucket);
+}
+
+void stagectx_set_groups(StageCtx *x, const Profile *const *gp)
+{
+    x->group_prof = gp;
+    if (gp) cost_init_groups(&x->oracle, gp, x->cluster);
+    else cost_init(&x->oracle, x->prof, x->cluster);
+}
+
+const Profile *stagectx_profile(const StageCtx *x, int g)
+{
+    CHECK(g >= 0 && g < x->cluster->ngroups);
+    return x->group_prof ? x->group_prof[g] : x->prof;
 }
 
 void stagectx_free(StageCtx *x)
@@ -151,7 +165,8 @@ void stagecost_subcluster(const Cluster *c, Submesh sm, Cluster *out)
     snprintf(out->name, sizeof out->name, "%.40s[%dx%d]", c->name, sm.rows, sm.cols);
     out->ngroups = 1;
     out->groups = xcalloc(1, sizeof *out->groups);
-    out->groups[0] = c->groups[0];
+    CHECK(sm.group >= 0 && sm.group < c->ngroups);
+    out->groups[0] = c->groups[sm.group];
     out->groups[0].nodes = sm.rows;
     out->groups[0].devices_per_node = sm.cols;
     out->groups[0].first_device = out->groups[0].first_node = 0;
@@ -162,11 +177,13 @@ void stagecost_subcluster(const Cluster *c, Submesh sm, Cluster *out)
 static const Cluster *subcluster(StageCtx *x, Submesh sm)
 {
     for (int i = 0; i < x->n_sub; i++)
-        if (x->sub_rows[i] == sm.rows && x->sub_cols[i] == sm.cols) return &x->sub[i];
+        if (x->sub_rows[i] == sm.rows && x->sub_cols[i] == sm.cols && x->sub_group[i] == sm.group)
+            return &x->sub[i];
     CHECK(x->n_sub < 16);
     stagecost_subcluster(x->cluster, sm, &x->sub[x->n_sub]);
     x->sub_rows[x->n_sub] = sm.rows;
     x->sub_cols[x->n_sub] = sm.cols;
+    x->sub_group[x->n_sub] = sm.group;
     return &x->sub[x->n_sub++];
 }
 
@@ -255,20 +272,20 @@ double stagecost_p2p_time(const CostOracle *o, double bytes, const int *src, int
 static double p2p_estimate(const StageCtx *x, Submesh sm, double bytes)
 {
     const Cluster *c = x->cluster;
-    int D = c->groups[0].devices_per_node;
+    const NodeGroup *g = &c->groups[sm.group];
+    int D = g->devices_per_node, d0 = g->first_device;
+    /* the next node: the group's own, else the next group's first */
+    int next = g->nodes > 1 ? d0 + D : c->nnodes > 1 ? (d0 + D) % c->ndevices : -1;
     if (bytes <= 0) return 0;
-    if (c->nnodes > 1 && sm.cols >= D) {
-        int src = 0, dst = D;
-        return cost_p2p_time(&x->oracle, bytes, src, dst);
-    }
+    if (next >= 0 && sm.cols >= D) return cost_p2p_time(&x->oracle, bytes, d0, next);
     int n = sm.rows * sm.cols, src[64], dst[64];
     if (2 * n > D || n > 64) { /* no room for a neighbour in the node: cross it */
-        if (c->nnodes > 1) return cost_p2p_time(&x->oracle, bytes, 0, D);
+        if (next >= 0) return cost_p2p_time(&x->oracle, bytes, d0, next);
         n = D / 2 > 0 ? D / 2 : 1;
     }
     for (int i = 0; i < n; i++) {
-        src[i] = i;
-        dst[i] = (n + i) % (D > 1 ? D : 1);
+        src[i] = d0 + i;
+        dst[i] = d0 + (n + i) % (D > 1 ? D : 1);
     }
     return stagecost_p2p_time(&x->oracle, bytes, src, n, dst, n);
 }
@@ -288,7 +305,7 @@ void stagecost_from_result(StageCtx *x, const Graph *sg, const ShardResult *r, S
     double opt_s = 0;
     for (int i = 0; i < sg->n_op; i++) {
         const Strategy *s = &cg->node[i].s[r->op_strategy[i]];
-        double t = stagecost_op_time(x->prof, sg, i, s->letter, r->mesh);
+        double t = stagecost_op_time(stagectx_profile(x, sm.group), sg, i, s->letter, r->mesh);
         if (sg->op[i].phase == PH_OPTIMIZER) opt_s += t;
         else out->compute_s += t;
     }
@@ -329,9 +346,12 @@ void stagecost_from_result(StageCtx *x, const Graph *sg, const ShardResult *r, S
 
 static CalpaStatus check_cfg(const StageCtx *x, Submesh sm, const MeshConfig *cfg, Err *e)
 {
-    const NodeGroup *g0 = &x->cluster->groups[0];
+    if (sm.group < 0 || sm.group >= x->cluster->ngroups)
+        return err_set(e, CALPA_EINPUT, "submesh (%d,%d) of group %d: cluster %s has %d groups",
+                       sm.rows, sm.cols, sm.group, x->cluster->name, x->cluster->ngroups);
+    const NodeGroup *g0 = &x->cluster->groups[sm.group];
     if (sm.rows < 1 || sm.cols < 1 || sm.cols > g0->devices_per_node ||
-        (sm.rows > 1 && sm.cols != g0->devices_per_node) || sm.rows > x->cluster->nnodes)
+        (sm.rows > 1 && sm.cols != g0->devices_per_node) || sm.rows > g0->nodes)
         return err_set(e, CALPA_EINPUT, "submesh (%d,%d) does not fit cluster %s", sm.rows,
                        sm.cols, x->cluster->name);
     if (cfg->mesh[0] * cfg->mesh[1] != sm.rows * sm.cols)
@@ -352,7 +372,7 @@ static CalpaStatus solve_on(StageCtx *x, const Graph *g, int first, int last, Su
     graph_free(sg);
     graph_slice(g, first, last, sg, NULL, NULL);
     CostOracle o;
-    cost_init(&o, x->prof, subcluster(x, sm));
+    cost_init(&o, stagectx_profile(x, sm.group), subcluster(x, sm));
     ShardOptions so;
     shard_options_default(&so);
     so.mesh[0] = cfg->mesh[0];
@@ -597,10 +617,11 @@ CalpaStatus stagecost_eval(StageCtx *x, int first, int last, Submesh sm, const M
  * (mesh[0], mesh[1]) mesh laid row-major over submesh sm from device 0. */
 static int given_group(const StageCtx *x, Submesh sm, const int mesh[2], int d, int *devs)
 {
-    int D = x->cluster->groups[0].devices_per_node, n = mesh[d];
+    const NodeGroup *g = &x->cluster->groups[sm.group];
+    int D = g->devices_per_node, n = mesh[d];
     for (int k = 0; k < n; k++) {
         int lin = d == 1 ? k : k * mesh[1]; /* logical index -> submesh index */
-        devs[k] = (lin / sm.cols) * D + lin % sm.cols;
+        devs[k] = g->first_device + (lin / sm.cols) * D + lin % sm.cols;
     }
     return n;
 }
@@ -659,7 +680,7 @@ void stagecost_given(StageCtx *x, const Graph *sg, const char (*letters)[2], Sub
                 else out->comm_s += s;
             }
         }
-        double t = stagecost_op_time(x->prof, sg, i, letters[i], mesh);
+        double t = stagecost_op_time(stagectx_profile(x, sm.group), sg, i, letters[i], mesh);
         if (o->phase == PH_OPTIMIZER) opt_s += t;
         else out->compute_s += t;
     }

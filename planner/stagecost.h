@@ -48,6 +48,8 @@
 typedef struct {
     int rows, cols; /* physical submesh: rows nodes x cols devices per node
                        (rows > 1 only with whole nodes) */
+    int group;      /* the cluster's node group it lies in (heterogeneous
+                       clusters: a submesh never spans device types); 0 */
 } Submesh;
 
 typedef struct {
@@ -90,7 +92,8 @@ typedef struct {
     /* derived */
     uint64_t *sig;             /* per model layer: structural hash */
     Cluster sub[16];           /* sub-clusters per submesh shape, built on demand */
-    int sub_rows[16], sub_cols[16], n_sub;
+    int sub_rows[16], sub_cols[16], sub_group[16], n_sub;
+    const Profile *const *group_prof; /* per node group (stagectx_set_groups); NULL: prof */
     StageCacheEntry **bucket;  /* hash table */
     int n_bucket;
     /* statistics */
@@ -104,6 +107,12 @@ typedef struct {
  * must outlive it. O(ops) to compute the layer signatures. */
 void stagectx_init(StageCtx *x, const Graph *g, const Cluster *c, const Profile *p);
 void stagectx_free(StageCtx *x);
+/* A heterogeneous cluster: gp[g] (c->ngroups entries, borrowed, outliving
+ * x) answers for group g's device type; a stage on Submesh.group g is
+ * costed with gp[g] on g's node type. */
+void stagectx_set_groups(StageCtx *x, const Profile *const *gp);
+/* The profile of node group g (x->prof without group profiles). */
+const Profile *stagectx_profile(const StageCtx *x, int g);
 
 /* Cost of model layers [first, last] on submesh sm with config cfg.
  * Errors: EINPUT for a config that does not fit the submesh; EFAIL if GLPK
@@ -157,7 +166,7 @@ void stagecost_given(StageCtx *x, const Graph *sg, const char (*letters)[2], Sub
                      const int mesh[2], int zero, StageCost *out);
 
 /* A one-group cluster holding the submesh (rows nodes x cols devices of
- * c's first group); the caller frees it with cluster_free. */
+ * c's group sm.group); the caller frees it with cluster_free. */
 void stagecost_subcluster(const Cluster *c, Submesh sm, Cluster *out);
 
 #endif

@@ -30,6 +30,7 @@
 #include "plan.h"
 #include "plot.h"
 #include "profile.h"
+#include "profset.h"
 #include "report.h"
 #include "simplan.h"
 
@@ -598,13 +599,15 @@ void sweep_run_job(const Suite *s, int j, char **row)
     Cluster cl;
     memset(&cl, 0, sizeof cl);
     CHECK(cluster_parse(c->cluster, &cl, &e) == CALPA_OK);
-    Profile prof;
-    memset(&prof, 0, sizeof prof);
-    profile_analytic(&cl, c->cluster, &prof);
+    ProfileSet ps; /* the analytic profile of every device type (profset.h) */
+    CHECK(profset_load(NULL, &cl, c->cluster, &ps, &e) == CALPA_OK);
+    const Profile **gprof = xcalloc((size_t)cl.ngroups, sizeof *gprof);
+    for (int g = 0; g < cl.ngroups; g++) gprof[g] = profset_group(&ps, g);
     req.model_spec = c->model;
     req.cluster_spec = c->cluster;
     req.cluster = &cl;
-    req.prof = &prof;
+    req.prof = gprof[0];
+    req.group_prof = cl.ngroups > 1 ? gprof : NULL;
     req.profile_name = "analytic";
     req.global_batch = c->global_batch > 0 ? c->global_batch : req.model.batch;
     Plan p;
@@ -634,7 +637,8 @@ void sweep_run_job(const Suite *s, int j, char **row)
         if ((st = simplan_lower(&sp, 1, &l, &e)) == CALPA_OK) {
             lowered = 1;
             SimOptions o;
-            sim_options_default(&o, &prof, &p.cluster);
+            sim_options_default(&o, gprof[0], &p.cluster);
+            o.group_prof = req.group_prof;
             st = sim_run(&l, &o, &r, &e);
         }
     }
@@ -662,7 +666,8 @@ void sweep_run_job(const Suite *s, int j, char **row)
     simplan_free(&sp);
     plan_free(&p);
 out_prof:
-    profile_free(&prof);
+    free(gprof);
+    profset_free(&ps);
     cluster_free(&cl);
 }
 

@@ -15,6 +15,7 @@
 #include "engine.h"
 #include "jsonio.h"
 #include "plan.h"
+#include "profset.h"
 #include "report.h"
 #include "simplan.h"
 #include "trace.h"
@@ -67,8 +68,9 @@ static double wall_now(void)
 }
 
 /* Simulates lowered programs and prints the report; returns the exit code. */
-static int simulate(SimPlan *sp, const Cluster *cl, const Profile *prof, int fold, int algo,
-                    const char *timeline, int json, double t0, cJSON *extra, const char *title)
+static int simulate(SimPlan *sp, const Cluster *cl, const Profile *prof,
+                    const Profile *const *group_prof, int fold, int algo, const char *timeline,
+                    int json, double t0, cJSON *extra, const char *title)
 {
     Err e = {{0}};
     Lowered l;
@@ -78,6 +80,7 @@ static int simulate(SimPlan *sp, const Cluster *cl, const Profile *prof, int fol
     if (st) return cli_err(st, &e);
     SimOptions o;
     sim_options_default(&o, prof, cl);
+    o.group_prof = group_prof;
     o.algo = (CollAlgo)algo;
     int rc = 0;
     if ((st = sim_run(&l, &o, &r, &e))) {
@@ -147,7 +150,7 @@ static int sim_megatron(MegatronConfig *mc, const char *model, const char *clust
         char title[512];
         snprintf(title, sizeof title, "megatron plan      %s on %s: tp %d, pp %d, dp %d, batch %lld",
                  model, cluster, mc->tp, mc->pp, mc->dp, mc->global_batch);
-        rc = simulate(&sp, &cl, &prof, fold, algo, timeline, json, t0, extra, title);
+        rc = simulate(&sp, &cl, &prof, NULL, fold, algo, timeline, json, t0, extra, title);
         cJSON_Delete(extra);
     }
     simplan_free(&sp);
@@ -250,17 +253,14 @@ int cmd_sim(int argc, char **argv)
     Plan plan;
     CalpaStatus st = plan_read(path, &plan, &e);
     if (st) return cli_err(st, &e);
-    Profile prof;
-    memset(&prof, 0, sizeof prof);
     const char *pp = profile ? profile : plan.profile;
-    if (pp && *pp && strcmp(pp, "analytic")) {
-        if ((st = profile_load(pp, &prof, &e))) {
-            plan_free(&plan);
-            return cli_err(st, &e);
-        }
-    } else {
-        profile_analytic(&plan.cluster, plan.cluster_spec, &prof);
+    ProfileSet ps; /* one profile per device type (planner/profset.h) */
+    if ((st = profset_load(pp && *pp ? pp : NULL, &plan.cluster, plan.cluster_spec, &ps, &e))) {
+        plan_free(&plan);
+        return cli_err(st, &e);
     }
+    const Profile **gprof = xcalloc((size_t)plan.cluster.ngroups, sizeof *gprof);
+    for (int g = 0; g < plan.cluster.ngroups; g++) gprof[g] = profset_group(&ps, g);
     SimPlan sp;
     st = simplan_from_plan(&plan, path, &sp, &e);
     int rc = 0;
@@ -276,12 +276,14 @@ int cmd_sim(int argc, char **argv)
         char title[512];
         snprintf(title, sizeof title, "plan               %s (%s on %s, method %s)", path,
                  plan.model_spec, plan.cluster_spec, plan.method);
-        rc = simulate(&sp, &plan.cluster, &prof, fold, algo, timeline, json, t0, extra, title);
+        rc = simulate(&sp, &plan.cluster, gprof[0], plan.cluster.ngroups > 1 ? gprof : NULL, fold,
+                      algo, timeline, json, t0, extra, title);
         cJSON_Delete(extra);
     }
     simplan_free(&sp);
 out_plan:
-    profile_free(&prof);
+    free(gprof);
+    profset_free(&ps);
     plan_free(&plan);
     return rc;
 }

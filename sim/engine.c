@@ -110,12 +110,23 @@ double sim_compute_time(const Profile *p, const LocalOp *op)
 
 static const Task *task_at(const Eng *g, int p, int t) { return &g->l->prog[p].task[t]; }
 
-static int64_t task_dur_ps(Eng *g, const Task *t)
+/* The profile of program p's device type (heterogeneous clusters). */
+static const Profile *prog_prof(const Eng *g, int p)
+{
+    const SimOptions *o = g->o;
+    if (!o->group_prof || o->cluster->ngroups == 1) return o->prof;
+    return o->group_prof[cluster_locate(o->cluster, g->l->prog[p].device).group];
+}
+
+/* A local op belongs to one stage, so to one device type: its time is
+ * memoised per op. */
+static int64_t task_dur_ps(Eng *g, int p, const Task *t)
 {
     double s;
     if (t->fixed_s >= 0) s = t->fixed_s;
     else if (t->lop >= 0) {
-        if (g->lop_time[t->lop] < 0) g->lop_time[t->lop] = sim_compute_time(g->o->prof, &g->l->lop[t->lop]);
+        if (g->lop_time[t->lop] < 0)
+            g->lop_time[t->lop] = sim_compute_time(prog_prof(g, p), &g->l->lop[t->lop]);
         s = g->lop_time[t->lop];
     } else s = 0;
     return (int64_t)llround(s * 1e12);
@@ -282,7 +293,7 @@ static void try_stream(Eng *g, int p, int s)
     g->start[gi] = g->now;
     switch (tk->kind) {
     case TASK_COMPUTE:
-        evq_push(&g->q, g->now + task_dur_ps(g, tk), EV_DONE, p, t);
+        evq_push(&g->q, g->now + task_dur_ps(g, p, tk), EV_DONE, p, t);
         break;
     case TASK_COLL: {
         int ii = g->inst_of[gi];

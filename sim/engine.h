@@ -33,6 +33,8 @@
 
 typedef struct {
     const Profile *prof;    /* the oracle's tables (NULL only if every compute task is fixed) */
+    const Profile *const *group_prof; /* heterogeneous clusters: per node group (borrowed);
+                               a device computes at its own type's speed; NULL: prof */
     const Cluster *cluster; /* borrowed */
     CollConfig coll;        /* link efficiencies, chunking */
     CollAlgo algo;          /* COLL_ALGO_AUTO or a forced all-reduce algorithm */

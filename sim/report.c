@@ -32,6 +32,15 @@ void report_fill(SimReport *rep, const Lowered *l, const SimResult *r, const Clu
     rep->stage_peak_bytes = xcalloc((size_t)l->stages + 1, sizeof(double));
     rep->stage_stash_bytes = xcalloc((size_t)l->stages + 1, sizeof(double));
     rep->stage_inflight = xcalloc((size_t)l->stages + 1, sizeof(int));
+    rep->stage_device = xcalloc((size_t)l->stages + 1, sizeof *rep->stage_device);
+    rep->stage_device_memory_bytes = xcalloc((size_t)l->stages + 1, sizeof(double));
+    rep->mixed = c && c->ngroups > 1;
+    for (int p = 0; c && p < l->n_prog; p++) {
+        const NodeGroup *g = cluster_group_of(c, l->prog[p].device);
+        snprintf(rep->stage_device[l->prog[p].stage], sizeof rep->stage_device[0], "%s",
+                 g->device.name);
+        rep->stage_device_memory_bytes[l->prog[p].stage] = g->device.memory_bytes;
+    }
     for (int p = 0; p < r->n_dev; p++) {
         int s = l->prog[p].stage;
         if (r->dev[p].peak_bytes > rep->stage_peak_bytes[s]) {
@@ -48,6 +57,8 @@ void report_free(SimReport *rep)
     free(rep->stage_peak_bytes);
     free(rep->stage_stash_bytes);
     free(rep->stage_inflight);
+    free(rep->stage_device);
+    free(rep->stage_device_memory_bytes);
     memset(rep, 0, sizeof *rep);
 }
 
@@ -72,6 +83,12 @@ void report_print(const SimReport *r, FILE *f)
     for (int s = 0; s < r->n_stage; s++) {
         gib(a, sizeof a, r->stage_peak_bytes[s]);
         gib(b, sizeof b, r->stage_stash_bytes[s]);
+        if (r->mixed) { /* several device types: name each stage's */
+            char c[32];
+            gib(c, sizeof c, r->stage_device_memory_bytes[s]);
+            fprintf(f, "  stage %-3d        %s: peak %s of %s, activations %s (%d micro-batch "
+                    "chunks held)\n", s, r->stage_device[s], a, c, b, r->stage_inflight[s]);
+        } else
         fprintf(f, "  stage %-3d        peak %s, activations %s (%d micro-batch chunks held)\n", s,
                 a, b, r->stage_inflight[s]);
     }
@@ -102,6 +119,8 @@ cJSON *report_to_json(const SimReport *r)
         cJSON_AddNumberToObject(o, "peak_memory_bytes", r->stage_peak_bytes[s]);
         cJSON_AddNumberToObject(o, "activation_bytes", r->stage_stash_bytes[s]);
         cJSON_AddNumberToObject(o, "inflight", r->stage_inflight[s]);
+        cJSON_AddStringToObject(o, "device_type", r->stage_device[s]);
+        cJSON_AddNumberToObject(o, "device_memory_bytes", r->stage_device_memory_bytes[s]);
         cJSON_AddItemToArray(st, o);
     }
     cJSON_AddStringToObject(j, "schedule", r->schedule);

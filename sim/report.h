@@ -41,6 +41,9 @@ typedef struct {
     double *stage_peak_bytes;  /* owned */
     double *stage_stash_bytes; /* owned: activation stash peak */
     int *stage_inflight;       /* owned */
+    char (*stage_device)[32];  /* owned: the stage's device type ("a100-80g") */
+    double *stage_device_memory_bytes; /* owned: that type's memory */
+    int mixed;                 /* the cluster has several node groups */
 } SimReport;
 
 /* Fills *rep from a run (rep owns its per-stage arrays: report_free).

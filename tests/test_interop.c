@@ -32,6 +32,7 @@ static double urand(void)
 static void random_instance(StageDP *p, int L, int D, int *sub, int nsub, int C, double inf_frac,
                             int with_mem, double *cost, int *succ)
 {
+    memset(p, 0, sizeof *p); /* one device type: n_groups 0 */
     for (int m = 0; m < nsub; m++) p->sub_devices = sub;
     p->L = L;
     p->n_sub = nsub;
@@ -167,16 +168,16 @@ static void test_choices_and_placement(void **state)
     assert_int_equal(interop_submeshes(&c, SUBMESH_ALL, sm, 16), 11);
     /* Alpa's example: a (1,8) submesh gives (8,1)F (4,2)F (2,4)F (1,8)F and (8,1) */
     MeshConfig cf[16];
-    int k = interop_configs((Submesh){1, 8}, LOGICAL_SINGLE_NODE_MP, 64, cf, 16);
+    int k = interop_configs((Submesh){1, 8, 0}, LOGICAL_SINGLE_NODE_MP, 64, cf, 16);
     assert_int_equal(k, 5);
     assert_int_equal(cf[0].mesh[0], 8);
     assert_int_equal(cf[3].mesh[1], 8);
     assert_int_equal(cf[4].force_batch_dim, -1);
     assert_int_equal(cf[1].force_batch_dim, 0);
     /* micro-batch 1: only (1,8)F and (8,1) */
-    assert_int_equal(interop_configs((Submesh){1, 8}, LOGICAL_SINGLE_NODE_MP, 1, cf, 16), 2);
+    assert_int_equal(interop_configs((Submesh){1, 8, 0}, LOGICAL_SINGLE_NODE_MP, 1, cf, 16), 2);
     /* placement: largest first, whole nodes, then packing inside nodes */
-    Submesh want[4] = {{1, 4}, {2, 8}, {1, 2}, {1, 2}};
+    Submesh want[4] = {{1, 4, 0}, {2, 8, 0}, {1, 2, 0}, {1, 2, 0}};
     int d0[4], d1[16], d2[2], d3[2];
     int *devs[4] = {d0, d1, d2, d3};
     assert_int_equal(interop_place(&c, want, 4, devs, &e), CALPA_OK);
@@ -185,7 +186,7 @@ static void test_choices_and_placement(void **state)
     assert_int_equal(d0[0], 16);
     assert_int_equal(d2[0], 20);
     assert_int_equal(d3[1], 23);
-    Submesh too[2] = {{4, 8}, {8, 8}};
+    Submesh too[2] = {{4, 8, 0}, {8, 8, 0}};
     int big0[32], big1[64];
     int *bd[2] = {big0, big1};
     assert_int_equal(interop_place(&c, too, 2, bd, &e), CALPA_EFAIL);
@@ -251,9 +252,9 @@ static void test_fold_matches_exact(void **state)
     int ranges[][2] = {{1, 9}, {0, 10}, {2, 11}, {0, 11}};
     for (int r = 0; r < 4; r++) {
         StageCost a, b;
-        assert_int_equal(stagecost_eval(&fold, ranges[r][0], ranges[r][1], (Submesh){1, 4}, &cfg,
+        assert_int_equal(stagecost_eval(&fold, ranges[r][0], ranges[r][1], (Submesh){1, 4, 0}, &cfg,
                                         &a, &e), CALPA_OK);
-        assert_int_equal(stagecost_eval(&exact, ranges[r][0], ranges[r][1], (Submesh){1, 4}, &cfg,
+        assert_int_equal(stagecost_eval(&exact, ranges[r][0], ranges[r][1], (Submesh){1, 4, 0}, &cfg,
                                         &b, &e), CALPA_OK);
         assert_true(a.ok && b.ok);
         assert_true(fabs(a.time_s - b.time_s) <= 1e-4 * b.time_s);
@@ -264,8 +265,8 @@ static void test_fold_matches_exact(void **state)
     /* identical ranges are solved once */
     int before = exact.n_solved;
     StageCost a;
-    assert_int_equal(stagecost_eval(&exact, 3, 5, (Submesh){1, 4}, &cfg, &a, &e), CALPA_OK);
-    assert_int_equal(stagecost_eval(&exact, 6, 8, (Submesh){1, 4}, &cfg, &a, &e), CALPA_OK);
+    assert_int_equal(stagecost_eval(&exact, 3, 5, (Submesh){1, 4, 0}, &cfg, &a, &e), CALPA_OK);
+    assert_int_equal(stagecost_eval(&exact, 6, 8, (Submesh){1, 4, 0}, &cfg, &a, &e), CALPA_OK);
     assert_int_equal(exact.n_solved, before + 1);
     assert_true(exact.n_hits >= 1);
     stagectx_free(&fold);
