@@ -589,7 +589,8 @@ CalpaStatus baseline_plan(const PlanRequest *req, Plan *out, PlanStats *stats, E
                     if (succ[id] >= 0) cost[id] = sc.time_s;
                 }
             if (!st) {
-                StageDP dp = {L, 1, &one, 1, D, cost, succ, 0, 0, req->dp_gap_s, 0, NULL, NULL, 0};
+                StageDP dp = {L, 1, &one, 1, D, cost, succ, 0, 0, req->dp_gap_s,
+                              0, NULL, NULL, 0, NULL};
                 interop_schedule_coefs(req->schedule, Ks[ki], 1, &dp.coef_sum, &dp.coef_max);
                 StageDPResult r;
                 double t0 = now_s();

@@ -51,9 +51,13 @@ void hetero_dp(const StageDP *p, StageDPResult *r)
     r->total = INFINITY;
     int NJ = states(p, stride), H = G + 1; /* h = G: no stage yet (i = L) */
     size_t ncost = (size_t)L * L * M * C, nu = 0;
-    double *u = xmalloc(ncost * sizeof *u + 1);
-    for (size_t q = 0; q < ncost; q++)
-        if (isfinite(p->cost[q])) u[nu++] = p->cost[q];
+    double *u = xmalloc(2 * ncost * sizeof *u + 1);
+    for (size_t q = 0; q < ncost; q++) {
+        if (!isfinite(p->cost[q])) continue;
+        u[nu++] = p->cost[q];
+        int k1 = (int)(q / ((size_t)M * C) % (size_t)L) + 1; /* the boundary after it */
+        if (p->cross_s && k1 < L && p->cross_s[k1] > 0) u[nu++] = p->cost[q] + p->cross_s[k1];
+    }
     qsort(u, nu, sizeof *u, cmp_double);
     /* the digit j_g of each state */
     int *digit = xmalloc((size_t)NJ * (size_t)G * sizeof(int));
@@ -83,8 +87,9 @@ void hetero_dp(const StageDP *p, StageDPResult *r)
                         int nm = p->sub_devices[m], g = p->sub_group[m], step = nm * stride[g];
                         for (int c = 0; c < C; c++) {
                             size_t id = IDX(p, i, k - 1, m, c);
-                            double t = p->cost[id];
-                            if (!(t <= tmax) || s - 1 > p->max_succ[id]) continue;
+                            double t0 = p->cost[id];
+                            if (!(t0 <= tmax) || s - 1 > p->max_succ[id]) continue;
+                            double tx = p->cross_s && k < L ? t0 + p->cross_s[k] : t0; /* (H7) */
                             for (int J = step; J < NJ; J++) { /* (H2), (H3) */
                                 int jg = digit[(size_t)J * G + g];
                                 if (jg < nm) continue;
@@ -92,6 +97,8 @@ void hetero_dp(const StageDP *p, StageDPResult *r)
                                     /* (H6): after a stage on g comes g again,
                                      * or a group once g is done (g unused after) */
                                     if (h != g && h != G && jg != nm) continue;
+                                    double t = h != g && h != G ? tx : t0;
+                                    if (!(t <= tmax)) continue;
                                     size_t pr = FI(s - 1, k, J - step, h);
                                     double prev = F[pr];
                                     if (prev == INFINITY) continue;
@@ -178,8 +185,11 @@ static void brute_rec(Brute *b, int i)
         for (int q = 0; q < b->n; q++) {
             size_t id = IDX(p, b->first[q], b->last[q], b->sub[q], b->cfg[q]);
             if (b->n - 1 - q > p->max_succ[id]) return;
-            sum += p->cost[id];
-            mx = fmax(mx, p->cost[id]);
+            double t = p->cost[id];
+            if (p->cross_s && q + 1 < b->n && p->sub_group[b->sub[q + 1]] != p->sub_group[b->sub[q]])
+                t += p->cross_s[b->last[q] + 1]; /* (H7) */
+            sum += t;
+            mx = fmax(mx, t);
         }
         double total = p->coef_sum * sum + p->coef_max * mx;
         if (total < b->best->total) {
@@ -224,6 +234,33 @@ void hetero_dp_brute(const StageDP *p, StageDPResult *r)
     b.p = p;
     b.best = r;
     brute_rec(&b, 0);
+}
+
+void hetero_cross_costs(const StageCtx *x, const int *first, const int *last, int L,
+                        double *cross_s)
+{
+    const Cluster *c = x->cluster;
+    for (int k = 0; k <= L; k++) cross_s[k] = 0;
+    if (c->ngroups < 2) return;
+    for (int k = 1; k < L; k++) {
+        Graph a, b; /* the layers after and before boundary k */
+        graph_slice(x->g, first[k], last[k], &a, NULL, NULL);
+        graph_slice(x->g, first[k - 1], last[k - 1], &b, NULL, NULL);
+        double fwd, bwd, f2, b2;
+        stagecost_boundary_bytes(&a, &fwd, &b2);
+        stagecost_boundary_bytes(&b, &f2, &bwd);
+        graph_free(&a);
+        graph_free(&b);
+        double worst = 0;
+        for (int g = 0; g < c->ngroups; g++)
+            for (int h = 0; h < c->ngroups; h++) {
+                if (g == h) continue;
+                int dg = c->groups[g].first_device, dh = c->groups[h].first_device;
+                worst = fmax(worst, cost_p2p_time(&x->oracle, fwd, dg, dh) +
+                                        cost_p2p_time(&x->oracle, bwd, dh, dg));
+            }
+        cross_s[k] = worst;
+    }
 }
 
 /* ------------------------------------------------------------ choices */

@@ -29,6 +29,11 @@
  *        G - 1 times: the state also holds h, the group of the stage that
  *        starts at layer i, and a stage on g may precede a stage on h != g
  *        only when the suffix uses no device of g.
+ *   (H7) a stage followed by a stage on another group pays the boundary's
+ *        transfer over the link between the groups, cross_s[k] (activations
+ *        forward and their gradients back; both charged to the stage before
+ *        the boundary, where the plan's prediction charges each receiver),
+ *        so t_max also runs over the costs t + cross_s[k].
  * With one group and allow_idle = 0 this is exactly interop.c's DP.
  * O(#t_max x L^3 x Π(D_g + 1) x (G + 1) x n_sub x C).
  */
@@ -48,6 +53,13 @@ void hetero_dp(const StageDP *p, StageDPResult *r);
  * each 0 or whole (not all 0; all whole without allow_idle), each group's
  * stages consecutive, memory respected. Tiny only. */
 void hetero_dp_brute(const StageDP *p, StageDPResult *r);
+
+/* (H7)'s cross_s[0..L] for clustered layers lc of x's graph: boundary k's
+ * activations (into layer lc->first[k]) and gradients (out of it) moved
+ * between the first devices of two groups (the slowest such pair) by x's
+ * oracle; cross_s[0] = cross_s[L] = 0. */
+void hetero_cross_costs(const StageCtx *x, const int *first, const int *last, int L,
+                        double *cross_s);
 
 /* Submesh choices of every group in turn: interop_submeshes of the group
  * alone, each with .group set. One group: interop_submeshes. */

@@ -778,9 +778,18 @@ static void alpa_try(const PlanRequest *req, int K, AlpaTry *tr)
         for (int m = 0; m < M; m++) subgroup[m] = tr->sub[m].group;
         for (int q = 0; q < cl->ngroups && q < 64; q++)
             groupdev[q] = cl->groups[q].nodes * cl->groups[q].devices_per_node;
-        /* several device types: devices counted per group, a group may idle */
+        /* several device types: devices counted per group, a group may idle,
+         * the link between groups priced at the boundaries it carries */
+        double cross[TRY_MAX_L + 1];
+        if (cl->ngroups > 1) {
+            hetero_cross_costs(&x, lc.first, lc.last, L, cross);
+            for (int k = 1; k < L && req->verbose; k++)
+                fprintf(stderr, "alpa: %d micro-batches: boundary before layer %d between node "
+                        "groups: %.4g s per micro-batch\n", K, lc.first[k], cross[k]);
+        }
         StageDP dp = {L, M, subdev, C, D, cost, succ, 0, 0, req->dp_gap_s,
-                      cl->ngroups, subgroup, groupdev, cl->ngroups > 1};
+                      cl->ngroups, subgroup, groupdev, cl->ngroups > 1,
+                      cl->ngroups > 1 ? cross : NULL};
         interop_schedule_coefs(req->schedule, K, 1, &dp.coef_sum, &dp.coef_max);
         interop_dp(&dp, &tr->res);
         tr->stats.dp_s = now_s() - t0;

@@ -115,6 +115,10 @@ typedef struct {
     const int *sub_group;    /* group of each submesh */
     const int *group_devices; /* devices of each group */
     int allow_idle;          /* a group may be left unused (not all of them) */
+    const double *cross_s;   /* L + 1 entries or NULL: the per micro-batch time of moving
+                                the boundary before clustered layer k between two groups
+                                (activations and their gradients), added to the stage that
+                                ends at k - 1 when the next stage is on another group */
 } StageDP;
 
 typedef struct {

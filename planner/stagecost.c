@@ -728,17 +728,30 @@ void stagecost_given(StageCtx *x, const Graph *sg, const char (*letters)[2], Sub
 void stagecost_stage_times(Plan *p, const CostOracle *o, const double *fwd_b,
                            const double *bwd_b, int cross_stage_comm, double *tm, double *sync)
 {
+    const Cluster *c = &p->cluster;
     for (int i = 0; i < p->n_stages; i++) {
         PlanStage *ps = &p->stages[i];
-        double p2p = 0;
-        if (i > 0 && p->stages[i - 1].mesh_id != ps->mesh_id)
-            p2p += stagecost_p2p_time(o, fwd_b[i], p->stages[i - 1].devices,
-                                      p->stages[i - 1].n_devices, ps->devices, ps->n_devices);
-        if (i + 1 < p->n_stages && p->stages[i + 1].mesh_id != ps->mesh_id)
-            p2p += stagecost_p2p_time(o, bwd_b[i], p->stages[i + 1].devices,
-                                      p->stages[i + 1].n_devices, ps->devices, ps->n_devices);
+        double p2p = 0, xg = 0; /* xg: over the link between node groups */
+        if (i > 0 && p->stages[i - 1].mesh_id != ps->mesh_id) {
+            double t = stagecost_p2p_time(o, fwd_b[i], p->stages[i - 1].devices,
+                                          p->stages[i - 1].n_devices, ps->devices, ps->n_devices);
+            p2p += t;
+            if (c->ngroups > 1 && cluster_locate(c, p->stages[i - 1].devices[0]).group !=
+                                      cluster_locate(c, ps->devices[0]).group)
+                xg += t;
+        }
+        if (i + 1 < p->n_stages && p->stages[i + 1].mesh_id != ps->mesh_id) {
+            double t = stagecost_p2p_time(o, bwd_b[i], p->stages[i + 1].devices,
+                                          p->stages[i + 1].n_devices, ps->devices, ps->n_devices);
+            p2p += t;
+            if (c->ngroups > 1 && cluster_locate(c, p->stages[i + 1].devices[0]).group !=
+                                      cluster_locate(c, ps->devices[0]).group)
+                xg += t;
+        }
         ps->p2p_time_s = p2p;
-        ps->stage_time_s = ps->compute_time_s + ps->comm_time_s + (cross_stage_comm ? p2p : 0);
+        /* transfers between node groups (heterogeneous clusters: the slowest
+         * links, hetero.h (H7)) count even without cross-stage comm */
+        ps->stage_time_s = ps->compute_time_s + ps->comm_time_s + (cross_stage_comm ? p2p : xg);
         tm[ps->mesh_id] += ps->stage_time_s;
         sync[ps->mesh_id] += ps->sync_time_s;
     }

@@ -142,7 +142,8 @@ double stagecost_p2p_time(const CostOracle *o, double bytes, const int *src, int
 
 /* Fills every stage's p2p_time_s (activations in from the previous stage,
  * gradients in from the next one, when they sit on another mesh) and
- * stage_time_s (compute + comm, + p2p when cross_stage_comm), and adds each
+ * stage_time_s (compute + comm, + p2p when cross_stage_comm, else + the p2p
+ * over the link between node groups of a heterogeneous cluster), and adds each
  * stage's stage time and sync time into tm[mesh_id] and sync[mesh_id].
  * fwd_b[i], bwd_b[i]: boundary bytes of stage i (stagecost_boundary_bytes). */
 void stagecost_stage_times(Plan *p, const CostOracle *o, const double *fwd_b,

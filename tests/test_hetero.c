@@ -192,6 +192,7 @@ static int mixed_instance(StageDP *p, int L, int D0, int D1, int C, int with_mem
 
 static double check_solution(const StageDP *p, const StageDPResult *a)
 {
+    /* the stage costs with (H7)'s transfers, as the DP prices them */
     double sum = 0, mx = 0;
     int used[2] = {0, 0}, next = 0, seen_after[2] = {0, 0};
     for (int q = 0; q < a->n; q++) {
@@ -203,8 +204,11 @@ static double check_solution(const StageDP *p, const StageDPResult *a)
         int g = p->sub_group[a->sub[q]];
         if (q > 0 && g != p->sub_group[a->sub[q - 1]]) assert_false(seen_after[g]); /* (H6) */
         seen_after[g] = 1;
-        sum += p->cost[id];
-        mx = fmax(mx, p->cost[id]);
+        double t = p->cost[id];
+        if (p->cross_s && q + 1 < a->n && p->sub_group[a->sub[q + 1]] != g)
+            t += p->cross_s[a->last[q] + 1];
+        sum += t;
+        mx = fmax(mx, t);
         used[g] += p->sub_devices[a->sub[q]];
     }
     assert_int_equal(next, p->L);
@@ -228,6 +232,9 @@ static void test_hetero_dp_vs_brute(void **state)
         int sub[8], sg[8], gdev[2];
         StageDP p;
         mixed_instance(&p, L, D0, D1, C, trial % 2, slow, sub, sg, gdev, cost, succ);
+        double cross[6] = {0};
+        for (int k = 1; k < L; k++) cross[k] = 2 * urand(); /* (H7): the link between groups */
+        if (trial % 4 < 2) p.cross_s = cross;
         p.allow_idle = trial % 3 != 1;
         interop_schedule_coefs(kinds[trial % 3], B, 1, &p.coef_sum, &p.coef_max);
         StageDPResult a, b;
@@ -320,7 +327,7 @@ static void test_choices_and_placement(void **state)
 static const char *SMALL_MIXED =
     "{\"name\": \"mini-mixed\", \"groups\": ["
     "{\"preset\": \"dgx-a100-80g\", \"devices_per_node\": 2},"
-    "{\"preset\": \"p3.16xlarge\", \"devices_per_node\": 2}],"
+    "{\"preset\": \"p3.16xlarge\", \"devices_per_node\": 2, \"inter_bw_Gbps\": 100}],"
     "\"inter_group\": {\"bw_bytes_per_s\": 12.5e9, \"latency_s\": 25e-6}}";
 
 static CalpaStatus plan_on(const char *method, const Cluster *c, const Profile *const *gp,

@@ -18,11 +18,11 @@ jcheck '.devices == 32 and .inter_group.bw_bytes_per_s == 25000000000'
 expect 2 "key 'device' differs per group" -- cluster mixed-a100-v100:device=h100-80g
 expect 2 "nodez" -- cluster mixed-a100-v100:nodez=2
 
-# a small mixed cluster: 2 x A100 + 2 x V100 joined by 100 Gb/s
+# a small mixed cluster: 2 x A100 + 2 x V100 joined by 100 Gb/s (as mixed-a100-v100)
 cat >"$T/mini.json" <<'JSON'
 {"name": "mini-mixed", "groups": [
  {"preset": "dgx-a100-80g", "devices_per_node": 2},
- {"preset": "p3.16xlarge", "devices_per_node": 2}],
+ {"preset": "p3.16xlarge", "devices_per_node": 2, "inter_bw_Gbps": 100}],
  "inter_group": {"bw_bytes_per_s": 12.5e9, "latency_s": 25e-6}}
 JSON
 M='gpt:hidden=512,layers=8,heads=8,seq=256,vocab=4096'
@@ -34,7 +34,7 @@ a100=$(jq '[.stages[] | select(.device_type == "a100-80g") | .layers[1] - .layer
 v100=$(jq '[.stages[] | select(.device_type == "v100-16g") | .layers[1] - .layers[0] + 1] | add // 0' "$T/out")
 [ "$v100" -gt 0 ] && [ "$a100" -gt "$v100" ] && ok || bad "alpa: A100 layers $a100, V100 layers $v100"
 t_alpa=$(jq .predicted_iteration_time_s "$T/out")
-expect 0 "" -- plan $P --cluster "$T/mini.json" --method equal-layer --json
+expect 0 "" -- plan $P --cluster "$T/mini.json" --method equal-layer -o "$T/even.json" --json
 # the even split: as many layers on each device type
 EVEN='[.stages[] | select(.device_type == "a100-80g") | .layers[1] - .layers[0] + 1] | add) == ([.stages[] | select(.device_type == "v100-16g") | .layers[1] - .layers[0] + 1] | add'
 jcheck "($EVEN)"
@@ -54,6 +54,11 @@ grep -q "^[0-9] .* v100-16g " "$T/out" && ok || bad "plan show: no V100 stage"
 expect 0 "" -- sim "$T/alpa.json" --json
 jcheck '(.stages | map(.device_type) | index("v100-16g")) != null and .fits_memory'
 jcheck '.stages | map(select(.device_type == "v100-16g") | .device_memory_bytes == 17179869184) | all'
+s_alpa=$(jq .iteration_time_s "$T/out")
+expect 0 "" -- sim "$T/even.json" --json
+s_even=$(jq .iteration_time_s "$T/out")
+awk -v a="$s_alpa" -v e="$s_even" 'BEGIN { exit !(a < e) }' && ok ||
+    bad "simulated: alpa $s_alpa s should beat the even split $s_even s"
 expect 0 "" -- sim "$T/alpa.json"
 grep -q "v100-16g: peak" "$T/out" && ok || bad "sim: no device type per stage"
 
