@@ -671,9 +671,23 @@ CalpaStatus sim_run(const Lowered *l, const SimOptions *o, SimResult *r, Err *e)
             if (g.sq_head[si] < g.sq_off[si + 1] - g.sq_off[si]) {
                 int t = g.sq[g.sq_off[si] + g.sq_head[si]];
                 const Task *tk = &l->prog[p].task[t];
+                char why[96];
+                int gi = g.base[p] + t;
+                if (g.remaining[gi] > 0)
+                    snprintf(why, sizeof why, "waits for %d earlier tasks of its device",
+                             g.remaining[gi]);
+                else if (tk->kind == TASK_COLL)
+                    snprintf(why, sizeof why, "%d of the %d members of its group reached it",
+                             g.inst[g.inst_of[gi]].arrived, g.inst[g.inst_of[gi]].n);
+                else if (tk->kind == TASK_RECV || tk->kind == TASK_SEND)
+                    snprintf(why, sizeof why, "device %d never reached the matching %s", tk->peer,
+                             tk->kind == TASK_RECV ? "send" : "receive");
+                else
+                    snprintf(why, sizeof why, "never started");
                 st = err_set(e, CALPA_EFAIL, "sim: deadlock: device %d task %d (%s on %s, "
-                             "micro-batch %d) never completed", l->prog[p].device, t,
-                             task_kind_name(tk->kind), stream_name(tk->stream), tk->mb);
+                             "micro-batch %d) never completed: %s (a lowering bug: please "
+                             "report it with the plan file)", l->prog[p].device, t,
+                             task_kind_name(tk->kind), stream_name(tk->stream), tk->mb, why);
                 break;
             }
         }
