@@ -18,7 +18,9 @@
 #   sh scripts/gpu-check.sh --bundle DIR   on a build machine: build calpa
 #       without MPI and NCCL (one GPU needs neither) and copy it with the shared
 #       libraries a bare CUDA image lacks (GLPK, cJSON, OpenBLAS, ...) into DIR;
-#       on the GPU machine, CALPA_BUNDLE=DIR sh scripts/gpu-check.sh uses it.
+#       on the GPU machine, CALPA_BUNDLE=DIR sh scripts/gpu-check.sh uses it
+#       (.gpu-bundle, the default DIR, is git-ignored: name it in the device
+#       tool's carry list).
 # Environment: OUT, CALPA_BUNDLE (default .gpu-bundle), CALPA_BIN (a calpa to
 # use as is), GPU_CHECK_MODEL (default gpt-1.3b:dtype=fp32,dropout=0),
 # GPU_CHECK_BATCH (8), GPU_CHECK_QUICK=1 (a smaller profile sweep).
@@ -32,9 +34,10 @@ if [ "${1:-}" = "--bundle" ]; then
     make BUILD=build/gpu-bundle BIN=bin/calpa-gpu-bundle NO_MPI=1 NO_NCCL=1 -j"$(nproc)" >&2
     mkdir -p "$dir/bin" "$dir/lib"
     cp bin/calpa-gpu-bundle "$dir/bin/calpa"
-    # every shared library outside the CUDA toolkit and glibc itself
+    # every shared library outside the CUDA toolkit, glibc and the C++ runtime (the
+    # image has newer ones, which CUDA's libraries may need)
     ldd bin/calpa-gpu-bundle | awk '$3 ~ /^\// {print $3}' \
-        | grep -Ev '/(libc|libm|libpthread|libdl|librt|ld-linux[^/]*)\.so|/cuda[^/]*/' \
+        | grep -Ev '/(libc|libm|libpthread|libdl|librt|libstdc\+\+|libgcc_s|ld-linux[^/]*)\.so|/cuda[^/]*/' \
         | while read -r so; do cp -L "$so" "$dir/lib/"; done
     du -sh "$dir" >&2
     echo "gpu-check: bundle in $dir (carry it; then CALPA_BUNDLE=$dir sh scripts/gpu-check.sh)" >&2
