@@ -13,6 +13,7 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -162,6 +163,33 @@ static void parse_eq(const char *eq, char lab[][GRAPH_MAX_DIMS + 1], int *n_in, 
 static void op_set_name(Op *o, const char *name)
 {
     snprintf(o->name, sizeof o->name, "%s", name);
+}
+
+void graph_op_gemm_dims(const Graph *g, const Op *o, const char *letters, const int *mesh, int nd,
+                        double local_flops, double dims[4])
+{
+    const char *A = o->lab[0], *B = o->lab[1], *O = o->lab[o->n_in];
+    int conv = o->type == OP_CONV2D || o->type == OP_CONV2D_BWD_DATA ||
+               o->type == OP_CONV2D_BWD_FILTER;
+    double bt = 1, m = 1, n = 1, k = 1;
+    char seen[128] = {0};
+    const char *all[3] = {A, B, O};
+    for (int s = 0; s < 3; s++)
+        for (const char *c = all[s]; *c; c++) {
+            if (seen[(unsigned char)*c]) continue;
+            seen[(unsigned char)*c] = 1;
+            double size = (double)graph_op_dim(g, o, *c);
+            for (int d = 0; d < nd; d++)
+                if (letters[d] == *c && mesh[d] > 1) size = ceil(size / mesh[d]);
+            int inA = strchr(A, *c) != NULL, inB = strchr(B, *c) != NULL, inO = strchr(O, *c) != NULL;
+            if (inA && inB && inO) bt *= size;
+            else if (inA && inO) m *= size;
+            else if (inB && inO) n *= size;
+            else if (inO && conv) m *= size;
+            else k *= size;
+        }
+    if (conv) k = fmax(1, local_flops / (2 * bt * m * n));
+    dims[0] = bt, dims[1] = m, dims[2] = n, dims[3] = k;
 }
 
 int64_t graph_op_dim(const Graph *g, const Op *o, char c)

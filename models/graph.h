@@ -178,6 +178,15 @@ void graph_liveness(Graph *g);
 
 /* Size of the letter c in op o (CHECKs that o uses it). */
 int64_t graph_op_dim(const Graph *g, const Op *o, char c);
+/* The GEMM a two-operand operator runs on local shards, from its labels:
+ * dims = {batch, m, n, k}.  An axis in both operands and the output is a
+ * batch, in the first and the output m, in the second and the output n,
+ * reduced k; letters[d] (0: none) is split ceil-wise over mesh[d] (nd
+ * mesh dims).  Convolutions are implicit GEMMs: the output's own axes
+ * (pixels; the kernel taps of a filter gradient) join m and k is
+ * local_flops / (2 batch m n). */
+void graph_op_gemm_dims(const Graph *g, const Op *o, const char *letters, const int *mesh, int nd,
+                        double local_flops, double dims[4]);
 
 /* --- queries ----------------------------------------------------------- */
 

@@ -189,8 +189,6 @@ static const Cluster *subcluster(StageCtx *x, Submesh sm)
 
 /* ------------------------------------------------------ operator times */
 
-static int has_letter(const char *lab, char c) { return c && strchr(lab, c) != NULL; }
-
 double stagecost_op_time(const Profile *p, const Graph *g, int op, const char letters[2],
                          const int mesh[2])
 {
@@ -202,32 +200,13 @@ double stagecost_op_time(const Profile *p, const Graph *g, int op, const char le
     DType dt = g->t[o->out[0]].dtype;
     if (dt != DT_F32 && dt != DT_F16 && dt != DT_BF16) dt = g->compute_dtype;
     double t = 0;
-    if ((o->type == OP_MATMUL || o->type == OP_MOE_DISPATCH || o->type == OP_MOE_COMBINE) &&
-        o->n_in == 2) {
-        /* (m, n, k, batch) from the labels, on local shard sizes */
-        const char *A = o->lab[0], *B = o->lab[1], *O = o->lab[o->n_in];
-        double bm = 1, m = 1, n = 1, k = 1;
-        char seen[128] = {0};
-        const char *all[3] = {A, B, O};
-        for (int s = 0; s < 3; s++)
-            for (const char *c = all[s]; *c; c++) {
-                if (seen[(unsigned char)*c]) continue;
-                seen[(unsigned char)*c] = 1;
-                double size = (double)graph_op_dim(g, o, *c);
-                for (int d = 0; d < 2; d++)
-                    if (letters[d] == *c && mesh[d] > 1) size = ceil(size / mesh[d]);
-                int a = has_letter(A, *c), b = has_letter(B, *c), out = has_letter(O, *c);
-                if (a && b && out) bm *= size;
-                else if (a && out) m *= size;
-                else if (b && out) n *= size;
-                else k *= size; /* contracted (or reduced in one operand) */
-            }
-        t = bm > 1 ? cost_bmm_time(p, dt, bm, m, n, k) : cost_gemm_time(p, dt, m, n, k);
-    } else if (op_is_gemm(o->type)) {
-        /* convolutions: local FLOPs at the rate of a large square GEMM */
-        double big = 4096, ref = cost_gemm_time(p, dt, big, big, big);
-        double rate = 2 * big * big * big / ref;
-        t = o->flops / split / rate + p->kernel_launch_s;
+    if (op_is_gemm(o->type) && o->n_in == 2) {
+        /* (batch, m, n, k) from the labels on local shard sizes; convolutions
+         * as implicit GEMMs (the simulator times the same shapes) */
+        double dm[4];
+        graph_op_gemm_dims(g, o, letters, mesh, 2, o->flops / split, dm);
+        t = dm[0] > 1 ? cost_bmm_time(p, dt, dm[0], dm[1], dm[2], dm[3])
+                      : cost_gemm_time(p, dt, dm[1], dm[2], dm[3]);
     } else if ((t = profile_op_time(p, o->type, o->bytes / split)) >= 0) {
         return t; /* a measured operator kind, overheads included */
     } else if (o->bytes > 0 || o->flops > 0) {

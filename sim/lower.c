@@ -927,33 +927,10 @@ static void local_ops(Ctx *c)
         }
         l->bytes = op->type == OP_RESHAPE ? 0 : bytes;
         if (op_is_gemm(op->type) && op->n_in >= 2) {
-            const char *A = op->lab[0], *B = op->lab[1], *O = op->lab[op->n_in];
-            double bt = 1, m = 1, n = 1, k = 1;
-            char seen[64] = {0};
-            int ns = 0;
-            const char *all[3] = {A, B, O};
-            for (int s = 0; s < 3; s++)
-                for (const char *p = all[s]; *p; p++) {
-                    if (memchr(seen, *p, (size_t)ns)) continue;
-                    seen[ns++] = *p;
-                    double size = (double)graph_op_dim(g, op, *p);
-                    for (int d = 0; d < LOWER_MESH_NDIM; d++)
-                        if (c->L[o][d] == *p) size = ceil(size / sh[d]);
-                    int inA = strchr(A, *p) != NULL, inB = strchr(B, *p) != NULL,
-                        inO = strchr(O, *p) != NULL;
-                    if (inA && inB && inO) bt *= size;
-                    else if (inA && inO) m *= size;
-                    else if (inB && inO) n *= size;
-                    else k *= size;
-                }
-            if (op->type == OP_CONV2D || op->type == OP_CONV2D_BWD_DATA ||
-                op->type == OP_CONV2D_BWD_FILTER) {
-                /* implicit GEMM: keep m, n from the labels, k from the FLOPs */
-                k = l->flops / (2 * bt * m * n);
-                if (k < 1) k = 1;
-            }
+            double dm[4];
+            graph_op_gemm_dims(g, op, c->L[o], sh, LOWER_MESH_NDIM, l->flops, dm);
             l->gemm = 1;
-            l->batch = bt, l->m = m, l->n = n, l->k = k;
+            l->batch = dm[0], l->m = dm[1], l->n = dm[2], l->k = dm[3];
         }
         out->n_lop++;
     }
