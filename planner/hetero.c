@@ -1,6 +1,12 @@
 /*
  * hetero.c - heterogeneous clusters in the inter-op pass (see hetero.h for
- * the DP's equations (H1)-(H5), which the code cites).
+ * the DP's equations (H1)-(H7), which the code cites).
+ *
+ * Key design choice: the DP is Alpa's (interop.c) with the device count j
+ * replaced by a mixed-radix vector J of devices per group, plus the group h
+ * of the first stage of the suffix (for (H6) and (H7)); it is a fresh
+ * t_max loop, not a patch of the homogeneous one, so that one stays as fast
+ * as it is, and interop_dp dispatches here only for several groups.
  */
 #include "hetero.h"
 

@@ -74,4 +74,22 @@ jq -n --slurpfile a "$T/a100.json" --slurpfile v "$T/v100.json" \
 expect 0 "" -- plan $P --cluster "$T/mini.json" --profile "$T/set.json" -o "$T/set-plan.json" --json
 expect 0 "" -- sim "$T/set-plan.json" --json
 expect 2 "a second profile for device type 'a100-80g'" -- plan $P --cluster "$T/mini.json" --profile "$T/a100.json,$T/set.json"
+# The case at full size, GPT-6.7B on mixed-a100-v100 at global batch 1024 (about 5 CPU
+# minutes: opt in with CALPA_SLOW=1; README's worked example has the numbers).
+if [ -n "${CALPA_SLOW:-}" ]; then
+    G="--model gpt-6.7b --global-batch 1024"
+    expect 0 "" -- plan $G --cluster mixed-a100-v100 --json
+    jcheck '.fits_memory and (.stages | all(.memory_bytes <= (if .device_type == "v100-16g" then 0.9 * 17179869184 else 0.9 * 85899345920 end)))'
+    A='[.stages[] | select(.device_type == "a100-80g") | .layers[1] - .layers[0] + 1] | add'
+    V='[.stages[] | select(.device_type == "v100-16g") | .layers[1] - .layers[0] + 1] | add // 0'
+    jcheck "($A) > ($V) and ($V) > 0"
+    t_mix=$(jq .predicted_iteration_time_s "$T/out")
+    expect 0 "" -- plan $G --cluster mixed-a100-v100 --method equal-layer --json
+    t_even=$(jq .predicted_iteration_time_s "$T/out")
+    expect 0 "" -- plan $G --cluster dgx-a100-80g --json
+    t_a100=$(jq .predicted_iteration_time_s "$T/out")
+    echo "gpt-6.7b: mixed alpa $t_mix s, even split $t_even s, A100 node alone $t_a100 s" >&2
+    awk -v a="$t_mix" -v e="$t_even" -v s="$t_a100" 'BEGIN { exit !(a < e && a <= s) }' && ok ||
+        bad "gpt-6.7b: alpa $t_mix s should beat the even split $t_even s and the A100s alone $t_a100 s"
+fi
 finish
