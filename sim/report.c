@@ -78,6 +78,10 @@ void report_print(const SimReport *r, FILE *f)
             r->exposed_comm_s[COMM_EP]);
     gib(a, sizeof a, r->peak_memory_bytes);
     gib(b, sizeof b, r->device_memory_bytes);
+    if (r->mixed) /* several device types: each stage against its own, below */
+        fprintf(f, "peak memory        %s on the fullest device, each stage against its own "
+                "type: %s\n", a, r->fits_memory ? "fits" : "OUT OF MEMORY");
+    else
     fprintf(f, "peak memory        %s of %s per device: %s\n", a, b,
             r->fits_memory ? "fits" : "OUT OF MEMORY");
     for (int s = 0; s < r->n_stage; s++) {
