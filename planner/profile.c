@@ -236,9 +236,16 @@ static CalpaStatus name_into(const cJSON *obj, const char *key, int required, ch
     return CALPA_OK;
 }
 
-/* A non-empty list of positive numbers (strictly ascending if asc). */
-static CalpaStatus num_list(const cJSON *obj, const char *key, int asc, double **out, int *n,
-                            const char *src, const char *path, Err *e)
+/* Sizes (GEMM dimensions, bytes) and kernel times beyond these are not
+ * measurements: a time past 1e6 s would overflow the simulator's integer
+ * clock once summed. */
+#define PROFILE_MAX_SIZE 1e18
+#define PROFILE_MAX_TIME_S 1e6
+
+/* A non-empty list of positive numbers (strictly ascending if asc), each at
+ * most max. */
+static CalpaStatus num_list(const cJSON *obj, const char *key, int asc, double max, double **out,
+                            int *n, const char *src, const char *path, Err *e)
 {
     const cJSON *a = item(obj, key);
     if (!a) return missing(src, path, key, e);
@@ -260,6 +267,12 @@ static CalpaStatus num_list(const cJSON *obj, const char *key, int asc, double *
             return st;
         }
         v[i] = x->valuedouble;
+        if (v[i] > max) {
+            CalpaStatus st = err_set(e, CALPA_EINPUT, "%s: key '%s%s[%d]': %g is more than %g",
+                                     src, path, key, i, v[i], max);
+            free(v);
+            return st;
+        }
         if (asc && i > 0 && !(v[i] > v[i - 1])) {
             CalpaStatus st = err_set(e, CALPA_EINPUT,
                                      "%s: key '%s%s[%d]': %g must be larger than the value "
@@ -298,9 +311,9 @@ static CalpaStatus gemm_from_json(const cJSON *j, GemmTable *t, const char *src,
         return err_set(e, CALPA_EINPUT, "%s: key '%sdtype': '%s' is not one of fp32|fp16|bf16",
                        src, path, dt);
     t->dtype = (DType)d;
-    if ((st = num_list(j, "m", 1, &t->m, &t->nm, src, path, e))) return st;
-    if ((st = num_list(j, "n", 1, &t->n, &t->nn, src, path, e))) return st;
-    if ((st = num_list(j, "k", 1, &t->k, &t->nk, src, path, e))) return st;
+    if ((st = num_list(j, "m", 1, PROFILE_MAX_SIZE, &t->m, &t->nm, src, path, e))) return st;
+    if ((st = num_list(j, "n", 1, PROFILE_MAX_SIZE, &t->n, &t->nn, src, path, e))) return st;
+    if ((st = num_list(j, "k", 1, PROFILE_MAX_SIZE, &t->k, &t->nk, src, path, e))) return st;
     t->note = note_dup(j, src, path, e, &st);
     if (st) return st;
     const cJSON *ts = item(j, "time_s");
@@ -337,6 +350,10 @@ static CalpaStatus gemm_from_json(const cJSON *j, GemmTable *t, const char *src,
                 if (!(x->valuedouble > 0))
                     return err_set(e, CALPA_EINPUT, "%s: key '%stime_s[%d][%d][%d]': %g must be > 0",
                                    src, path, a, b, c, x->valuedouble);
+                if (x->valuedouble > PROFILE_MAX_TIME_S)
+                    return err_set(e, CALPA_EINPUT, "%s: key '%stime_s[%d][%d][%d]': %g is more "
+                                   "than %g", src, path, a, b, c, x->valuedouble,
+                                   PROFILE_MAX_TIME_S);
                 t->time_s[((size_t)a * t->nn + b) * t->nk + c] = x->valuedouble;
             }
         }
@@ -349,13 +366,13 @@ static CalpaStatus samples_from_json(const cJSON *j, double **bytes, double **ti
                                      const char *src, const char *path, Err *e)
 {
     int nt = 0;
-    CalpaStatus st = num_list(j, "bytes", 1, bytes, n, src, path, e);
+    CalpaStatus st = num_list(j, "bytes", 1, PROFILE_MAX_SIZE, bytes, n, src, path, e);
     if (st) return st;
     const cJSON *ts = item(j, "time_s");
     if (ts && cJSON_IsArray(ts) && cJSON_GetArraySize(ts) != *n)
         return err_set(e, CALPA_EINPUT, "%s: key '%stime_s' has %d entries, 'bytes' has %d", src,
                        path, cJSON_GetArraySize(ts), *n);
-    return num_list(j, "time_s", 0, time_s, &nt, src, path, e);
+    return num_list(j, "time_s", 0, PROFILE_MAX_TIME_S, time_s, &nt, src, path, e);
 }
 
 static CalpaStatus coll_from_json(const cJSON *j, CollTable *t, const char *src, const char *path,
@@ -401,7 +418,15 @@ static CalpaStatus coll_from_json(const cJSON *j, CollTable *t, const char *src,
                        src, (int)strlen(path) - 1, path);
     if (fit) {
         if ((st = json_num(j, "alpha_s", 1, &t->alpha_s, 0, 0, src, path, e))) return st;
-        return json_num(j, "beta_s_per_byte", 1, &t->beta_s_per_byte, 0, 1, src, path, e);
+        if ((st = json_num(j, "beta_s_per_byte", 1, &t->beta_s_per_byte, 0, 1, src, path, e)))
+            return st;
+        /* at most 1 s of latency, at least 1 kB/s */
+        if (t->alpha_s > 1 || t->beta_s_per_byte > 1e-3)
+            return err_set(e, CALPA_EINPUT, "%s: key '%s%s': %g is more than %g", src, path,
+                           t->alpha_s > 1 ? "alpha_s" : "beta_s_per_byte",
+                           t->alpha_s > 1 ? t->alpha_s : t->beta_s_per_byte,
+                           t->alpha_s > 1 ? 1.0 : 1e-3);
+        return CALPA_OK;
     }
     return samples_from_json(j, &t->bytes, &t->time_s, &t->nsamples, src, path, e);
 }
@@ -464,6 +489,19 @@ static CalpaStatus profile_from_json_inner(const cJSON *j, const char *src, Prof
     if (p->collective_bw_efficiency > 1)
         return err_set(e, CALPA_EINPUT, "%s: key 'collective_bw_efficiency': %g must be <= 1", src,
                        p->collective_bw_efficiency);
+    /* as the cluster's devices (cluster.c): numbers whose times stay finite */
+    struct { const char *key; double v, lo, hi; int zero_ok; } R[] = {
+        {"peak_flops_fp32", p->peak_flops_fp32, 1e6, 1e18, 0},
+        {"peak_flops_fp16", p->peak_flops_fp16, 1e6, 1e18, 1},
+        {"peak_flops_bf16", p->peak_flops_bf16, 1e6, 1e18, 1},
+        {"memory_bw_bytes_per_s", p->memory_bw_bytes_per_s, 1e6, 1e16, 0},
+        {"kernel_launch_s", p->kernel_launch_s, 0, 1, 0},
+        {"op_overhead_s", p->op_overhead_s, 0, 1, 0},
+        {"collective_bw_efficiency", p->collective_bw_efficiency, 1e-3, 1, 0}};
+    for (size_t i = 0; i < sizeof R / sizeof R[0]; i++)
+        if (!(R[i].zero_ok && R[i].v == 0) && !(R[i].v >= R[i].lo && R[i].v <= R[i].hi))
+            return err_set(e, CALPA_EINPUT, "%s: key '%s': %g is outside [%g, %g]%s", src, R[i].key,
+                           R[i].v, R[i].lo, R[i].hi, R[i].zero_ok ? " (or 0)" : "");
 
     const cJSON *g = item(j, "gemm");
     if (!g) return missing(src, "", "gemm", e);

@@ -68,6 +68,10 @@ printf '{"format": "calpa-profile", "version": 1, "device": "x", "source": "meas
  "gemm": [{"dtype": "fp32", "m": [%s], "n": [%s], "k": [%s], "time_s": []}],
  "memory": {"bytes": [1], "time_s": [1]}, "collectives": []}\n' "$axis" "$axis" "$axis" >"$T/prof.json"
 expect 2 "time_s' must be a list of 2000 lists" -- profile show "$T/prof.json"
+jq '.memory.time_s[0] = 1e300' traces/cpu-local.json >"$T/prof2.json"
+expect 2 "key 'memory.time_s[0]': 1e+300 is more than 1e+06" -- profile show "$T/prof2.json"
+jq '.peak_flops_fp32 = 1e-9' traces/cpu-local.json >"$T/prof3.json"
+expect 2 "key 'peak_flops_fp32': 1e-09 is outside [1e+06, 1e+18]" -- profile show "$T/prof3.json"
 
 # a plan file edited by hand: its model and stages are checked like a spec
 "$CALPA" plan --model "$MLP" --cluster 'dgx-a100-80g:nodes=1,devices_per_node=2' --global-batch 8 \
