@@ -330,10 +330,65 @@ int interop_configs(Submesh sm, LogicalSpace space, long long b, MeshConfig *out
     return k;
 }
 
+/* Places the meshes in the given order, each inside its node group: a mesh
+ * of whole nodes from the next free node, a smaller one into the current
+ * node if it has room, else the next.  0 when they do not fit. */
+static int place_in_order(const Cluster *c, const Submesh *sm, const int *order, int n, int **devs)
+{
+    for (int q = 0; q < n; q++)
+        if (sm[q].group < 0 || sm[q].group >= c->ngroups) return 0;
+    for (int g = 0; g < c->ngroups; g++) {
+        const NodeGroup *grp = &c->groups[g];
+        int D = grp->devices_per_node, d0 = grp->first_device, node = 0, off = 0;
+        for (int q = 0; q < n; q++) {
+            Submesh s = sm[order[q]];
+            if (s.group != g) continue;
+            if (s.rows > 1 || s.cols == D) {
+                if (off) node++, off = 0;
+                if (node + s.rows > grp->nodes) return 0;
+                for (int r = 0; r < s.rows; r++)
+                    for (int k = 0; k < s.cols; k++)
+                        devs[order[q]][r * s.cols + k] = d0 + (node + r) * D + k;
+                node += s.rows;
+            } else {
+                if (off + s.cols > D) node++, off = 0;
+                if (node >= grp->nodes) return 0;
+                for (int k = 0; k < s.cols; k++) devs[order[q]][k] = d0 + node * D + off + k;
+                off += s.cols;
+            }
+        }
+    }
+    return 1;
+}
+
+/* Neighbouring meshes (pipeline order) that share no node: their sends
+ * cross the inter-node network. */
+static int node_crossings(const Cluster *c, const Submesh *sm, int n, int **devs)
+{
+    int x = 0;
+    for (int q = 1; q < n; q++) {
+        int shared = 0;
+        for (int i = 0; i < sm[q - 1].rows * sm[q - 1].cols && !shared; i++)
+            for (int j = 0; j < sm[q].rows * sm[q].cols && !shared; j++)
+                shared = cluster_locate(c, devs[q - 1][i]).node == cluster_locate(c, devs[q][j]).node;
+        x += !shared;
+    }
+    return x;
+}
+
 CalpaStatus interop_place(const Cluster *c, const Submesh *sm, int n, int **devs, Err *e)
 {
+    /* two orders: the pipeline's (neighbours side by side, but a small mesh
+     * may strand room at the end of a node) and largest first (always packs
+     * power-of-two meshes); the one whose neighbours cross fewer node
+     * boundaries wins, the pipeline's on a tie */
     int *order = xmalloc((size_t)n * sizeof(int) + 1);
-    for (int i = 0; i < n; i++) order[i] = i;
+    int **alt = xcalloc((size_t)n + 1, sizeof(int *));
+    for (int i = 0; i < n; i++) {
+        order[i] = i;
+        alt[i] = xcalloc((size_t)(sm[i].rows * sm[i].cols), sizeof(int));
+    }
+    int ok_a = place_in_order(c, sm, order, n, devs);
     for (int i = 1; i < n; i++) /* stable insertion sort, largest first */
         for (int j = i; j > 0; j--) {
             int a = order[j - 1], b = order[j];
@@ -341,39 +396,15 @@ CalpaStatus interop_place(const Cluster *c, const Submesh *sm, int n, int **devs
             order[j - 1] = b;
             order[j] = a;
         }
-    CalpaStatus st = CALPA_OK;
-    for (int g = 0; g < c->ngroups && !st; g++) { /* each mesh inside its own node group */
-        const NodeGroup *grp = &c->groups[g];
-        int D = grp->devices_per_node, d0 = grp->first_device, node = 0, off = 0;
-        for (int q = 0; q < n && !st; q++) {
-            Submesh s = sm[order[q]];
-            if (s.group != g) continue;
-            if (s.rows > 1 || s.cols == D) {
-                if (off) {
-                    node++;
-                    off = 0;
-                }
-                if (node + s.rows > grp->nodes) st = CALPA_EFAIL;
-                for (int r = 0; r < s.rows && !st; r++)
-                    for (int k = 0; k < s.cols; k++)
-                        devs[order[q]][r * s.cols + k] = d0 + (node + r) * D + k;
-                node += s.rows;
-            } else {
-                if (off + s.cols > D) {
-                    node++;
-                    off = 0;
-                }
-                if (node >= grp->nodes) st = CALPA_EFAIL;
-                for (int k = 0; k < s.cols && !st; k++) devs[order[q]][k] = d0 + node * D + off + k;
-                off += s.cols;
-            }
-        }
-    }
-    for (int q = 0; q < n && !st; q++)
-        if (sm[q].group < 0 || sm[q].group >= c->ngroups) st = CALPA_EFAIL;
+    int ok_b = place_in_order(c, sm, order, n, alt);
+    if (ok_b && (!ok_a || node_crossings(c, sm, n, alt) < node_crossings(c, sm, n, devs)))
+        for (int i = 0; i < n; i++) memcpy(devs[i], alt[i], sizeof(int) * (size_t)(sm[i].rows * sm[i].cols));
+    for (int i = 0; i < n; i++) free(alt[i]);
+    free(alt);
     free(order);
-    if (st) return err_set(e, CALPA_EFAIL, "the stages' submeshes need more devices than cluster "
-                           "%s has", c->name);
+    if (!ok_a && !ok_b)
+        return err_set(e, CALPA_EFAIL, "the stages' submeshes need more devices than cluster "
+                       "%s has", c->name);
     return CALPA_OK;
 }
 

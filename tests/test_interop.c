@@ -176,16 +176,38 @@ static void test_choices_and_placement(void **state)
     assert_int_equal(cf[1].force_batch_dim, 0);
     /* micro-batch 1: only (1,8)F and (8,1) */
     assert_int_equal(interop_configs((Submesh){1, 8, 0}, LOGICAL_SINGLE_NODE_MP, 1, cf, 16), 2);
-    /* placement: largest first, whole nodes, then packing inside nodes */
+    /* placement: in pipeline order (whole-node meshes from a node boundary,
+     * smaller ones packed into the current node) unless largest first
+     * crosses fewer node boundaries between neighbours, or in order does
+     * not fit; here both cross twice, so pipeline order */
     Submesh want[4] = {{1, 4, 0}, {2, 8, 0}, {1, 2, 0}, {1, 2, 0}};
     int d0[4], d1[16], d2[2], d3[2];
     int *devs[4] = {d0, d1, d2, d3};
     assert_int_equal(interop_place(&c, want, 4, devs, &e), CALPA_OK);
-    assert_int_equal(d1[0], 0);
-    assert_int_equal(d1[15], 15);
-    assert_int_equal(d0[0], 16);
-    assert_int_equal(d2[0], 20);
-    assert_int_equal(d3[1], 23);
+    assert_int_equal(d0[0], 0);
+    assert_int_equal(d1[0], 8);
+    assert_int_equal(d1[15], 23);
+    assert_int_equal(d2[0], 24);
+    assert_int_equal(d3[1], 27);
+    /* 1,1,2,2,2,2,2,4 devices on 2 nodes: in order crosses once (largest
+     * first would put the 1-device stages last and cross three times) */
+    Cluster c2;
+    assert_int_equal(cluster_parse("p3.16xlarge:nodes=2", &c2, &e), CALPA_OK);
+    Submesh pipe[8] = {{1, 1, 0}, {1, 1, 0}, {1, 2, 0}, {1, 2, 0},
+                       {1, 2, 0}, {1, 2, 0}, {1, 2, 0}, {1, 4, 0}};
+    int pd[8][8], *pdv[8];
+    for (int i = 0; i < 8; i++) pdv[i] = pd[i];
+    assert_int_equal(interop_place(&c2, pipe, 8, pdv, &e), CALPA_OK);
+    int starts[8] = {0, 1, 2, 4, 6, 8, 10, 12};
+    for (int i = 0; i < 8; i++) assert_int_equal(pd[i][0], starts[i]);
+    /* 2,8,4,2: in order strands a node (2 + a whole node + 4 ...): largest first */
+    Submesh frag[4] = {{1, 2, 0}, {1, 8, 0}, {1, 4, 0}, {1, 2, 0}};
+    assert_int_equal(interop_place(&c2, frag, 4, pdv, &e), CALPA_OK);
+    assert_int_equal(pd[1][0], 0);  /* the 8 */
+    assert_int_equal(pd[2][0], 8);  /* the 4 */
+    assert_int_equal(pd[0][0], 12); /* the 2s */
+    assert_int_equal(pd[3][0], 14);
+    cluster_free(&c2);
     Submesh too[2] = {{4, 8, 0}, {8, 8, 0}};
     int big0[32], big1[64];
     int *bd[2] = {big0, big1};
