@@ -32,14 +32,15 @@ static const char USAGE[] =
     "usage: calpa calibrate --profile P --measured RUN.json [--measured ...] -o OUT [--json]\n"
     "\n"
     "Fits profile P to measured exec runs and writes the calibrated profile OUT:\n"
-    "  GEMM time scale, memory-bound time scale, per-operator overhead (non-negative\n"
-    "  least squares over every measured operator), collective alpha-beta per table\n"
+    "  GEMM time scale, memory-bound time scale, measured-operator-table scale,\n"
+    "  per-operator overhead (non-negative least squares over the measured operator\n"
+    "  kinds' totals), collective alpha-beta per table\n"
     "  and the collective bandwidth efficiency (over every measured collective).\n"
     "RUN.json is 'calpa exec PLAN --json [--timeline T.json]' output; with a\n"
     "timeline every task is a sample (joined on device and task id), without one\n"
     "rank 0's per-kind totals are. Prints, before and after the fit: per operator\n"
     "and collective kind the predicted and measured seconds per iteration, the\n"
-    "RMS error over the kinds (what the fit minimises), and each run's iteration time as the simulator predicts it.\n"
+    "RMS error over the operator kinds (what the fit minimises), and each run's iteration time as the simulator predicts it.\n"
     "\n"
     "  --profile P     the profile the runs were planned or predicted with\n"
     "  --measured R    an exec --json report (repeatable)\n"
@@ -115,19 +116,28 @@ static double coll_time(const Profile *p, const Cluster *cl, const Sample *s)
     return cost_collective_time(&o, s->k.kind, s->k.bytes, s->devs, s->k.group_size, NULL);
 }
 
-static void compute_parts(const Profile *p, const LocalOp *op, double *g, double *m, int *ok)
+/* An operator's parts of the calibrate.h model, as sim_compute_time prices
+ * it: a GEMM from its table, a reshape as the overhead alone, a kind with a
+ * measured operator table from that table (overhead included), else the
+ * memory-bound table. Adds them to c; 0 when its dtype has no GEMM table. */
+static int compute_parts(const Profile *p, const LocalOp *op, CalibCompute *c)
 {
-    *g = *m = 0, *ok = 1;
+    double t;
     if (op->gemm) {
-        const GemmTable *t = profile_gemm_table(p, op->dtype);
-        if (!t) {
-            *ok = 0;
-            return;
-        }
-        *g = op->batch * profile_gemm_kernel_time(t, op->m, op->n, op->k);
-    } else if (op->bytes > 0) {
-        *m = profile_memory_kernel_time(&p->memory, op->bytes);
+        const GemmTable *g = profile_gemm_table(p, op->dtype);
+        if (!g) return 0;
+        c->gemm_s += op->batch * profile_gemm_kernel_time(g, op->m, op->n, op->k);
+        c->count += 1;
+    } else if (op->type == OP_RESHAPE) {
+        c->count += 1;
+    } else if ((t = profile_op_time(p, op->type, op->bytes)) >= 0) {
+        c->op_s += t;
+        c->op_kind = op->type;
+    } else {
+        if (op->bytes > 0) c->mem_s += profile_memory_kernel_time(&p->memory, op->bytes);
+        c->count += 1;
     }
+    return 1;
 }
 
 /* Reads run r: the report, its plan (lowered) and its samples. */
@@ -186,14 +196,12 @@ static CalpaStatus load_run(Run *r, int ri, const Profile *prof, Sample **smp, i
             s.run = ri;
             if (tk->kind == TASK_COMPUTE && tk->lop >= 0) {
                 const LocalOp *op = &r->l.lop[tk->lop];
-                int ok;
-                compute_parts(prof, op, &s.c.gemm_s, &s.c.mem_s, &ok);
-                if (!ok) {
+                s.c.op_kind = -1;
+                if (!compute_parts(prof, op, &s.c)) {
                     (*skipped)++;
                     continue;
                 }
                 s.lop = op;
-                s.c.count = 1;
                 s.c.measured_s = dur->valuedouble * 1e-6;
                 snprintf(s.kind, sizeof s.kind, "%s", op_type_name(op->type));
             } else if (tk->kind == TASK_COLL && tk->group >= 0) {
@@ -231,17 +239,15 @@ static CalpaStatus load_run(Run *r, int ri, const Profile *prof, Sample **smp, i
             memset(&s, 0, sizeof s);
             s.run = ri;
             snprintf(s.kind, sizeof s.kind, "%s", op_type_name((OpType)k));
-            int bad = 0;
+            s.c.op_kind = -1;
+            int bad = 0, any = 0;
             for (int i = 0; i < p->n_task; i++) {
                 const Task *tk = &p->task[i];
                 if (tk->kind != TASK_COMPUTE || tk->lop < 0 || r->l.lop[tk->lop].type != (OpType)k) continue;
-                double gs, ms;
-                int ok;
-                compute_parts(prof, &r->l.lop[tk->lop], &gs, &ms, &ok);
-                bad |= !ok;
-                s.c.gemm_s += gs, s.c.mem_s += ms, s.c.count += 1;
+                bad |= !compute_parts(prof, &r->l.lop[tk->lop], &s.c);
+                any = 1;
             }
-            if (bad || s.c.count == 0) {
+            if (bad || !any) {
                 (*skipped)++;
                 continue;
             }
@@ -333,9 +339,11 @@ int cmd_calibrate(int argc, char **argv)
         }
         int r = 0;
         while (r < nc && (smp[row_of[r]].run != smp[i].run || strcmp(smp[row_of[r]].kind, smp[i].kind))) r++;
-        if (r == nc) row_of[nc++] = i;
+        if (r == nc) row_of[nc++] = i, cs[r].op_kind = -1;
+        if (smp[i].c.op_kind >= 0) cs[r].op_kind = smp[i].c.op_kind;
         cs[r].gemm_s += smp[i].c.gemm_s, cs[r].mem_s += smp[i].c.mem_s;
-        cs[r].count += smp[i].c.count, cs[r].measured_s += smp[i].c.measured_s;
+        cs[r].count += smp[i].c.count, cs[r].op_s += smp[i].c.op_s;
+        cs[r].measured_s += smp[i].c.measured_s;
     }
     free(row_of);
     if (nc == 0 && nk == 0) {
@@ -362,7 +370,8 @@ int cmd_calibrate(int argc, char **argv)
     {
         char note[600];
         snprintf(note, sizeof note, "calibrated by calpa calibrate from %s against %d run%s (%s%s): GEMM "
-                 "times x %.4g, memory-bound x %.4g, per-operator overhead %.3g s (launch folded in), "
+                 "times x %.4g, memory-bound x %.4g, operator-kind tables scaled each, per-operator overhead %.3g s "
+                 "(launch folded in), "
                  "collective_bw_efficiency %.3g, %d collective table%s refitted, %d scaled",
                  prof_path, nruns, nruns > 1 ? "s" : "", runs_path[0], nruns > 1 ? ", ..." : "",
                  fit.gemm_scale, fit.mem_scale, fit.overhead_s, fit.coll_efficiency, fit.coll_tables_fit,
@@ -383,8 +392,9 @@ int cmd_calibrate(int argc, char **argv)
             s->before_s = sim_compute_time(&before, s->lop);
             s->after_s = sim_compute_time(&after, s->lop);
         } else { /* a per-kind total */
-            s->before_s = calib_compute_time(&s->c, 1, 1, before.kernel_launch_s + before.op_overhead_s);
-            s->after_s = calib_compute_time(&s->c, fit.gemm_scale, fit.mem_scale, fit.overhead_s);
+            s->before_s = calib_compute_time(&s->c, 1, 1, before.kernel_launch_s + before.op_overhead_s, 1);
+            s->after_s = calib_compute_time(&s->c, fit.gemm_scale, fit.mem_scale, fit.overhead_s,
+                                            s->c.op_kind >= 0 ? fit.op_scale[s->c.op_kind] : 0);
         }
         double m = s->coll ? s->k.measured_s : s->c.measured_s;
         int k = 0;
@@ -398,12 +408,14 @@ int cmd_calibrate(int argc, char **argv)
         }
         rows[k].meas += m, rows[k].before += s->before_s, rows[k].after += s->after_s;
     }
-    /* the objective: squared error of every (run, kind) total (the table's
-     * rows when there is one run), root mean */
+    /* the objective: squared error of every (run, operator kind) total (the
+     * table's rows when there is one run), root mean; collectives are fit
+     * task by task, so they are not part of it */
     double ob_b = 0, ob_a = 0;
     int nobj = 0;
     for (int r = 0; r < nruns; r++)
         for (int k = 0; k < nrows; k++) {
+            if (rows[k].coll) continue;
             double m = 0, b = 0, a = 0;
             int any = 0;
             for (int i = 0; i < ns; i++)
@@ -415,6 +427,9 @@ int cmd_calibrate(int argc, char **argv)
             ob_b += (b - m) * (b - m), ob_a += (a - m) * (a - m), nobj++;
         }
     double rms_b = sqrt(ob_b / (nobj ? nobj : 1)), rms_a = sqrt(ob_a / (nobj ? nobj : 1));
+    int table_used[OP_COUNT] = {0}; /* kinds priced by a measured operator table */
+    for (int i = 0; i < ns; i++)
+        if (!smp[i].coll && smp[i].c.op_kind >= 0 && smp[i].c.op_kind < OP_COUNT) table_used[smp[i].c.op_kind] = 1;
     for (int i = 0; i < nruns; i++) {
         Err e2 = {{0}};
         if (predict_iteration(&runs[i], &before, &runs[i].before_s, &e2) ||
@@ -440,6 +455,9 @@ int cmd_calibrate(int argc, char **argv)
         cJSON_AddNumberToObject(b, "collective_bw_efficiency", before.collective_bw_efficiency);
         cJSON_AddNumberToObject(a, "gemm_scale", fit.gemm_scale);
         cJSON_AddNumberToObject(a, "memory_scale", fit.mem_scale);
+        cJSON *ots = cJSON_AddObjectToObject(a, "operator_table_scales");
+        for (int k = 0; k < OP_COUNT; k++)
+            if (table_used[k]) cJSON_AddNumberToObject(ots, op_type_name((OpType)k), fit.op_scale[k]);
         cJSON_AddNumberToObject(a, "op_overhead_s", fit.overhead_s);
         cJSON_AddNumberToObject(a, "collective_bw_efficiency", fit.coll_efficiency);
         cJSON_AddNumberToObject(a, "collective_tables_refit", fit.coll_tables_fit);
@@ -480,6 +498,12 @@ int cmd_calibrate(int argc, char **argv)
         printf("\n%-26s %14s %14s\n", "parameter", "before", "after");
         printf("%-26s %14.4g %14.4g\n", "GEMM time scale", 1.0, fit.gemm_scale);
         printf("%-26s %14.4g %14.4g\n", "memory-bound time scale", 1.0, fit.mem_scale);
+        for (int k = 0; k < OP_COUNT; k++)
+            if (table_used[k]) {
+                char nm[48];
+                snprintf(nm, sizeof nm, "table scale %s", op_type_name((OpType)k));
+                printf("%-26s %14.4g %14.4g\n", nm, 1.0, fit.op_scale[k]);
+            }
         printf("%-26s %14s %14s\n", "per-operator overhead", fmt_time(before.kernel_launch_s + before.op_overhead_s, b1, sizeof b1),
                fmt_time(fit.overhead_s, b2, sizeof b2));
         printf("%-26s %14.4g %14.4g\n", "collective bw efficiency", before.collective_bw_efficiency, fit.coll_efficiency);
@@ -490,7 +514,7 @@ int cmd_calibrate(int argc, char **argv)
             printf("%-20s %12s %12s %+8.1f%% %12s %+8.1f%%\n", rows[k].kind, fmt_time(rows[k].meas, b1, sizeof b1),
                    fmt_time(rows[k].before, b2, sizeof b2), 100 * rel(rows[k].before, rows[k].meas),
                    fmt_time(rows[k].after, b3, sizeof b3), 100 * rel(rows[k].after, rows[k].meas));
-        printf("%-20s %12s %12s %9s %12s\n", "RMS over kinds", "", fmt_time(rms_b, b1, sizeof b1), "",
+        printf("%-20s %12s %12s %9s %12s\n", "RMS over op kinds", "", fmt_time(rms_b, b1, sizeof b1), "",
                fmt_time(rms_a, b2, sizeof b2));
         printf("\n%-30s %12s %12s %9s %12s %9s\n", "iteration (simulated)", "measured", "before", "error", "after", "error");
         for (int i = 0; i < nruns; i++)

@@ -1,8 +1,8 @@
 /*
  * calibrate.c - least-squares fits of a profile's parameters (see
- * calibrate.h).  Plain C: normal equations of at most 3 unknowns, solved by
+ * calibrate.h).  Plain C: normal equations of at most 4 unknowns, solved by
  * Gaussian elimination with partial pivoting, inside an exhaustive active-set
- * search for non-negativity (2^3 subsets: exact, and small enough to read).
+ * search for non-negativity (2^4 subsets: exact, and small enough to read).
  */
 #include "calibrate.h"
 
@@ -11,8 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Solves the k x k system M x = v in place (k <= 3). 0 if singular. */
-static int solve(double M[3][3], double v[3], int k, double x[3])
+#define KMAX 4
+
+/* Solves the k x k system M x = v in place (k <= KMAX). 0 if singular. */
+static int solve(double M[KMAX][KMAX], double v[KMAX], int k, double x[KMAX])
 {
     for (int c = 0; c < k; c++) {
         int piv = c;
@@ -57,19 +59,19 @@ static double rss(const double *A, const double *y, const double *w, int n, int 
 double calib_nnls(const double *A, const double *y, const double *w, int n, int k,
                   const double *prior, double *x)
 {
-    if (k < 1 || k > 3) {
+    if (k < 1 || k > KMAX) {
         fprintf(stderr, "calib_nnls: k = %d\n", k);
         abort();
     }
     /* columns no sample informs are held at their prior */
-    int used[3] = {0, 0, 0};
+    int used[KMAX] = {0};
     for (int i = 0; i < n; i++)
         for (int j = 0; j < k; j++) used[j] |= A[i * k + j] != 0;
-    double best[3], best_r = INFINITY;
+    double best[KMAX], best_r = INFINITY;
     for (int j = 0; j < k; j++) best[j] = used[j] ? 0 : prior[j];
     best_r = rss(A, y, w, n, k, best);
     for (int mask = 1; mask < (1 << k); mask++) {
-        int idx[3], m = 0, ok = 1;
+        int idx[KMAX], m = 0, ok = 1;
         for (int j = 0; j < k; j++)
             if (mask >> j & 1) {
                 if (!used[j]) ok = 0;
@@ -77,7 +79,7 @@ double calib_nnls(const double *A, const double *y, const double *w, int n, int 
             }
         if (!ok) continue;
         /* normal equations over the free columns; the others at 0 (or prior) */
-        double M[3][3] = {{0}}, v[3] = {0}, z[3] = {0}, xs[3];
+        double M[KMAX][KMAX] = {{0}}, v[KMAX] = {0}, z[KMAX] = {0}, xs[KMAX];
         for (int i = 0; i < n; i++) {
             double wi = w ? w[i] : 1, fixed = 0;
             for (int j = 0; j < k; j++)
@@ -103,28 +105,42 @@ double calib_nnls(const double *A, const double *y, const double *w, int n, int 
     return best_r;
 }
 
-double calib_compute_time(const CalibCompute *s, double a, double b, double c)
+double calib_compute_time(const CalibCompute *s, double a, double b, double c, double d)
 {
-    return a * s->gemm_s + b * s->mem_s + c * s->count;
+    return a * s->gemm_s + b * s->mem_s + c * s->count + d * s->op_s;
 }
 
 void calib_fit_compute(const CalibCompute *s, int n, const Profile *prior, CalibFit *fit)
 {
     double c0 = prior->kernel_launch_s + prior->op_overhead_s;
     fit->gemm_scale = 1, fit->mem_scale = 1, fit->overhead_s = c0;
+    for (int k = 0; k < OP_COUNT; k++) fit->op_scale[k] = 1;
     fit->compute_fitted = 0;
     if (n <= 0) return;
+    /* (a, b, c): the samples no kind table priced */
     double *A = xmalloc(sizeof(double) * (size_t)(3 * n)), *y = xmalloc(sizeof(double) * (size_t)n);
+    int m = 0;
     for (int i = 0; i < n; i++) {
-        A[3 * i] = s[i].gemm_s, A[3 * i + 1] = s[i].mem_s, A[3 * i + 2] = s[i].count;
-        y[i] = s[i].measured_s;
+        if (s[i].op_kind >= 0) continue;
+        A[3 * m] = s[i].gemm_s, A[3 * m + 1] = s[i].mem_s, A[3 * m + 2] = s[i].count;
+        y[m++] = s[i].measured_s;
     }
-    double pr[3] = {1, 1, c0}, x[3];
-    calib_nnls(A, y, NULL, n, 3, pr, x);
-    /* a scale of exactly 0 would make a kernel free: keep it positive */
+    double pr[3] = {1, 1, c0}, x[3] = {1, 1, c0};
+    if (m > 0) calib_nnls(A, y, NULL, m, 3, pr, x);
     fit->gemm_scale = x[0] > 0 ? x[0] : 1e-6; /* 0 would make a kernel free (and the table invalid) */
     fit->mem_scale = x[1] > 0 ? x[1] : 1e-6;
     fit->overhead_s = x[2];
+    /* d_k: least squares through the origin over kind k's samples (what the
+     * rest of the model, fitted above, leaves of them) */
+    double num[OP_COUNT] = {0}, den[OP_COUNT] = {0};
+    for (int i = 0; i < n; i++) {
+        int k = s[i].op_kind;
+        if (k < 0 || k >= OP_COUNT) continue;
+        double rest = calib_compute_time(&s[i], fit->gemm_scale, fit->mem_scale, fit->overhead_s, 0);
+        num[k] += s[i].op_s * (s[i].measured_s - rest), den[k] += s[i].op_s * s[i].op_s;
+    }
+    for (int k = 0; k < OP_COUNT; k++)
+        if (den[k] > 0) fit->op_scale[k] = num[k] > 0 ? num[k] / den[k] : 1e-6;
     fit->compute_fitted = 1;
     free(A), free(y);
 }
@@ -136,6 +152,9 @@ void calib_apply_compute(Profile *p, const CalibFit *fit)
         for (int i = 0; i < t->nm * t->nn * t->nk; i++) t->time_s[i] *= fit->gemm_scale;
     }
     for (int i = 0; i < p->memory.n; i++) p->memory.time_s[i] *= fit->mem_scale;
+    for (int o = 0; o < p->nops; o++)
+        if (p->ops[o].op >= 0 && p->ops[o].op < OP_COUNT)
+            for (int i = 0; i < p->ops[o].t.n; i++) p->ops[o].t.time_s[i] *= fit->op_scale[p->ops[o].op];
     /* the peaks describe the tables: keep them consistent with the scaled times */
     if (fit->gemm_scale > 0) {
         p->peak_flops_fp32 /= fit->gemm_scale;

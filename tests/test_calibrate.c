@@ -25,14 +25,23 @@ static void near(double got, double want, double rel, double abs_tol)
     }
 }
 
-/* A deterministic spread of operators: GEMM-heavy, memory-bound, mixed. */
-static void synth(CalibCompute *s, int n, double a, double b, double c)
+/* A deterministic spread of operators: GEMM-heavy, memory-bound, mixed, and
+ * kinds priced by measured operator tables. */
+static void synth(CalibCompute *s, int n, double a, double b, double c, double d)
 {
     for (int i = 0; i < n; i++) {
+        memset(&s[i], 0, sizeof s[i]);
+        s[i].op_kind = -1;
+        if (i % 5 == 2) { /* a kind priced by its measured table alone */
+            s[i].op_kind = (i % 10 == 2) ? OP_GELU : OP_LAYERNORM;
+            s[i].op_s = 3e-6 * (1 + (i * 3) % 7);
+            s[i].measured_s = calib_compute_time(&s[i], a, b, c, s[i].op_kind == OP_GELU ? d : 2 * d);
+            continue;
+        }
         s[i].gemm_s = (i % 3 == 1) ? 0 : 1e-5 * (1 + (i * 7) % 11);
         s[i].mem_s = (i % 3 == 0) ? 0 : 2e-6 * (1 + (i * 5) % 13);
         s[i].count = 1 + i % 4;
-        s[i].measured_s = calib_compute_time(&s[i], a, b, c);
+        s[i].measured_s = calib_compute_time(&s[i], a, b, c, 0);
     }
 }
 
@@ -41,7 +50,7 @@ static void test_recover_compute(void **state)
     (void)state;
     enum { N = 40 };
     CalibCompute s[N];
-    synth(s, N, 1.7, 0.6, 12e-6);
+    synth(s, N, 1.7, 0.6, 12e-6, 2.2);
     Profile prior;
     memset(&prior, 0, sizeof prior);
     prior.kernel_launch_s = 2e-6, prior.op_overhead_s = 1e-6;
@@ -51,6 +60,9 @@ static void test_recover_compute(void **state)
     near(f.gemm_scale, 1.7, 1e-9, 0);
     near(f.mem_scale, 0.6, 1e-9, 0);
     near(f.overhead_s, 12e-6, 1e-9, 0);
+    near(f.op_scale[OP_GELU], 2.2, 1e-9, 0);
+    near(f.op_scale[OP_LAYERNORM], 4.4, 1e-9, 0);
+    near(f.op_scale[OP_SOFTMAX], 1, 0, 0); /* no sample: the prior */
 }
 
 static void test_nnls_bounds_and_priors(void **state)
@@ -69,7 +81,7 @@ static void test_nnls_bounds_and_priors(void **state)
     near(w[0], 2, 1e-12, 0);
     near(w[1], 0.25, 0, 0);
     /* no memory-bound operator measured: the memory scale stays 1 */
-    CalibCompute s[3] = {{1e-3, 0, 1, 2e-3}, {2e-3, 0, 1, 4e-3}, {4e-3, 0, 1, 8e-3}};
+    CalibCompute s[3] = {{1e-3, 0, 1, 0, -1, 2e-3}, {2e-3, 0, 1, 0, -1, 4e-3}, {4e-3, 0, 1, 0, -1, 8e-3}};
     Profile prior;
     memset(&prior, 0, sizeof prior);
     CalibFit f;
@@ -77,6 +89,7 @@ static void test_nnls_bounds_and_priors(void **state)
     near(f.gemm_scale, 2, 1e-9, 0);
     near(f.mem_scale, 1, 0, 0);
     near(f.overhead_s, 0, 0, 1e-15);
+    near(f.op_scale[OP_GELU], 1, 0, 0);
 }
 
 /* The fit never does worse than the prior on its own objective. */
@@ -85,7 +98,7 @@ static void test_fit_not_worse(void **state)
     (void)state;
     enum { N = 25 };
     CalibCompute s[N];
-    synth(s, N, 1.2, 3.0, 5e-6);
+    synth(s, N, 1.2, 3.0, 5e-6, 0.7);
     for (int i = 0; i < N; i++) s[i].measured_s *= 1 + 0.3 * sin(i * 1.3); /* noise */
     Profile prior;
     memset(&prior, 0, sizeof prior);
@@ -94,8 +107,9 @@ static void test_fit_not_worse(void **state)
     calib_fit_compute(s, N, &prior, &f);
     double before = 0, after = 0;
     for (int i = 0; i < N; i++) {
-        double b = calib_compute_time(&s[i], 1, 1, 4e-6) - s[i].measured_s;
-        double a = calib_compute_time(&s[i], f.gemm_scale, f.mem_scale, f.overhead_s) - s[i].measured_s;
+        double b = calib_compute_time(&s[i], 1, 1, 4e-6, 1) - s[i].measured_s;
+        double d = s[i].op_kind >= 0 ? f.op_scale[s[i].op_kind] : 0;
+        double a = calib_compute_time(&s[i], f.gemm_scale, f.mem_scale, f.overhead_s, d) - s[i].measured_s;
         before += b * b, after += a * a;
     }
     assert_true(after <= before);
@@ -192,6 +206,7 @@ static void test_apply(void **state)
     CalibFit f;
     memset(&f, 0, sizeof f);
     f.gemm_scale = 2.5, f.mem_scale = 0.5, f.overhead_s = 7e-6;
+    for (int k = 0; k < OP_COUNT; k++) f.op_scale[k] = 1;
     calib_apply_compute(&p, &f);
     near(cost_gemm_time(&p, DT_F32, 300, 200, 100), 2.5 * g0, 1e-12, 0);
     near(cost_memory_time(&p, 5e6), 0.5 * m0, 1e-12, 0);

@@ -30,11 +30,16 @@ expect 0 "" -- profile show "$T/cal.json" --json
 jcheck '.source == "measured" and (.notes | map(test("calibrated by calpa calibrate")) | any)'
 # the table form names the parameters and the iteration
 expect 0 "" -- calibrate --profile "$P" --measured "$T/run.json" -o "$T/cal2.json"
-grep -q "^GEMM time scale" "$T/out" && grep -q "^RMS over kinds" "$T/out" && ok || bad "calibrate table: $(head -c 300 "$T/out")"
+grep -q "^GEMM time scale" "$T/out" && grep -q "^RMS over op kinds" "$T/out" && ok || bad "calibrate table: $(head -c 300 "$T/out")"
 # without a timeline: rank 0's per-kind totals
 jq 'del(.timeline)' "$T/run.json" >"$T/run-nt.json"
 expect 0 "" -- calibrate --profile "$P" --measured "$T/run-nt.json" --measured "$T/run.json" -o "$T/cal3.json" --json
 jcheck '.kind_rms_error_s.after <= .kind_rms_error_s.before and (.iterations | length) == 2'
+
+# a profile with measured operator kinds: each kind's table gets its own scale
+"$CALPA" profile --backend cpu --quick -o "$T/cpuq.json" >/dev/null 2>"$T/err" || bad "profile --quick: $(head -c 300 "$T/err")"
+expect 0 "" -- calibrate --profile "$T/cpuq.json" --measured "$T/run.json" -o "$T/cal4.json" --json
+jcheck '(.parameters.after.operator_table_scales | length) > 3 and .kind_rms_error_s.after <= .kind_rms_error_s.before'
 
 # bad usage and input: exit 2 with what and where
 expect 2 "missing --profile" -- calibrate --measured "$T/run.json" -o "$T/x.json"
