@@ -576,6 +576,12 @@ static void *cu_comm_split(int color, int key)
     MPI_Comm sub;
     MPI_CHECK(MPI_Comm_split(MPI_COMM_WORLD, color >= 0 ? color : MPI_UNDEFINED, key, &sub));
     if (sub == MPI_COMM_NULL) return NULL;
+    int n = 0;
+    MPI_CHECK(MPI_Comm_size(sub, &n));
+    if (n == 1) { /* a group of one is NULL (backend.h): no NCCL set-up for a copy */
+        MPI_CHECK(MPI_Comm_free(&sub));
+        return NULL;
+    }
     return comm_over(sub);
 #else
     (void)color, (void)key;
