@@ -1,6 +1,7 @@
 /* spec.c - "name:key=value,..." specs with validated, typed getters. */
 #include "spec.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -98,7 +99,8 @@ CalpaStatus spec_parse(Spec *s, const char *what, const char *text, Err *e)
 
 int parse_int64(const char *s, int64_t *out)
 {
-    if (!s || !*s) return -1;
+    /* strtoll would skip leading blanks */
+    if (!s || !*s || isspace((unsigned char)*s)) return -1;
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
@@ -115,7 +117,8 @@ int parse_int64(const char *s, int64_t *out)
 
 int parse_double(const char *s, double *out)
 {
-    if (!s || !*s) return -1;
+    /* decimal only: strtod would also take leading blanks and hex (0x10) */
+    if (!s || !*s || isspace((unsigned char)*s) || strpbrk(s, "xX")) return -1;
     char *end;
     errno = 0;
     double v = strtod(s, &end);
