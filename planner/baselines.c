@@ -110,7 +110,7 @@ static int micro_counts(const PlanRequest *req, long long unit, int *K, int cap)
         return n;
     }
     for (long long b = unit; b <= B && n < cap && n < 6; b *= 2)
-        if (B % b == 0) K[n++] = (int)(B / b);
+        if (B % b == 0 && B / b <= PLAN_MAX_MICRO_BATCHES) K[n++] = (int)(B / b);
     return n;
 }
 
@@ -490,6 +490,11 @@ CalpaStatus baseline_plan(const PlanRequest *req, Plan *out, PlanStats *stats, E
                        "takes them (see --method zero2, zero3)");
     if (req->zero < 0 || req->zero > 3)
         return err_set(e, CALPA_EINPUT, "option --zero: %d is not 0, 1, 2 or 3", req->zero);
+    long long k_mb = req->micro_batches ? req->micro_batches
+                     : req->micro_batch_size ? req->global_batch / req->micro_batch_size : 0;
+    if (k_mb > PLAN_MAX_MICRO_BATCHES)
+        return err_set(e, CALPA_EINPUT, "micro-batches: %lld (global batch %lld) is more than the "
+                       "limit of %d", k_mb, req->global_batch, PLAN_MAX_MICRO_BATCHES);
     if (!strcmp(m, "alpa")) {
         CalpaStatus st = interop_plan(req, out, stats, e);
         if (!st) apply_settings(req, out);

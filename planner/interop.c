@@ -687,7 +687,7 @@ static int micro_choices(const PlanRequest *req, int *K, int cap)
     }
     int n = 0, bmax = req->model.family == FAM_GPT || req->model.family == FAM_MLP ? 16 : 64;
     for (long long b = 1; b <= bmax && b <= B && n < cap; b *= 2)
-        if (B % b == 0) K[n++] = (int)(B / b);
+        if (B % b == 0 && B / b <= PLAN_MAX_MICRO_BATCHES) K[n++] = (int)(B / b);
     return n;
 }
 

@@ -418,7 +418,7 @@ static CalpaStatus plan_from_json_inner(const cJSON *j, const char *src, Plan *p
         (st = get_str(j, "cluster_spec", p->cluster_spec, sizeof p->cluster_spec, src, "", e)) ||
         (st = get_str(j, "profile", p->profile, sizeof p->profile, src, "", e)) ||
         (st = get_int(j, "global_batch", &gb, 1, (long long)1 << 40, src, "", e)) ||
-        (st = get_i(j, "micro_batches", &p->micro_batches, 1, 1 << 30, src, "", e)) ||
+        (st = get_i(j, "micro_batches", &p->micro_batches, 1, PLAN_MAX_MICRO_BATCHES, src, "", e)) ||
         (st = get_int(j, "micro_batch_size", &mbs, 1, (long long)1 << 40, src, "", e)) ||
         (st = get_str(j, "schedule", sched, sizeof sched, src, "", e)) ||
         (st = get_i(j, "virtual_stages", &p->virtual_stages, 1, 1 << 20, src, "", e)) ||

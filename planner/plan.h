@@ -27,6 +27,9 @@
 
 #define PLAN_FORMAT "calpa-plan"
 #define PLAN_VERSION 1
+/* Schedules and the simulator hold every micro-batch's tasks: more would
+ * allocate without bound (Alpa's largest runs use 1024). */
+#define PLAN_MAX_MICRO_BATCHES 65536
 
 /* One operator's chosen intra-op strategy. */
 typedef struct {

@@ -41,6 +41,12 @@ expect 2 "batch x seq x vocab (logits) = 1099511627776 x 1024 x 51200 is more th
 expect 2 "experts x hidden x hidden x ffn_mult (expert weights)" -- model moe:experts=65536,hidden=1048576,heads=16,ffn_mult=1024
 expect 2 "576 x channels^2 x width^2" -- model wresnet:channels=65536,width=1024
 expect 2 "key 'layers': 100000 is out of range [1, 10000]" -- model gpt:layers=100000
+# micro-batches past what schedules and the simulator hold (65536): refused, not allocated
+expect 2 "micro-batches: 1073741824 (global batch 1073741824) is more than the limit of 65536" \
+    -- plan --model "$MLP" --cluster 'dgx-a100-80g:nodes=1,devices_per_node=2' --global-batch 1073741824 \
+       --micro-batches 1073741824 --method megatron --tp 1 --pp 2 --dp 1
+expect 2 "micro-batches: 1099511627776 (global batch 1099511627776) is more than the limit" \
+    -- plan --model "$MLP" --cluster "$C1" --global-batch 1099511627776 --micro-batch-size 1
 # more devices than the planner represents (2^24)
 expect 2 "more than 16777216 devices" -- cluster dgx-a100-80g:nodes=1048576,devices_per_node=1024
 expect 2 "key 'nodes': 2000000 is out of range [1, 1048576]" -- cluster dgx-a100-80g:nodes=2000000
