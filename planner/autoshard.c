@@ -409,7 +409,9 @@ static void count_and_rewrite(ShardResult *r, const ShardOptions *o, const int *
         double bytes = tensor_bytes(&g->t[gt]) / spec_tiles(&sp, g->t[gt].ndim, cm->shape);
         int done = 0, f = 1;
         double delta = 0;
-        for (int m = 0; m < MESH_NDIM; m++) {
+        /* mesh dim 0 only: ZeRO's dimension, as the lowering and exec shard the
+         * update (a gradient partial over dim 1 keeps its all-reduce there) */
+        for (int m = 0; m < 1; m++) {
             if (!(mask & (1u << m)) || cm->shape[m] < 2) continue;
             int dim = -1;
             for (int d = 0; d < g->t[gt].ndim && dim < 0; d++)
