@@ -238,6 +238,9 @@ void calib_fit_colls(Profile *p, const CalibColl *s, int n, CalibFit *fit)
     if (den > 0 && num > 0) {
         double x = num / den;
         fit->coll_efficiency = x > 1 ? 1 / x : 1; /* an efficiency above 1 is not one */
+        /* the profile reader's floor: below 0.1 % of the links' bandwidth the
+         * measured time is ranks waiting for each other, not moving bytes */
+        if (fit->coll_efficiency < 1e-3) fit->coll_efficiency = 1e-3;
         p->collective_bw_efficiency = fit->coll_efficiency;
     }
     free(idx), free(done);
