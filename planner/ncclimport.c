@@ -207,6 +207,11 @@ static CalpaStatus row(Cur *c, char *line, const char *path, int lineno, Err *e)
     if (!(t > 0))
         return err_set(e, CALPA_EINPUT, "%s:%d: out-of-place time %s us must be > 0", path, lineno,
                        tok[ti]);
+    /* what a profile may hold (profile.h; found by tests/fuzz/fuzz_nccl.c) */
+    if (size > PROFILE_MAX_SIZE || t * 1e-6 > PROFILE_MAX_TIME_S)
+        return err_set(e, CALPA_EINPUT, "%s:%d: %s bytes in %s us is past a profile's limits (%g "
+                       "bytes, %g s)", path, lineno, tok[0], tok[ti], PROFILE_MAX_SIZE,
+                       PROFILE_MAX_TIME_S);
     if (num(tok[ti + 3], &wrong) && wrong > 0)
         return err_set(e, CALPA_EINPUT, "%s:%d: %s wrong elements at %s bytes: the run failed its "
                        "check, so its times are not a measurement to trust", path, lineno,

@@ -236,12 +236,6 @@ static CalpaStatus name_into(const cJSON *obj, const char *key, int required, ch
     return CALPA_OK;
 }
 
-/* Sizes (GEMM dimensions, bytes) and kernel times beyond these are not
- * measurements: a time past 1e6 s would overflow the simulator's integer
- * clock once summed. */
-#define PROFILE_MAX_SIZE 1e18
-#define PROFILE_MAX_TIME_S 1e6
-
 /* A non-empty list of positive numbers (strictly ascending if asc), each at
  * most max. */
 static CalpaStatus num_list(const cJSON *obj, const char *key, int asc, double max, double **out,

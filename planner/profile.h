@@ -38,6 +38,11 @@
 
 #define PROFILE_FORMAT "calpa-profile"
 #define PROFILE_VERSION 1
+/* Sizes (GEMM dimensions, bytes) and kernel times beyond these are not
+ * measurements: a time past 1e6 s would overflow the simulator's integer
+ * clock once summed.  The reader refuses them; so must every writer. */
+#define PROFILE_MAX_SIZE 1e18
+#define PROFILE_MAX_TIME_S 1e6
 
 typedef struct {
     DType dtype;         /* fp32, fp16 or bf16 */
