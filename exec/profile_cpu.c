@@ -328,19 +328,9 @@ int exec_profile_main(int argc, char **argv)
                            (long long)count, t * 1e6, alg, bus);
                 }
             }
-            if (rank == 0) {
-                p.coll = xrealloc(p.coll, sizeof(CollTable) * (size_t)(p.ncoll + 1));
-                CollTable *ct = &p.coll[p.ncoll++];
-                memset(ct, 0, sizeof *ct);
-                ct->kind = k, ct->group_size = g, ct->scope = COLL_SCOPE_INTRA_NODE;
-                ct->nsamples = nsz;
-                ct->bytes = dup_arr(bytes, nsz);
-                ct->time_s = dup_arr(times, nsz);
-                /* alpha-beta fit through the smallest and largest samples */
-                ct->alpha_s = times[0];
-                ct->beta_s_per_byte = (times[nsz - 1] - times[0]) / (bytes[nsz - 1] - bytes[0]);
-                ct->note = xstrdup("MPI on this machine, median of 5");
-            }
+            if (rank == 0)
+                profile_add_coll(&p, k, g, COLL_SCOPE_INTRA_NODE, bytes, times, nsz,
+                                 "MPI on this machine, median of 5");
         }
         be->comm_free(comm);
     }

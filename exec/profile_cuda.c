@@ -165,16 +165,9 @@ int exec_profile_cuda(const char *out, int quick)
                            (long long)count, t * 1e6, alg, bus);
                 }
             }
-            if (rank == 0) {
-                p.coll = xrealloc(p.coll, sizeof(CollTable) * (size_t)(p.ncoll + 1));
-                CollTable *ct = &p.coll[p.ncoll++];
-                memset(ct, 0, sizeof *ct);
-                ct->kind = k, ct->group_size = g, ct->scope = COLL_SCOPE_INTRA_NODE;
-                ct->nsamples = nsz;
-                ct->bytes = dup_arr(bytes, nsz);
-                ct->time_s = dup_arr(times, nsz);
-                ct->note = xstrdup("measured: NCCL on this node's GPUs, median after a warm-up (CUDA events)");
-            }
+            if (rank == 0)
+                profile_add_coll(&p, k, g, COLL_SCOPE_INTRA_NODE, bytes, times, nsz,
+                                 "measured: NCCL on this node's GPUs, median after a warm-up (CUDA events)");
         }
         be->comm_free(comm);
     }

@@ -170,6 +170,25 @@ double profile_coll_table_time(const CollTable *t, double bytes)
     return sample_time(t->bytes, t->time_s, t->nsamples, bytes);
 }
 
+CollTable *profile_add_coll(Profile *p, CollKind kind, int group_size, CollScope scope,
+                            const double *bytes, const double *time_s, int n, const char *note)
+{
+    CHECK(n >= 1);
+    p->coll = xrealloc(p->coll, sizeof(CollTable) * (size_t)(p->ncoll + 1));
+    CollTable *ct = &p->coll[p->ncoll++];
+    memset(ct, 0, sizeof *ct);
+    ct->kind = kind, ct->group_size = group_size, ct->scope = scope;
+    ct->nsamples = n;
+    ct->bytes = xmalloc(sizeof(double) * (size_t)n);
+    ct->time_s = xmalloc(sizeof(double) * (size_t)n);
+    memcpy(ct->bytes, bytes, sizeof(double) * (size_t)n);
+    memcpy(ct->time_s, time_s, sizeof(double) * (size_t)n);
+    ct->alpha_s = time_s[0];
+    ct->beta_s_per_byte = n > 1 ? (time_s[n - 1] - time_s[0]) / (bytes[n - 1] - bytes[0]) : 0;
+    ct->note = note ? xstrdup(note) : NULL;
+    return ct;
+}
+
 /* ---------------------------------------------------------------- lookups */
 
 double profile_peak_flops(const Profile *p, DType dt)

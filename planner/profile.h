@@ -117,6 +117,12 @@ CalpaStatus profile_write(const char *path, const Profile *p, Err *e);
 /* Frees what p owns and zeroes it; NULL and zeroed profiles are fine. */
 void profile_free(Profile *p);
 
+/* Appends a sampled collective table (bytes and time_s copied, n >= 1)
+ * of a measuring tool to p, with an alpha-beta fit through its smallest
+ * and largest samples; returns it. */
+CollTable *profile_add_coll(Profile *p, CollKind kind, int group_size, CollScope scope,
+                            const double *bytes, const double *time_s, int n, const char *note);
+
 /* Peak FLOP/s of dt (0 for unsupported or integer types). */
 double profile_peak_flops(const Profile *p, DType dt);
 
