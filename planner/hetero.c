@@ -198,17 +198,7 @@ static void brute_rec(Brute *b, int i)
             mx = fmax(mx, t);
         }
         double total = p->coef_sum * sum + p->coef_max * mx;
-        if (total < b->best->total) {
-            StageDPResult *r = b->best;
-            r->total = total;
-            r->sum = sum;
-            r->max = mx;
-            r->n = b->n;
-            memcpy(r->first, b->first, sizeof r->first);
-            memcpy(r->last, b->last, sizeof r->last);
-            memcpy(r->sub, b->sub, sizeof r->sub);
-            memcpy(r->cfg, b->cfg, sizeof r->cfg);
-        }
+        interop_dp_keep(b->best, total, sum, mx, b->n, b->first, b->last, b->sub, b->cfg);
         return;
     }
     for (int k = i; k < p->L; k++)

@@ -221,6 +221,20 @@ void interop_dp(const StageDP *p, StageDPResult *r)
     free(ac);
 }
 
+void interop_dp_keep(StageDPResult *best, double total, double sum, double max, int n,
+                     const int *first, const int *last, const int *sub, const int *cfg)
+{
+    if (!(total < best->total)) return;
+    best->total = total;
+    best->sum = sum;
+    best->max = max;
+    best->n = n;
+    memcpy(best->first, first, sizeof best->first);
+    memcpy(best->last, last, sizeof best->last);
+    memcpy(best->sub, sub, sizeof best->sub);
+    memcpy(best->cfg, cfg, sizeof best->cfg);
+}
+
 typedef struct {
     const StageDP *p;
     int n, first[64], last[64], sub[64], cfg[64];
@@ -240,17 +254,7 @@ static void brute_rec(Brute *b, int i, int used)
             mx = fmax(mx, p->cost[id]);
         }
         double total = p->coef_sum * sum + p->coef_max * mx;
-        if (total < b->best->total) {
-            StageDPResult *r = b->best;
-            r->total = total;
-            r->sum = sum;
-            r->max = mx;
-            r->n = b->n;
-            memcpy(r->first, b->first, sizeof r->first);
-            memcpy(r->last, b->last, sizeof r->last);
-            memcpy(r->sub, b->sub, sizeof r->sub);
-            memcpy(r->cfg, b->cfg, sizeof r->cfg);
-        }
+        interop_dp_keep(b->best, total, sum, mx, b->n, b->first, b->last, b->sub, b->cfg);
         return;
     }
     for (int k = i; k < p->L; k++)

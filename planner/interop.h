@@ -129,6 +129,11 @@ typedef struct {
     int n_tmax;              /* t_max values tried */
 } StageDPResult;
 
+/* Brute-force enumerations: keeps the slicing of n stages (first, last,
+ * sub, cfg: 64 entries each) in *best when total beats it. */
+void interop_dp_keep(StageDPResult *best, double total, double sum, double max, int n,
+                     const int *first, const int *last, const int *sub, const int *cfg);
+
 /* Alpa's training DP with t_max enumeration over the sorted unique costs,
  * the break when (coef_sum + coef_max) t_max >= best, and the gap skip.
  * O(#t_max x L^3 x D x n_sub x C). */
