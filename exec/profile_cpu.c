@@ -322,11 +322,7 @@ int exec_profile_main(int argc, char **argv)
                 double t = rank < g ? time_coll(be, k, comm, g, count, in, ob) : 0;
                 bytes[si] = 4.0 * (double)count;
                 times[si] = t;
-                if (rank == 0) {
-                    double alg = bytes[si] / t / 1e9, bus = alg * coll_busbw_factor(k, g);
-                    printf("%12.0f  %12lld     float     sum      -1 %8.2f %7.2f %7.2f      0\n", bytes[si],
-                           (long long)count, t * 1e6, alg, bus);
-                }
+                if (rank == 0) coll_print_nccl_row(k, g, bytes[si], (long long)count, t, "0");
             }
             if (rank == 0)
                 profile_add_coll(&p, k, g, COLL_SCOPE_INTRA_NODE, bytes, times, nsz,

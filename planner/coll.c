@@ -1,6 +1,7 @@
 /* coll.c - collective kinds and their ring alpha-beta forms (see coll.h). */
 #include "coll.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "err.h"
@@ -74,4 +75,12 @@ double coll_ring_time(CollKind k, int n, double bytes, double alpha_s,
     double a, b;
     coll_ring_alpha_beta(k, n, alpha_s, bw_bytes_per_s, &a, &b);
     return a + b * bytes;
+}
+
+void coll_print_nccl_row(CollKind k, int n, double bytes, long long count, double t,
+                         const char *wrong)
+{
+    double alg = bytes / t / 1e9, bus = alg * coll_busbw_factor(k, n);
+    printf("%12.0f  %12lld     float     sum      -1 %8.2f %7.2f %7.2f %6s\n", bytes, count, t * 1e6,
+           alg, bus, wrong);
 }

@@ -34,6 +34,10 @@ int coll_kind_parse(const char *s);
  * all_gather, reduce_scatter, all_to_all; 1 for sendrecv, broadcast.
  * Returns 0 for n < 2 except for factor-1 kinds. */
 double coll_busbw_factor(CollKind k, int n);
+/* One row of an nccl-tests table (float, sum, root -1) for S = bytes moved
+ * in t seconds over n ranks; wrong: the #wrong column ("0", "N/A"). */
+void coll_print_nccl_row(CollKind k, int n, double bytes, long long count, double t,
+                         const char *wrong);
 
 /* Ring-algorithm alpha-beta of kind k over n ranks whose per-step latency is
  * alpha_s and whose per-rank bandwidth (per direction) is bw_bytes_per_s:
