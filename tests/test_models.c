@@ -503,10 +503,46 @@ static void test_slice_stages(void **state)
     graph_free(&g);
 }
 
+/* A convolution's GEMM is implicit: m = batch x output pixels (filter
+ * gradient: channels x taps), never the batch alone, and 2 b m n k is its
+ * FLOPs; a mesh split of the batch divides m.  (Counting the output's own
+ * pixels as reduced axes timed convolutions as GEMVs.) */
+static void test_conv_gemm_dims(void **state)
+{
+    (void)state;
+    ModelConfig m;
+    Graph g;
+    Err e;
+    assert_int_equal(model_parse("wresnet-250m", &m, &e), CALPA_OK);
+    assert_int_equal(model_build(&m, 4, RECOMPUTE_NONE, &g, &e), CALPA_OK);
+    int seen[3] = {0, 0, 0};
+    for (int o = 0; o < g.n_op; o++) {
+        const Op *op = &g.op[o];
+        int kind = op->type == OP_CONV2D ? 0 : op->type == OP_CONV2D_BWD_DATA ? 1
+                 : op->type == OP_CONV2D_BWD_FILTER ? 2 : -1;
+        if (kind < 0) continue;
+        seen[kind]++;
+        double d[4], h[4];
+        char none[2] = {0, 0}, bl[2] = {0, 0};
+        int mesh[2] = {2, 1};
+        graph_op_gemm_dims(&g, op, none, mesh, 2, op->flops, d);
+        assert_true(fabs(2 * d[0] * d[1] * d[2] * d[3] - op->flops) <= 1e-9 * op->flops);
+        if (kind < 2) { /* batch x output pixels */
+            assert_true(d[1] > 4);
+            bl[0] = op->lab[op->n_in][0]; /* the output's batch letter */
+            graph_op_gemm_dims(&g, op, bl, mesh, 2, op->flops / 2, h);
+            assert_true(fabs(h[1] - d[1] / 2) < 1e-9 * d[1]);
+        }
+    }
+    assert_true(seen[0] > 0 && seen[1] > 0 && seen[2] > 0);
+    graph_free(&g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gpt_params_alpa),
+        cmocka_unit_test(test_conv_gemm_dims),
         cmocka_unit_test(test_gpt_params_megatron),
         cmocka_unit_test(test_gpt_flops_megatron),
         cmocka_unit_test(test_moe_flops_alpa),
