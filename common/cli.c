@@ -9,12 +9,14 @@
 
 int cli_fail(int status, const char *fmt, ...)
 {
+    /* one write per message: ranks of an MPI job share mpirun's stderr, and
+       a message written in pieces can be cut by another rank's line */
+    char msg[1024];
     va_list ap;
-    fputs("calpa: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    fprintf(stderr, "calpa: %s\n", msg);
     return status;
 }
 
