@@ -69,7 +69,7 @@ static const char *const OPT_KEYS[] = {
     "recompute", "schedule", "micro_batches", "micro_batch_size", "tp", "pp", "dp",
     "virtual_stages", "auto_layers", "submesh_space", "logical_space", "imbalance_tolerance",
     "memory_reserve", "ilp_time_limit_s", "stage_cost", "fold", "dp_gap_s", "cross_stage_comm",
-    "plan_jobs", NULL};
+    "prefer_reduce_scatter", "plan_jobs", NULL};
 
 static int pick_name(const char *v, const char *const *names, int n)
 {
@@ -122,11 +122,13 @@ static CalpaStatus apply_options(const cJSON *o, PlanRequest *r, const char *src
             else r->individual = idx;
             continue;
         }
-        if (!strcmp(k, "fold") || !strcmp(k, "cross_stage_comm")) {
+        if (!strcmp(k, "fold") || !strcmp(k, "cross_stage_comm") ||
+            !strcmp(k, "prefer_reduce_scatter")) {
             if (!cJSON_IsBool(it))
                 return err_set(e, CALPA_EINPUT, "%s: %s%s: expected true or false", src, path, k);
             if (!strcmp(k, "fold")) r->fold = cJSON_IsTrue(it);
-            else r->cross_stage_comm = cJSON_IsTrue(it);
+            else if (!strcmp(k, "cross_stage_comm")) r->cross_stage_comm = cJSON_IsTrue(it);
+            else r->prefer_reduce_scatter = cJSON_IsTrue(it);
             continue;
         }
         if (!strcmp(k, "imbalance_tolerance") && cJSON_IsString(it) &&

@@ -233,7 +233,16 @@ static void start_coll(Eng *g, CollInst *in, int tag)
         return;
     }
     if (g->excl[p][t->group]) {
-        evq_push(&g->q, g->now + memo_time(g, &spec, g->ghash[p][t->group]), EV_DONE, -1 - tag, 0);
+        /* alone on its node's links: the profile's measured table for this
+         * kind and group size where it has one (what the planner prices it
+         * by), else the network model's time alone */
+        const Profile *pf = prog_prof(g, p);
+        const CollTable *tb = spec.algo == COLL_ALGO_AUTO && pf
+                                  ? profile_coll_table(pf, t->coll, grp->n, COLL_SCOPE_INTRA_NODE)
+                                  : NULL;
+        int64_t d = tb ? (int64_t)llround(profile_coll_table_time(tb, t->bytes) * 1e12)
+                       : memo_time(g, &spec, g->ghash[p][t->group]);
+        evq_push(&g->q, g->now + d, EV_DONE, -1 - tag, 0);
         return;
     }
     if (collective_start(g->cs, &spec, (int64_t)tag * 2, g->e) < 0) {

@@ -118,8 +118,8 @@ static void test_memory_gpipe_vs_1f1b(void **state)
 }
 
 /* One collective over devs on every member (all simulated). */
-static int64_t run_colls(const Cluster *c, CollKind k, int ngroups, const int *devs, int n,
-                         double bytes, CollAlgo algo)
+static int64_t run_colls_prof(const Cluster *c, const Profile *prof, CollKind k, int ngroups,
+                              const int *devs, int n, double bytes, CollAlgo algo)
 {
     Lowered l;
     memset(&l, 0, sizeof l);
@@ -141,7 +141,7 @@ static int64_t run_colls(const Cluster *c, CollKind k, int ngroups, const int *d
             program_add(pr, &t, NULL, 0);
         }
     SimOptions o;
-    sim_options_default(&o, NULL, c);
+    sim_options_default(&o, prof, c);
     net_config_default(&o.coll.net);
     o.algo = algo;
     SimResult r;
@@ -151,6 +151,47 @@ static int64_t run_colls(const Cluster *c, CollKind k, int ngroups, const int *d
     sim_result_free(&r);
     lower_free(&l);
     return t;
+}
+
+static int64_t run_colls(const Cluster *c, CollKind k, int ngroups, const int *devs, int n,
+                         double bytes, CollAlgo algo)
+{
+    return run_colls_prof(c, NULL, k, ngroups, devs, n, bytes, algo);
+}
+
+/* A collective alone on its node's links takes the time the profile
+ * measured for its kind and group size (what the planner prices it by);
+ * a forced algorithm, a group size the profile lacks, or a group spanning
+ * nodes keeps the network model's time. */
+static void test_exclusive_collective_from_table(void **state)
+{
+    (void)state;
+    Cluster c;
+    cluster_or_die("dgx-a100-80g:nodes=2", &c);
+    Profile p;
+    profile_analytic(&c, "dgx-a100-80g", &p);
+    for (int i = 0; i < p.ncoll; i++) p.coll[i].group_size = 1000 + i; /* none of ours */
+    double bytes[2] = {1e6, 1e8}, time_s[2] = {0.5, 2.5};
+    profile_add_coll(&p, COLL_ALL_REDUCE, 4, COLL_SCOPE_INTRA_NODE, bytes, time_s, 2, "test");
+    int devs[16];
+    for (int i = 0; i < 16; i++) devs[i] = i;
+    double S = 5e7; /* halfway in bytes: 1.5 s interpolated */
+    int64_t t = run_colls_prof(&c, &p, COLL_ALL_REDUCE, 1, devs, 4, S, COLL_ALGO_AUTO);
+    double want = profile_coll_table_time(profile_coll_table(&p, COLL_ALL_REDUCE, 4,
+                                                             COLL_SCOPE_INTRA_NODE), S);
+    assert_true(want > 0.5 && want < 2.5);
+    assert_true(fabs((double)t * 1e-12 - want) < 1e-9);
+    int64_t model = run_colls(&c, COLL_ALL_REDUCE, 1, devs, 4, S, COLL_ALGO_AUTO);
+    assert_true(model < (int64_t)(0.1e12)); /* NVSwitch moves 50 MB in far less */
+    assert_int_equal(run_colls_prof(&c, &p, COLL_ALL_REDUCE, 1, devs, 4, S, COLL_ALGO_RING),
+                     run_colls(&c, COLL_ALL_REDUCE, 1, devs, 4, S, COLL_ALGO_RING));
+    assert_int_equal(run_colls_prof(&c, &p, COLL_ALL_REDUCE, 1, devs, 8, S, COLL_ALGO_AUTO),
+                     run_colls(&c, COLL_ALL_REDUCE, 1, devs, 8, S, COLL_ALGO_AUTO));
+    int cross[4] = {0, 1, 8, 9}; /* two nodes: the NICs, not the intra-node table */
+    assert_int_equal(run_colls_prof(&c, &p, COLL_ALL_REDUCE, 1, cross, 4, S, COLL_ALGO_AUTO),
+                     run_colls(&c, COLL_ALL_REDUCE, 1, cross, 4, S, COLL_ALGO_AUTO));
+    profile_free(&p);
+    cluster_free(&c);
 }
 
 static void test_ring_all_reduce_closed_form(void **state)
@@ -290,6 +331,7 @@ int main(void)
         cmocka_unit_test(test_interleaving_divides_bubble),
         cmocka_unit_test(test_memory_gpipe_vs_1f1b),
         cmocka_unit_test(test_ring_all_reduce_closed_form),
+        cmocka_unit_test(test_exclusive_collective_from_table),
         cmocka_unit_test(test_send_recv_closed_form),
         cmocka_unit_test(test_shared_nic_doubles),
         cmocka_unit_test(test_golden_timeline),

@@ -252,6 +252,8 @@ static void test_bad_suites(void **state)
         {"{\"methods\": [\"alpa\"], \"options\": {\"tpp\": 2}, \"cases\": [{\"model\": \"gpt-350m\"}]}",
          "tpp"},
         {"{\"methods\": [\"alpa\"], \"cases\": []}", "cases"},
+        {"{\"methods\": [\"alpa\"], \"options\": {\"prefer_reduce_scatter\": 1}, "
+         "\"cases\": [{\"model\": \"gpt-350m\"}]}", "prefer_reduce_scatter"},
         {"{\"methods\": [\"alpa\"], \"cases\": [{\"model\": \"gpt-350m\"}, {\"model\": \"gpt-350m\"}]}",
          "cases[1].name"},
         {"{\"methods\": [\"alpa\"], \"plot\": {\"y\": \"speed\"}, \"cases\": [{\"model\": \"gpt-350m\"}]}",
@@ -275,12 +277,46 @@ static void test_bad_suites(void **state)
     assert_non_null(strstr(e.msg, "no-such-suite"));
 }
 
+/* A suite option reaches the planner: prefer_reduce_scatter shards the
+ * update of a data-parallel ILP plan, so its peak memory drops. */
+static double peak_of(const char *opt)
+{
+    char text[512];
+    snprintf(text, sizeof text,
+             "{\"methods\": [\"intra-only\"], \"options\": {\"micro_batches\": 1, "
+             "\"prefer_reduce_scatter\": %s}, \"cases\": [{\"model\": \"" TINY
+             "\", \"devices\": 2, \"global_batch\": 8}]}", opt);
+    Tmp t;
+    tmp_make(&t, text);
+    Suite s;
+    Err e;
+    assert_int_equal(suite_load(t.suite, &s, &e), CALPA_OK);
+    char *row = NULL;
+    sweep_run_job(&s, 0, &row);
+    assert_non_null(row);
+    const char *f = row;
+    for (int i = 0; i < sweep_col("peak_memory_bytes"); i++) f = strchr(f, '\t') + 1;
+    double v = atof(f);
+    free(row);
+    suite_free(&s);
+    tmp_free(&t);
+    return v;
+}
+
+static void test_option_reaches_planner(void **state)
+{
+    (void)state;
+    double off = peak_of("false"), on = peak_of("true");
+    if (!(on > 0 && on < off)) fail_msg("peak memory with reduce-scatter %g, without %g", on, off);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_suite_load),
         cmocka_unit_test(test_end_to_end_resume_parallel),
         cmocka_unit_test(test_bad_suites),
+        cmocka_unit_test(test_option_reaches_planner),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
