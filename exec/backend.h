@@ -24,10 +24,12 @@ typedef struct Backend {
     float *(*alloc)(int64_t n);
     void (*free)(float *p);
     /* C[b] = A[b] (m x k, row-major, or k x m if ta) * B[b] (k x n or n x k if tb)
-     * (+ C[b] if accumulate), b < batch; strides in elements between batches */
+     * (+ C[b] if accumulate), b < batch; ld*: elements between rows of each
+     * matrix (>= its columns), stride_*: elements between batches */
     void (*gemm_batched)(int batch, int ta, int tb, int m, int n, int k, const float *a,
-                         int64_t stride_a, const float *b, int64_t stride_b, float *c,
-                         int64_t stride_c, int accumulate);
+                         int64_t lda, int64_t stride_a, const float *b, int64_t ldb,
+                         int64_t stride_b, float *c, int64_t ldc, int64_t stride_c,
+                         int accumulate);
     /* elementwise */
     void (*relu)(const float *x, float *y, int64_t n);
     void (*relu_bwd)(const float *dy, const float *y, float *dx, int64_t n);

@@ -4,6 +4,7 @@
  * (a build without MPI runs groups of one only: collectives copy).
  */
 #include <cblas.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -28,17 +29,88 @@
 #define COMM(c) (*(MPI_Comm *)(c))
 #endif
 
-static float *cpu_alloc(int64_t n) { return xcalloc((size_t)(n > 0 ? n : 1), sizeof(float)); }
-static void cpu_free(float *p) { free(p); }
+/* ---- memory: a caching allocator ---------------------------------------
+ * Frameworks keep freed memory for the next tensor of the same size
+ * (PyTorch's caching allocator).  Without it every operator output is a
+ * fresh calloc: above glibc's mmap threshold, pages that fault in and are
+ * zeroed by the kernel on first touch, a cost no profile of the kernels
+ * sees.  Freed blocks wait in per-size lists (a 64-byte header before the
+ * data holds the size and the link) and come back zeroed by a memset of
+ * memory still in cache; at most CACHE_MAX_BYTES stay cached. */
+typedef struct Block {
+    struct Block *next;
+    int64_t n;
+    char pad[48]; /* the data stays 64-byte aligned */
+} Block;
+
+enum { CACHE_SLOTS = 1024 };
+#define CACHE_MAX_BYTES (2.0 * 1024 * 1024 * 1024)
+static struct { int64_t n; Block *head; } cache[CACHE_SLOTS];
+static double cache_bytes;
+static int cache_hooked;
+
+static void cache_release(void)
+{
+    for (int i = 0; i < CACHE_SLOTS; i++)
+        for (Block *b = cache[i].head, *nx; b; b = nx) nx = b->next, free(b);
+    memset(cache, 0, sizeof cache);
+    cache_bytes = 0;
+}
+
+/* The slot of size n (its own, or the empty one where it would go); -1 when full. */
+static int cache_slot(int64_t n)
+{
+    unsigned h = (unsigned)(((uint64_t)n * 0x9E3779B97F4A7C15ull) >> 54) % CACHE_SLOTS;
+    for (int i = 0; i < CACHE_SLOTS; i++) {
+        int j = (int)((h + (unsigned)i) % CACHE_SLOTS);
+        if (cache[j].n == n || cache[j].n == 0) return j;
+    }
+    return -1;
+}
+
+static float *cpu_alloc(int64_t n)
+{
+    if (n < 1) n = 1;
+    int j = cache_slot(n);
+    Block *b = j >= 0 ? cache[j].head : NULL;
+    if (b) {
+        cache[j].head = b->next;
+        cache_bytes -= 4.0 * (double)n;
+    } else {
+        size_t bytes = sizeof(Block) + (((size_t)n * sizeof(float) + 63) & ~(size_t)63);
+        b = aligned_alloc(64, bytes);
+        if (!b) die_check(__FILE__, __LINE__, "aligned_alloc", "out of memory");
+        b->n = n;
+    }
+    float *p = (float *)(b + 1);
+    memset(p, 0, sizeof(float) * (size_t)n);
+    return p;
+}
+
+static void cpu_free(float *p)
+{
+    if (!p) return;
+    Block *b = (Block *)p - 1;
+    int j = cache_slot(b->n);
+    if (j < 0 || cache_bytes + 4.0 * (double)b->n > CACHE_MAX_BYTES) {
+        free(b);
+        return;
+    }
+    if (!cache_hooked) cache_hooked = 1, atexit(cache_release);
+    cache[j].n = b->n;
+    b->next = cache[j].head;
+    cache[j].head = b;
+    cache_bytes += 4.0 * (double)b->n;
+}
 
 static void cpu_gemm_batched(int batch, int ta, int tb, int m, int n, int k, const float *a,
-                             int64_t sa, const float *b, int64_t sb, float *c, int64_t sc,
-                             int accumulate)
+                             int64_t lda, int64_t sa, const float *b, int64_t ldb, int64_t sb,
+                             float *c, int64_t ldc, int64_t sc, int accumulate)
 {
     for (int i = 0; i < batch; i++)
         cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                    m, n, k, 1.0f, a + i * sa, ta ? m : k, b + i * sb, tb ? k : n,
-                    accumulate ? 1.0f : 0.0f, c + i * sc, n);
+                    m, n, k, 1.0f, a + i * sa, (int)lda, b + i * sb, (int)ldb,
+                    accumulate ? 1.0f : 0.0f, c + i * sc, (int)ldc);
 }
 
 static void cpu_all_reduce(float *buf, int64_t count, void *comm)

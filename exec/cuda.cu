@@ -204,33 +204,42 @@ static void cu_free(float *p)
 /* Row-major C = op(A) op(B) as cuBLAS's column-major C^T = op(B)^T op(A)^T:
  * swap the operands, keep each one's transpose flag. */
 static void gemm_on(cudaStream_t s, int batch, int ta, int tb, int m, int n, int k, const float *a,
-                    int64_t sa, const float *b, int64_t sb, float *c, int64_t sc, int accumulate)
+                    int64_t lda, int64_t sa, const float *b, int64_t ldb, int64_t sb, float *c,
+                    int64_t ldc, int64_t sc, int accumulate)
 {
     const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
     CUBLAS_CHECK(cublasSetStream(G.blas, s));
     CUBLAS_CHECK(cublasSgemmStridedBatched(G.blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N,
                                            ta ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &one, b,
-                                           tb ? k : n, sb, a, ta ? m : k, sa, &beta, c, n, sc,
+                                           (int)ldb, sb, a, (int)lda, sa, &beta, c, (int)ldc, sc,
                                            batch));
 }
 
+/* Elements a strided matrix spans: (rows - 1) * ld + cols. */
+static int64_t span(int64_t rows, int64_t cols, int64_t ld)
+{
+    return rows > 0 && cols > 0 ? (rows - 1) * ld + cols : 0;
+}
+
 static void cu_gemm_batched(int batch, int ta, int tb, int m, int n, int k, const float *a,
-                            int64_t sa, const float *b, int64_t sb, float *c, int64_t sc,
-                            int accumulate)
+                            int64_t lda, int64_t sa, const float *b, int64_t ldb, int64_t sb,
+                            float *c, int64_t ldc, int64_t sc, int accumulate)
 {
     if (batch <= 0 || m <= 0 || n <= 0) return;
     BEGIN;
     /* extent of each operand: the last batch's start plus one matrix */
-    int64_t na = (int64_t)(batch - 1) * sa + (int64_t)m * k, nb = (int64_t)(batch - 1) * sb + (int64_t)k * n;
-    int64_t nc = (int64_t)(batch - 1) * sc + (int64_t)m * n;
+    int64_t na = (int64_t)(batch - 1) * sa + (ta ? span(k, m, lda) : span(m, k, lda));
+    int64_t nb = (int64_t)(batch - 1) * sb + (tb ? span(n, k, ldb) : span(k, n, ldb));
+    int64_t nc = (int64_t)(batch - 1) * sc + span(m, n, ldc);
     const float *da = IN(a, na), *db = IN(b, nb);
     float *dc = accumulate ? INOUT(c, nc) : OUT(c, nc);
     if (k <= 0) {
         if (!accumulate) /* an empty sum: cuBLAS may leave C alone */
             for (int i = 0; i < batch; i++)
-                CUDA_CHECK(cudaMemsetAsync(dc + (int64_t)i * sc, 0, FB((int64_t)m * n), G.compute));
+                CUDA_CHECK(cudaMemset2DAsync(dc + (int64_t)i * sc, FB(ldc), 0, FB(n), (size_t)m,
+                                             G.compute));
     } else {
-        gemm_on(G.compute, batch, ta, tb, m, n, k, da, sa, db, sb, dc, sc, accumulate);
+        gemm_on(G.compute, batch, ta, tb, m, n, k, da, lda, sa, db, ldb, sb, dc, ldc, sc, accumulate);
     }
     unstage(&st);
 }
@@ -802,17 +811,18 @@ extern "C" double cuda_time_gemm(int dtype, int m, int n, int k, int reps)
         double v[64];
         if (reps < 1) reps = 1;
         if (reps > 64) reps = 64;
-        cu_gemm_batched(1, 0, 0, m, n, k, (float *)a, 0, (float *)b, 0, (float *)c, 0, 0);
+        cu_gemm_batched(1, 0, 0, m, n, k, (float *)a, k, 0, (float *)b, n, 0, (float *)c, n, 0, 0);
         for (int r = 0; r < reps; r++) {
             double t0 = cu_wtime();
-            cu_gemm_batched(1, 0, 0, m, n, k, (float *)a, 0, (float *)b, 0, (float *)c, 0, 0);
+            cu_gemm_batched(1, 0, 0, m, n, k, (float *)a, k, 0, (float *)b, n, 0, (float *)c, n, 0, 0);
             v[r] = cu_wtime() - t0;
         }
         qsort(v, (size_t)reps, sizeof *v, cmp_d);
         t = v[reps / 2];
     } else if (dtype == 0) {
         t = time_on(G.compute, reps, [&] {
-            gemm_on(G.compute, 1, 0, 0, m, n, k, (const float *)a, 0, (const float *)b, 0, (float *)c, 0, 0);
+            gemm_on(G.compute, 1, 0, 0, m, n, k, (const float *)a, k, 0, (const float *)b, n, 0,
+                    (float *)c, n, 0, 0);
         });
     } else {
         cudaDataType_t dt = dtype == 1 ? CUDA_R_16F : CUDA_R_16BF;

@@ -44,17 +44,37 @@ static double median(double *v, int n)
     return v[n / 2];
 }
 
-static double time_gemm(const Backend *be, int m, int n, int k, float *a, float *b, float *c)
+/* Bytes the GEMM sweep's operands rotate through: more than the L2 caches
+ * hold and less than the L3, as a training step's weights and activations,
+ * so no repetition finds its operands where the previous one left them. */
+#define GEMM_ROTATE_BYTES (6.0 * 1024 * 1024)
+
+/* Median seconds of an m x n x k sgemm, its operands rotating through
+ * copies in pool (pool_n floats) that span GEMM_ROTATE_BYTES. */
+static double time_gemm(const Backend *be, int m, int n, int k, float *pool, int64_t pool_n)
 {
+    int64_t set = (int64_t)m * k + (int64_t)k * n + (int64_t)m * n;
+    int copies = (int)ceil(GEMM_ROTATE_BYTES / (4.0 * (double)set));
+    if (copies < 1) copies = 1;
+    if (copies > pool_n / set) copies = (int)(pool_n / set);
+    CHECK(copies >= 1);
+    int next = 0;
+#define GEMM_NEXT()                                                                        \
+    do {                                                                                   \
+        float *a_ = pool + (int64_t)next * set, *b_ = a_ + (int64_t)m * k, *c_ = b_ + (int64_t)k * n; \
+        be->gemm_batched(1, 0, 0, m, n, k, a_, k, 0, b_, n, 0, c_, n, 0, 0);              \
+        next = (next + 1) % copies;                                                        \
+    } while (0)
     double t[5];
-    be->gemm_batched(1, 0, 0, m, n, k, a, 0, b, 0, c, 0, 0);
+    for (int i = 0; i < copies; i++) GEMM_NEXT();
     int reps = (double)m * n * k > 1e7 ? 3 : 5;
     for (int r = 0; r < reps; r++) {
         double t0 = be->wtime();
         int inner = (double)m * n * k < 1e6 ? 20 : 1;
-        for (int i = 0; i < inner; i++) be->gemm_batched(1, 0, 0, m, n, k, a, 0, b, 0, c, 0, 0);
+        for (int i = 0; i < inner; i++) GEMM_NEXT();
         t[r] = (be->wtime() - t0) / inner;
     }
+#undef GEMM_NEXT
     return median(t, reps);
 }
 
@@ -244,8 +264,10 @@ int exec_profile_main(int argc, char **argv)
         g->m = dup_arr(ax, na), g->n = dup_arr(ax, na), g->k = dup_arr(ax, na);
         g->time_s = xmalloc(sizeof(double) * (size_t)(na * na * na));
         int64_t mx = (int64_t)ax[na - 1];
-        float *a = be->alloc(mx * mx), *b = be->alloc(mx * mx), *c = be->alloc(mx * mx);
-        for (int64_t i = 0; i < mx * mx; i++) a[i] = b[i] = 0.001f * (float)(i % 97);
+        int64_t pool_n = 3 * mx * mx;
+        if (pool_n < (int64_t)(2 * GEMM_ROTATE_BYTES / 4)) pool_n = (int64_t)(2 * GEMM_ROTATE_BYTES / 4);
+        float *pool = be->alloc(pool_n);
+        for (int64_t i = 0; i < pool_n; i++) pool[i] = 0.001f * (float)(i % 97);
         if (rank == 0)
             printf("# GEMM (OpenBLAS sgemm, OPENBLAS_NUM_THREADS=%s, %d rank%s at once)\n"
                    "#     m      n      k      time_us    GFLOP/s\n",
@@ -254,13 +276,14 @@ int exec_profile_main(int argc, char **argv)
         for (int i = 0; i < na; i++)
             for (int j = 0; j < na; j++)
                 for (int l = 0; l < na; l++) {
-                    double t = time_gemm(be, (int)ax[i], (int)ax[j], (int)ax[l], a, b, c);
+                    double t = time_gemm(be, (int)ax[i], (int)ax[j], (int)ax[l], pool, pool_n);
                     g->time_s[(i * na + j) * na + l] = t;
                     double f = 2 * ax[i] * ax[j] * ax[l] / t;
                     peak = fmax(peak, f);
                     if (i == j && j == l && rank == 0) printf("%7.0f %6.0f %6.0f %12.2f %10.2f\n", ax[i], ax[j], ax[l], t * 1e6, f / 1e9);
                 }
-        g->note = xstrdup("OpenBLAS sgemm, row-major, one call per shape (median of repetitions)");
+        g->note = xstrdup("OpenBLAS sgemm, row-major, one call per shape (median of repetitions), "
+                          "operands rotating through 6 MiB of copies (out of L2, as in a step)");
         /* memory: y += a x over sizes (bytes = 12 n) */
         int nmem = quick ? 5 : 9;
         p.memory.n = nmem;
@@ -283,7 +306,7 @@ int exec_profile_main(int argc, char **argv)
             bw = fmax(bw, p.memory.bytes[i] / p.memory.time_s[i]);
         }
         p.memory.note = xstrdup("y += a x, float32, bytes = 12 per element");
-        be->free(x), be->free(y), be->free(a), be->free(b), be->free(c);
+        be->free(x), be->free(y), be->free(pool);
         p.peak_flops_fp32 = peak;
         p.memory_bw_bytes_per_s = bw;
         p.kernel_launch_s = 0;
@@ -304,7 +327,7 @@ int exec_profile_main(int argc, char **argv)
 #if CALPA_HAVE_MPI
     /* collectives over group sizes 2..size (the first g ranks) */
     static const CollKind KINDS[] = {COLL_ALL_REDUCE, COLL_ALL_GATHER, COLL_REDUCE_SCATTER, COLL_ALL_TO_ALL};
-    int nsz = quick ? 4 : 10;
+    int nsz = quick ? 4 : 11; /* up to 16 MiB per rank: a small model's gradient bucket */
     int64_t maxc = (int64_t)8 << (2 * (nsz - 1));
     float *in = be->alloc(maxc), *ob = be->alloc(maxc);
     for (int g = 2; g <= size; g++) {

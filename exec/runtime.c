@@ -591,9 +591,54 @@ static void relabel(const float *x, const char *lx, float *y, const char *ly, co
     }
 }
 
-/* C[lc] = sum A[la] * B[lb] as batched GEMMs: A -> (batch, m, k), B -> (batch, k, n). */
-static void einsum2(ExecCtx *c, const float *A, const char *la, const float *B, const char *lb,
-                    float *C, const char *lc, const LetterSizes *ls, int64_t nc)
+/* The stride of the axis merging the letters of grp (in order) in an operand
+ * with letter strides st, or -1 when they do not merge (each letter's stride
+ * must be the next one's times its size; letters of size 1 do not count).
+ * 0 for a group of size 1. *size: the merged extent. */
+static int64_t group_stride(const char *grp, const int64_t *st, const LetterSizes *ls,
+                            int64_t *size)
+{
+    int64_t stride = 0, prev = -1;
+    *size = 1;
+    for (int i = (int)strlen(grp) - 1; i >= 0; i--) {
+        unsigned char ch = (unsigned char)grp[i];
+        if (ls->size[ch] == 1) continue;
+        if (prev >= 0 && st[ch] != prev) return -1;
+        if (prev < 0) stride = st[ch];
+        prev = st[ch] * ls->size[ch];
+        *size *= ls->size[ch];
+    }
+    return stride;
+}
+
+/* How a GEMM reads a matrix (rows x cols) in place: trans 0 for rows of
+ * contiguous columns, 1 for the transpose; ld its leading dimension.
+ * Returns 0 when the letters do not form such a matrix. */
+static int matrix_view(const char *rows, const char *cols, const int64_t *st, const LetterSizes *ls,
+                       int *trans, int64_t *ld)
+{
+    int64_t nr, nc, rs = group_stride(rows, st, ls, &nr), cs = group_stride(cols, st, ls, &nc);
+    if (rs < 0 || cs < 0) return 0;
+    if (nc == 1 || cs == 1) { /* rows of contiguous columns */
+        *trans = 0, *ld = nr > 1 ? rs : nc;
+        return *ld >= nc;
+    }
+    if (nr == 1 || rs == 1) { /* columns of contiguous rows */
+        *trans = 1, *ld = cs;
+        return *ld >= nr;
+    }
+    return 0;
+}
+
+/* C[lc] = sum A[la] * B[lb] as batched GEMMs over the letters shared by all
+ * three (batch), A's letters only in C (m), B's only in C (n), A's and B's
+ * (k).  Each operand is read where it lies when its m/k/n letters form a
+ * strided matrix (a GEMM transposes and strides for free: attention's
+ * "bsnd,btnd->bnst" reads q and k in place); only an operand that does not
+ * is copied into GEMM order.  C must be a matrix of rows m: when it is one
+ * of rows n, C^T = B^T A^T is computed instead. */
+static void einsum2(const Backend *be, const float *A, const char *la, const float *B,
+                    const char *lb, float *C, const char *lc, const LetterSizes *ls, int64_t nc)
 {
     char bt[8] = "", mm[8] = "", nn[8] = "", kk[8] = "";
     int nb = 0, nm = 0, nn_ = 0, nk = 0;
@@ -607,38 +652,89 @@ static void einsum2(ExecCtx *c, const float *A, const char *la, const float *B, 
         else if (inb) kk[nk++] = ch, K *= s;
         else CHECK(!"einsum: a letter of A in neither B nor C");
     }
-    for (int a = 0; lb[a]; a++)
-        if (!strchr(la, lb[a])) {
-            CHECK(strchr(lc, lb[a]));
-            nn[nn_++] = lb[a], N *= ls->size[(unsigned char)lb[a]];
-        }
+    /* n in C's order, so that a C of rows n (the swap below) reads in place */
+    for (int a = 0; lc[a]; a++)
+        if (strchr(lb, lc[a]) && !strchr(la, lc[a])) nn[nn_++] = lc[a], N *= ls->size[(unsigned char)lc[a]];
+    for (int a = 0; lb[a]; a++) CHECK(strchr(la, lb[a]) || strchr(lc, lb[a]));
     bt[nb] = mm[nm] = nn[nn_] = kk[nk] = 0;
-    /* operands already in GEMM order (or its transpose) go to sgemm as they are */
-    char pa[24], pa_t[24], pb[24], pb_t[24], pc[24];
+    int64_t sa[128], sb[128], sc[128];
+    letter_strides(lc, ls, sc);
+    int tc;
+    int64_t ldc;
+    if (matrix_view(nn, mm, sc, ls, &tc, &ldc) && !tc &&
+        !(matrix_view(mm, nn, sc, ls, &tc, &ldc) && !tc)) {
+        einsum2(be, B, lb, A, la, C, lc, ls, nc); /* C^T = B^T A^T */
+        return;
+    }
+    /* each operand in place if it is a strided matrix, else packed in GEMM order */
+    char pa[24], pb[24], pc[24];
     snprintf(pa, sizeof pa, "%s%s%s", bt, mm, kk);
-    snprintf(pa_t, sizeof pa_t, "%s%s%s", bt, kk, mm);
     snprintf(pb, sizeof pb, "%s%s%s", bt, kk, nn);
-    snprintf(pb_t, sizeof pb_t, "%s%s%s", bt, nn, kk);
     snprintf(pc, sizeof pc, "%s%s%s", bt, mm, nn);
-    int ta = 0, tb = 0;
+    int ta, tb;
+    int64_t lda, ldb;
     const float *a2 = A, *b2 = B;
     float *a_buf = NULL, *b_buf = NULL, *c_buf = NULL, *c2 = C;
-    if (!strcmp(la, pa_t) && strcmp(la, pa)) ta = 1;
-    else if (strcmp(la, pa)) {
-        a_buf = xmalloc(sizeof(float) * (size_t)(BA * M * K + 1));
+    letter_strides(la, ls, sa);
+    if (!matrix_view(mm, kk, sa, ls, &ta, &lda)) {
+        a2 = a_buf = xmalloc(sizeof(float) * (size_t)(BA * M * K + 1));
         relabel(A, la, a_buf, pa, ls, 0, BA * M * K);
-        a2 = a_buf;
+        letter_strides(pa, ls, sa);
+        CHECK(matrix_view(mm, kk, sa, ls, &ta, &lda));
     }
-    if (!strcmp(lb, pb_t) && strcmp(lb, pb)) tb = 1;
-    else if (strcmp(lb, pb)) {
-        b_buf = xmalloc(sizeof(float) * (size_t)(BA * K * N + 1));
+    letter_strides(lb, ls, sb);
+    if (!matrix_view(kk, nn, sb, ls, &tb, &ldb)) {
+        b2 = b_buf = xmalloc(sizeof(float) * (size_t)(BA * K * N + 1));
         relabel(B, lb, b_buf, pb, ls, 0, BA * K * N);
-        b2 = b_buf;
+        letter_strides(pb, ls, sb);
+        CHECK(matrix_view(kk, nn, sb, ls, &tb, &ldb));
     }
-    if (strcmp(lc, pc)) c2 = c_buf = xmalloc(sizeof(float) * (size_t)(BA * M * N + 1));
-    c->be->gemm_batched((int)BA, ta, tb, (int)M, (int)N, (int)K, a2, M * K, b2, K * N, c2, M * N, 0);
+    if (!matrix_view(mm, nn, sc, ls, &tc, &ldc) || tc) {
+        c2 = c_buf = xmalloc(sizeof(float) * (size_t)(BA * M * N + 1));
+        letter_strides(pc, ls, sc);
+        CHECK(matrix_view(mm, nn, sc, ls, &tc, &ldc) && !tc);
+    }
+    /* batch letters: the last one (merged with those before it where all
+     * three operands allow) is the GEMM's batch stride; the others loop */
+    int64_t inner = 1, bsa = 0, bsb = 0, bsc = 0;
+    int nloop = nb;
+    while (nloop > 0) {
+        unsigned char ch = (unsigned char)bt[nloop - 1];
+        int64_t sz = ls->size[ch];
+        if (sz == 1) { nloop--; continue; }
+        if (inner == 1) bsa = sa[ch], bsb = sb[ch], bsc = sc[ch];
+        else if (sa[ch] != bsa * inner || sb[ch] != bsb * inner || sc[ch] != bsc * inner) break;
+        inner *= sz;
+        nloop--;
+    }
+    int64_t idx[8] = {0}, outer = BA / inner;
+    for (int64_t it = 0; it < outer; it++) {
+        int64_t oa = 0, ob = 0, oc = 0;
+        for (int i = 0; i < nloop; i++) {
+            unsigned char ch = (unsigned char)bt[i];
+            oa += idx[i] * sa[ch], ob += idx[i] * sb[ch], oc += idx[i] * sc[ch];
+        }
+        be->gemm_batched((int)inner, ta, tb, (int)M, (int)N, (int)K, a2 + oa, lda, bsa, b2 + ob,
+                            ldb, bsb, c2 + oc, ldc, bsc, 0);
+        for (int i = nloop - 1; i >= 0; i--) {
+            if (++idx[i] < ls->size[(unsigned char)bt[i]]) break;
+            idx[i] = 0;
+        }
+    }
     if (c_buf) relabel(c_buf, pc, C, lc, ls, 0, nc);
     free(a_buf), free(b_buf), free(c_buf);
+}
+
+void exec_einsum(const Backend *be, const float *A, const char *la, const int64_t *sa,
+                 const float *B, const char *lb, const int64_t *sb, float *C, const char *lc)
+{
+    LetterSizes ls;
+    memset(&ls, 0, sizeof ls);
+    letters_add(&ls, la, sa);
+    letters_add(&ls, lb, sb);
+    int64_t nc = 1;
+    for (int a = 0; lc[a]; a++) nc *= ls.size[(unsigned char)lc[a]];
+    einsum2(be, A, la, B, lb, C, lc, &ls, nc);
 }
 
 /* y[ly] = x0[l0] + x1[l1], broadcasting by labels (row by row over y). */
@@ -834,7 +930,7 @@ static CalpaStatus compute(ExecCtx *c, int o, int mb, Err *e)
     }
     const char *lo = op->lab[op->n_in];
     if (!st) switch (op->type) {
-    case OP_MATMUL: einsum2(c, in[0], op->lab[0], in[1], op->lab[1], out[0], lo, &ls, on[0]); break;
+    case OP_MATMUL: einsum2(c->be, in[0], op->lab[0], in[1], op->lab[1], out[0], lo, &ls, on[0]); break;
     case OP_ADD: add_bcast(in[0], op->lab[0], in[1], op->lab[1], out[0], lo, &ls, on[0]); break;
     case OP_REDUCE_SUM: relabel(in[0], op->lab[0], out[0], lo, &ls, 0, on[0]); break;
     case OP_RELU: be->relu(in[0], out[0], n0); break;
@@ -924,7 +1020,7 @@ static CalpaStatus compute(ExecCtx *c, int o, int mb, Err *e)
     }
     case OP_MOE_DISPATCH:
     case OP_MOE_COMBINE: /* einsums of two operands */
-        einsum2(c, in[0], op->lab[0], in[1], op->lab[1], out[0], lo, &ls, on[0]);
+        einsum2(c->be, in[0], op->lab[0], in[1], op->lab[1], out[0], lo, &ls, on[0]);
         break;
     case OP_MOE_GATE:
     case OP_MOE_GATE_BWD: {
@@ -1076,7 +1172,7 @@ static CalpaStatus coll_bucket(ExecCtx *c, const Task *tk, Err *e)
         }
         int64_t tot = 0;
         for (int i = 0; i < nm; i++) tot += chunk_len(c->pers[mem[i]].n, dp);
-        float *pack = xmalloc(sizeof(float) * (size_t)(tot * (dp + 1) + 1)), *all = pack + tot;
+        float *pack = c->be->alloc(tot * (dp + 1)), *all = pack + tot;
         int64_t at = 0;
         for (int i = 0; i < nm; i++) {
             ExecBuf *w = &c->pers[mem[i]];
@@ -1094,7 +1190,7 @@ static CalpaStatus coll_bucket(ExecCtx *c, const Task *tk, Err *e)
                 at += cs;
             }
         }
-        free(pack);
+        c->be->free(pack);
         free(mem);
         return CALPA_OK;
     }
@@ -1119,7 +1215,7 @@ static CalpaStatus coll_bucket(ExecCtx *c, const Task *tk, Err *e)
     if (tk->coll == COLL_REDUCE_SCATTER) { /* ZeRO: each rank keeps its chunk of every gradient */
         int64_t tot = 0;
         for (int i = 0; i < nm; i++) tot += chunk_len(c->pers[mem[i]].n, dp);
-        float *pack = xmalloc(sizeof(float) * (size_t)(tot * dp + 1));
+        float *pack = c->be->alloc(tot * dp);
         for (int r = 0; r < dp; r++) {
             int64_t at = 0;
             for (int i = 0; i < nm; i++) {
@@ -1129,7 +1225,7 @@ static CalpaStatus coll_bucket(ExecCtx *c, const Task *tk, Err *e)
                 at += cs;
             }
         }
-        float *mine = xmalloc(sizeof(float) * (size_t)(tot + 1));
+        float *mine = c->be->alloc(tot);
         c->be->reduce_scatter(pack, mine, tot, c->comm[tk->group]);
         int64_t at = 0;
         for (int i = 0; i < nm; i++) {
@@ -1142,12 +1238,12 @@ static CalpaStatus coll_bucket(ExecCtx *c, const Task *tk, Err *e)
             b->n = cs, b->flat = 1, b->full_n = n, b->partial = pm;
             at += cs;
         }
-        free(mine), free(pack), free(mem);
+        c->be->free(mine), c->be->free(pack), free(mem);
         return CALPA_OK;
     }
     int64_t tot = 0;
     for (int i = 0; i < nm; i++) tot += c->pers[mem[i]].n;
-    float *pack = xmalloc(sizeof(float) * (size_t)(tot + 1));
+    float *pack = c->be->alloc(tot);
     int64_t at = 0;
     for (int i = 0; i < nm; i++) {
         memcpy(pack + at, c->pers[mem[i]].p, sizeof(float) * (size_t)c->pers[mem[i]].n);
@@ -1161,7 +1257,7 @@ static CalpaStatus coll_bucket(ExecCtx *c, const Task *tk, Err *e)
         at += b->n;
         b->partial &= (uint8_t)~(1u << d);
     }
-    free(pack);
+    c->be->free(pack);
     free(mem);
     return CALPA_OK;
 }

@@ -133,6 +133,13 @@ void exec_gather_weight(ExecCtx *ctx, int t, float **out, double *replica_err);
  * name (the test hook behind --corrupt). Returns 0 if this rank holds none. */
 int exec_corrupt(ExecCtx *ctx, const char *name, float delta);
 
+/* C[lc] = sum A[la] B[lb] (an einsum of two operands by letters, row-major,
+ * sa and sb the operands' shapes), as exec runs every matmul: batched
+ * GEMMs reading each operand in place where its letters form a strided
+ * matrix, copying it into GEMM order where not. */
+void exec_einsum(const Backend *be, const float *A, const char *la, const int64_t *sa,
+                 const float *B, const char *lb, const int64_t *sb, float *C, const char *lc);
+
 /* Full deterministic values of a tensor: weights from (seed, name), inputs
  * from (seed, name, step, mb); integer inputs in [0, range). n floats into out. */
 void exec_fill(uint64_t seed, const Tensor *t, int step, int mb, int64_t range, float *out);

@@ -59,22 +59,28 @@ static void test_gemm(void **state)
     const Backend *g = gpu();
     if (!g) skip();
     enum { B = 3, M = 37, N = 29, K = 41 };
-    float *a = malloc(sizeof(float) * B * M * K), *b = malloc(sizeof(float) * B * K * N);
-    float *c = malloc(sizeof(float) * B * M * N), *r = malloc(sizeof(float) * B * M * N);
-    fill(a, B * M * K, 1, -1, 1), fill(b, B * K * N, 2, -1, 1);
+    /* room for rows one element longer than packed (ld = columns + 1) */
+    int64_t na = B * (M + 1) * (K + 1), nb = B * (K + 1) * (N + 1), nc = B * M * (N + 1);
+    float *a = malloc(sizeof(float) * na), *b = malloc(sizeof(float) * nb);
+    float *c = malloc(sizeof(float) * nc), *r = malloc(sizeof(float) * nc);
+    fill(a, na, 1, -1, 1), fill(b, nb, 2, -1, 1);
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++)
-            for (int acc = 0; acc < 2; acc++) {
-                fill(c, B * M * N, 3, -1, 1), memcpy(r, c, sizeof(float) * B * M * N);
-                g->gemm_batched(B, ta, tb, M, N, K, a, M * K, b, K * N, c, M * N, acc);
-                backend_cpu()->gemm_batched(B, ta, tb, M, N, K, a, M * K, b, K * N, r, M * N, acc);
-                close_to(c, r, B * M * N, 1e-5, "gemm");
-            }
+            for (int acc = 0; acc < 2; acc++)
+                for (int pad = 0; pad < 2; pad++) {
+                    int64_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+                    int64_t sa = (ta ? K : M) * lda, sb = (tb ? N : K) * ldb, sc = M * ldc;
+                    fill(c, nc, 3, -1, 1), memcpy(r, c, sizeof(float) * nc);
+                    g->gemm_batched(B, ta, tb, M, N, K, a, lda, sa, b, ldb, sb, c, ldc, sc, acc);
+                    backend_cpu()->gemm_batched(B, ta, tb, M, N, K, a, lda, sa, b, ldb, sb, r, ldc,
+                                                sc, acc);
+                    close_to(c, r, nc, 1e-5, "gemm"); /* the padding too: left alone by both */
+                }
     /* the backend's own (managed) buffers: no staging */
     float *da = g->alloc(B * M * K), *db = g->alloc(B * K * N), *dc = g->alloc(B * M * N);
     memcpy(da, a, sizeof(float) * B * M * K), memcpy(db, b, sizeof(float) * B * K * N);
-    g->gemm_batched(B, 0, 1, M, N, K, da, M * K, db, K * N, dc, M * N, 0);
-    backend_cpu()->gemm_batched(B, 0, 1, M, N, K, a, M * K, b, K * N, r, M * N, 0);
+    g->gemm_batched(B, 0, 1, M, N, K, da, K, M * K, db, K, K * N, dc, N, M * N, 0);
+    backend_cpu()->gemm_batched(B, 0, 1, M, N, K, a, K, M * K, b, K, K * N, r, N, M * N, 0);
     close_to(dc, r, B * M * N, 1e-5, "gemm on managed buffers");
     g->free(da), g->free(db), g->free(dc);
     free(a), free(b), free(c), free(r);

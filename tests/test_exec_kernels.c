@@ -202,13 +202,27 @@ static void test_gemm_and_group_of_one(void **state)
     float a[B * K * M], b[B * N * K], c[B * M * N];
     fill(a, B * K * M, 13), fill(b, B * N * K, 14);
     /* transposed A (k x m) and B (n x k) */
-    be->gemm_batched(B, 1, 1, M, N, K, a, K * M, b, N * K, c, M * N, 0);
+    be->gemm_batched(B, 1, 1, M, N, K, a, M, K * M, b, K, N * K, c, N, M * N, 0);
     for (int q = 0; q < B; q++)
         for (int i = 0; i < M; i++)
             for (int j = 0; j < N; j++) {
                 double s = 0;
                 for (int k = 0; k < K; k++) s += (double)a[q * K * M + k * M + i] * b[q * N * K + j * K + k];
                 assert_true(fabs(c[q * M * N + i * N + j] - s) < 1e-5);
+            }
+    /* strided: A's rows 12 apart (m x k inside a wider array), C's rows 6
+     * apart, batches interleaved (stride 5 in A); C's padding untouched */
+    float wa[M * 7 + 4 * 5 + 8], wc[B * M * 6];
+    fill(wa, (int)(sizeof wa / sizeof *wa), 15);
+    for (int i = 0; i < B * M * 6; i++) wc[i] = -7;
+    be->gemm_batched(B, 0, 1, M, N, K, wa, 7 + 5, 5, b, K, N * K, wc, 6, M * 6, 0);
+    for (int q = 0; q < B; q++)
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < 6; j++) {
+                if (j >= N) { assert_true(wc[q * M * 6 + i * 6 + j] == -7); continue; }
+                double s = 0;
+                for (int k = 0; k < K; k++) s += (double)wa[q * 5 + i * 12 + k] * b[q * N * K + j * K + k];
+                assert_true(fabs(wc[q * M * 6 + i * 6 + j] - s) < 1e-5);
             }
     float x[4] = {1, 2, 3, 4}, y[4];
     be->all_reduce(x, 4, NULL);

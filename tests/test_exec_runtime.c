@@ -136,6 +136,77 @@ static void test_fill_deterministic(void **state)
     for (int i = 0; i < 12; i++) assert_true(a[i] == floorf(a[i]) && a[i] >= 0 && a[i] < 10);
 }
 
+/* exec's einsum (strided GEMMs in place, packing only what is not a strided
+ * matrix, C^T = B^T A^T for a transposed output) against plain loops over
+ * every letter, for the einsums the models use and a few more. */
+static void naive_einsum(const float *A, const char *la, const float *B, const char *lb, float *C,
+                         const char *lc, const int64_t *size /* [128] */)
+{
+    char all[16] = "";
+    int n = 0;
+    for (const char *p = la; *p; p++) if (!strchr(all, *p)) all[n++] = *p;
+    for (const char *p = lb; *p; p++) if (!strchr(all, *p)) all[n++] = *p;
+    int64_t idx[128] = {0}, nc = 1, total = 1;
+    for (const char *p = lc; *p; p++) nc *= size[(unsigned char)*p];
+    for (int i = 0; i < n; i++) total *= size[(unsigned char)all[i]];
+    memset(C, 0, sizeof(float) * (size_t)nc);
+    for (int64_t it = 0; it < total; it++) {
+        int64_t r = it;
+        for (int i = n - 1; i >= 0; i--) {
+            int64_t sz = size[(unsigned char)all[i]];
+            idx[(unsigned char)all[i]] = r % sz, r /= sz;
+        }
+        int64_t oa = 0, ob = 0, oc = 0;
+        for (const char *p = la; *p; p++) oa = oa * size[(unsigned char)*p] + idx[(unsigned char)*p];
+        for (const char *p = lb; *p; p++) ob = ob * size[(unsigned char)*p] + idx[(unsigned char)*p];
+        for (const char *p = lc; *p; p++) oc = oc * size[(unsigned char)*p] + idx[(unsigned char)*p];
+        C[oc] += A[oa] * B[ob];
+    }
+}
+
+static void test_einsum_strided(void **state)
+{
+    (void)state;
+    static const char *const CASES[][3] = {
+        {"bsnd", "btnd", "bnst"}, /* attention scores: q and k read in place */
+        {"bnst", "btnd", "bsnd"}, /* context: v and the output in place */
+        {"bsh", "vh", "bsv"},     /* tied lm_head */
+        {"bsh", "bsv", "vh"},     /* its weight gradient: C^T = B^T A^T */
+        {"bsv", "bsh", "vh"},
+        {"bsh", "hf", "bsf"},
+        {"bsf", "hf", "bsh"},
+        {"gtec", "gth", "egch"},  /* MoE dispatch: the output packed, then placed */
+        {"egch", "ehf", "egcf"},  /* expert FFN: batched over experts */
+        {"hsb", "bhf", "fsb"},    /* batch letter last everywhere */
+        {"snd", "tnd", "nst"},
+    };
+    int64_t size[128] = {0};
+    const char *L = "bsntdhvfgec";
+    const int64_t S[] = {2, 5, 3, 4, 6, 7, 9, 8, 2, 3, 4};
+    for (int round = 0; round < 2; round++) /* then b = 1 and n = 1: letters of size one */
+        for (size_t ci = 0; ci < sizeof CASES / sizeof *CASES; ci++) {
+            for (int i = 0; L[i]; i++) size[(unsigned char)L[i]] = S[i];
+            if (round) size['b'] = 1, size['n'] = 1;
+            const char *la = CASES[ci][0], *lb = CASES[ci][1], *lc = CASES[ci][2];
+            int64_t sa[8], sb[8], na = 1, nb = 1, nc = 1;
+            for (int a = 0; la[a]; a++) sa[a] = size[(unsigned char)la[a]], na *= sa[a];
+            for (int a = 0; lb[a]; a++) sb[a] = size[(unsigned char)lb[a]], nb *= sb[a];
+            for (int a = 0; lc[a]; a++) nc *= size[(unsigned char)lc[a]];
+            float *A = malloc(sizeof(float) * (size_t)na), *B = malloc(sizeof(float) * (size_t)nb);
+            float *C = malloc(sizeof(float) * (size_t)nc), *R = malloc(sizeof(float) * (size_t)nc);
+            for (int64_t i = 0; i < na; i++) A[i] = (float)((i * 37 % 23) - 11) / 7.0f;
+            for (int64_t i = 0; i < nb; i++) B[i] = (float)((i * 53 % 19) - 9) / 5.0f;
+            for (int64_t i = 0; i < nc; i++) C[i] = 1e30f; /* every element must be written */
+            exec_einsum(backend_cpu(), A, la, sa, B, lb, sb, C, lc);
+            naive_einsum(A, la, B, lb, R, lc, size);
+            for (int64_t i = 0; i < nc; i++)
+                if (fabsf(C[i] - R[i]) > 1e-4f * (1 + fabsf(R[i])))
+                    fail_msg("%s,%s->%s (round %d): element %lld is %g, want %g", la, lb, lc, round,
+                             (long long)i, C[i], R[i]);
+            free(A), free(B), free(C), free(R);
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -143,6 +214,7 @@ int main(void)
         cmocka_unit_test(test_gpt_one_rank),
         cmocka_unit_test(test_world_size_mismatch),
         cmocka_unit_test(test_fill_deterministic),
+        cmocka_unit_test(test_einsum_strided),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
