@@ -2,7 +2,8 @@
  * sweep.c - suites of cases x methods, planned (baseline_plan) and
  * simulated (simplan + sim_run, as `calpa sim`), one TSV row per job.
  *
- * Design: the parent owns every file; workers (forked, -j N) only compute
+ * Design: the parent owns every file; workers (forked, -j N, one for -j 1
+ * too, so that a job the kernel kills for memory is a row) only compute
  * rows and send them back over a pipe ("J\tROW\n"), so the stream file is
  * appended by one writer and the final file is written once, in suite
  * order, atomically.  Resume reads finished rows from the final file, the
@@ -854,6 +855,16 @@ static void worker_main(const Suite *s, int in, int out)
         line[n] = 0;
         n = 0;
         int j = atoi(line);
+        /* the test hook: CALPA_SWEEP_KILL="CASE METHOD" kills the worker on
+         * that job as the kernel's OOM killer would (SIGKILL) */
+        const char *kill_job = getenv("CALPA_SWEEP_KILL");
+        if (kill_job && *kill_job) {
+            int ci, mi;
+            suite_job(s, j, &ci, &mi);
+            char lb[300];
+            snprintf(lb, sizeof lb, "%s %s", s->cases[ci].name, s->cases[ci].methods[mi]);
+            if (!strcmp(lb, kill_job)) raise(SIGKILL);
+        }
         char *row = NULL;
         sweep_run_job(s, j, &row);
         char head[32];
@@ -1018,7 +1029,7 @@ CalpaStatus sweep_run(const Suite *s, const SweepOptions *opt, int *n_skipped, i
     int done = mine - ntodo;
     if (opt->progress) opt->progress(opt->progress_ctx, done, mine, "start");
     int nw = opt->jobs < ntodo ? opt->jobs : ntodo;
-    if (nw <= 1) {
+    if (opt->jobs <= 0) {
         for (int t = 0; t < ntodo && !st; t++) {
             int j = todo[t];
             if (opt->progress) {
@@ -1085,8 +1096,6 @@ CalpaStatus sweep_run(const Suite *s, const SweepOptions *opt, int *n_skipped, i
                                   note, 0);
                     w[i].job = -1;
                     w[i].len = 0;
-                    if (next < ntodo && worker_spawn(&w[i], s, w, nw))
-                        st = err_set(e, CALPA_EFAIL, "cannot restart a worker (%s)", strerror(errno));
                 } else {
                     vec_reserve((void **)&w[i].buf, &w[i].cap, (int)(w[i].len + (size_t)k + 1), 1);
                     memcpy(w[i].buf + w[i].len, chunk, (size_t)k);
@@ -1108,7 +1117,14 @@ CalpaStatus sweep_run(const Suite *s, const SweepOptions *opt, int *n_skipped, i
                     opt->progress(opt->progress_ctx, done, mine, lb);
                     free(lb);
                 }
-                if (!st && next < ntodo && w[i].pid > 0) worker_send(&w[i], todo[next++]);
+                /* one job per worker: its memory ends with it, so a sweep
+                 * of large cases does not grow */
+                if (w[i].pid > 0) worker_stop(&w[i]), w[i].pid = 0;
+                if (!st && next < ntodo) {
+                    if (worker_spawn(&w[i], s, w, nw))
+                        st = err_set(e, CALPA_EFAIL, "cannot start a worker (%s)", strerror(errno));
+                    else worker_send(&w[i], todo[next++]);
+                }
             }
         }
         for (int i = 0; i < nw; i++) worker_stop(&w[i]);

@@ -86,7 +86,9 @@ typedef void (*SweepProgressFn)(void *ctx, int done, int total, const char *labe
 
 typedef struct {
     const char *out;     /* final TSV path */
-    int jobs;            /* worker processes (1: in this process) */
+    int jobs;            /* forked worker processes, so a job that crashes or is killed
+                            (out of memory) is a row, not the end of the sweep;
+                            0: every job in this process */
     int resume;          /* reuse rows of <out>.partial / <out> */
     int rank, size;      /* MPI-style spreading (0, 1 when not launched) */
     SweepProgressFn progress; /* may be NULL */

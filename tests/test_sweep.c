@@ -130,7 +130,7 @@ static void test_end_to_end_resume_parallel(void **state)
     snprintf(out2, sizeof out2, "%s/j2.tsv", t.dir);
     snprintf(out3, sizeof out3, "%s/ranks.tsv", t.dir);
     int skipped, bad;
-    assert_int_equal(run(&s, out1, 1, 0, 0, 1, &skipped, &bad), CALPA_OK);
+    assert_int_equal(run(&s, out1, 0, 0, 0, 1, &skipped, &bad), CALPA_OK); /* in process */
     assert_int_equal(skipped, 0);
     assert_int_equal(bad, 1);
     Tsv tsv;
@@ -310,6 +310,34 @@ static void test_option_reaches_planner(void **state)
     if (!(on > 0 && on < off)) fail_msg("peak memory with reduce-scatter %g, without %g", on, off);
 }
 
+/* A worker killed mid-job (as the OOM killer does) becomes an error row
+ * naming the signal; the sweep goes on with a fresh worker, -j 1 included. */
+static void test_killed_worker_is_a_row(void **state)
+{
+    (void)state;
+    Tmp t;
+    tmp_make(&t, SUITE);
+    Suite s;
+    Err e;
+    assert_int_equal(suite_load(t.suite, &s, &e), CALPA_OK);
+    char out[128];
+    snprintf(out, sizeof out, "%s/killed.tsv", t.dir);
+    setenv("CALPA_SWEEP_KILL", TINY "@1 alpa", 1);
+    int skipped, bad;
+    CalpaStatus st = run(&s, out, 1, 0, 0, 1, &skipped, &bad);
+    unsetenv("CALPA_SWEEP_KILL");
+    assert_int_equal(st, CALPA_OK);
+    assert_int_equal(bad, 2); /* the killed job and the impossible case */
+    char *text = slurp(out);
+    assert_non_null(strstr(text, "error\tthe worker process died (signal 9)"));
+    int rows = 0;
+    for (const char *p = text; (p = strchr(p, '\n')); p++) rows++;
+    assert_int_equal(rows, 1 + suite_njobs(&s));
+    free(text);
+    suite_free(&s);
+    tmp_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -317,6 +345,7 @@ int main(void)
         cmocka_unit_test(test_end_to_end_resume_parallel),
         cmocka_unit_test(test_bad_suites),
         cmocka_unit_test(test_option_reaches_planner),
+        cmocka_unit_test(test_killed_worker_is_a_row),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
