@@ -115,6 +115,7 @@ static cJSON *stats_json(const PlanStats *s)
     cJSON_AddNumberToObject(j, "ranges_folded", s->n_folded);
     cJSON_AddNumberToObject(j, "cache_hits", s->n_hits);
     cJSON_AddNumberToObject(j, "stage_cost_entries", s->n_cost_entries);
+    cJSON_AddNumberToObject(j, "pruned_by_memory", s->n_pruned_memory);
     cJSON_AddNumberToObject(j, "configurations", s->n_configs);
     cJSON_AddNumberToObject(j, "micro_batch_choices", s->n_micro_choices);
     return j;

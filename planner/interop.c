@@ -777,18 +777,34 @@ static void alpa_try(const PlanRequest *req, int K, AlpaTry *tr)
     }
     double total_flops = 0;
     for (int i = 0; i < L; i++) total_flops += lc.flops[i];
+    /* persistent bytes (weights, master copies, optimizer state) per
+     * clustered layer: a stage holds at least its layers' share spread over
+     * all its devices, so a range whose share exceeds a device's memory
+     * cannot fit under any sharding and is not solved */
+    double *pers = xcalloc((size_t)L, sizeof *pers);
+    for (int t = 0; t < g.n_t; t++) {
+        const Tensor *z = &g.t[t];
+        if (!z->persistent || z->alias >= 0 || z->layer < 0) continue;
+        for (int i = 0; i < L; i++)
+            if (z->layer >= lc.first[i] && z->layer <= lc.last[i]) pers[i] += tensor_bytes(z);
+    }
     CalpaStatus st = CALPA_OK;
     for (int m = 0; m < M && !st; m++) {
         subdev[m] = tr->sub[m].rows * tr->sub[m].cols;
         if (subdev[m] > D) continue;
         double usable = hetero_usable_bytes(req, tr->sub[m].group); /* its device type's */
         for (int i = 0; i < L && !st; i++) {
-            double fl = 0;
+            double fl = 0, pb = 0;
             for (int k = i; k < L && !st; k++) {
                 fl += lc.flops[k];
+                pb += pers[k];
                 if (!hetero_range_allowed(cl, tr->sub[m], fl / total_flops, i == 0 && k == L - 1,
                                           req->imbalance_tolerance, req->model.dtype))
                     continue; /* §2.3 */
+                if (pb / subdev[m] > usable) { /* and so is every longer range */
+                    tr->stats.n_pruned_memory += L - k;
+                    break;
+                }
                 for (int c = 0; c < tr->n_cfg[m] && !st; c++) {
                     StageCost sc;
                     st = stagecost_eval(&x, lc.first[i], lc.last[k], tr->sub[m], &tr->cfg[m][c],
@@ -858,6 +874,7 @@ static void alpa_try(const PlanRequest *req, int K, AlpaTry *tr)
     free(cost);
     free(succ);
     free(subdev);
+    free(pers);
     stagectx_free(&x);
     layers_free(&lc);
     graph_free(&g);
@@ -1011,6 +1028,7 @@ CalpaStatus interop_plan(const PlanRequest *req, Plan *out, PlanStats *stats, Er
         stats->n_problems += s->n_problems;
         stats->solve_s += s->solve_s;
         stats->n_folded += s->n_folded;
+        stats->n_pruned_memory += s->n_pruned_memory;
         stats->n_hits += s->n_hits;
         stats->n_cost_entries += s->n_cost_entries;
         stats->n_micro_choices++;

@@ -90,6 +90,8 @@ typedef struct {
     double solve_s;          /* their time in autoshard_run */
     int n_folded, n_hits;    /* ranges extrapolated, cache hits */
     int n_cost_entries;      /* (range, submesh, config) entries evaluated */
+    int n_pruned_memory;     /* (range, submesh) pairs skipped unsolved: their weights and
+                                optimizer state alone, spread over every device, do not fit */
     int n_configs;           /* configurations evaluated (grid searches) */
     int n_micro_choices;     /* micro-batch counts tried */
 } PlanStats;
