@@ -35,6 +35,13 @@ jq -e '[.traceEvents[] | select(.ph == "C" and .name == "memory")] | length > 2'
 jq -e '[.traceEvents[] | select(.ph == "X")] | group_by([.pid, .tid]) | map(sort_by(.ts) |
        [range(1; length) as $i | .[$i].ts >= .[$i - 1].ts + .[$i - 1].dur - 1e-6] | all) | all' \
     "$T/tl.json" >/dev/null && ok || bad "timeline slices overlap"
+# a plan too large for the memory the simulator may use: exit 1 with the reason
+# (estimated from the first program), not the kernel's OOM killer
+CALPA_SIM_MEMORY=100000 "$CALPA" sim "$T/plan.json" >"$T/out" 2>"$T/err"; rc=$?
+[ $rc = 1 ] && ok || bad "sim over CALPA_SIM_MEMORY: exit $rc, want 1"
+grep -q "simulating this plan needs about .* GiB .*more than the 0.00 GiB it may use" "$T/err" && ok \
+    || bad "sim over CALPA_SIM_MEMORY: $(head -c 300 "$T/err")"
+CALPA_SIM_MEMORY=1e12 "$CALPA" sim "$T/plan.json" >/dev/null 2>&1 && ok || bad "sim under a large CALPA_SIM_MEMORY"
 # determinism: the same plan twice gives the same timeline, byte for byte
 expect 0 "" -- sim "$T/plan.json" --timeline "$T/tl2.json"
 cmp -s "$T/tl.json" "$T/tl2.json" && ok || bad "two runs gave different timelines"
