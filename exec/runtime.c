@@ -100,6 +100,7 @@ static void buf_release(ExecCtx *c, ExecBuf *b)
     c->be->free(b->p);
     b->p = NULL;
     b->n = 0;
+    b->flat = 0, b->full_n = 0; /* the next step's buffer starts whole */
 }
 
 static int is_pers(const Tensor *T)
@@ -261,6 +262,19 @@ static void make_comms(ExecCtx *c)
     free(klen);
 }
 
+/* Whether weight w's update is sharded ZeRO-style over mesh dim 0 (its
+ * optimizer state in flat chunks, its gradient reduce-scattered or sliced,
+ * the updated weight all-gathered): under ZeRO, on a mesh whose dim 0 has
+ * several devices, for a weight that dim does not already split (a weight
+ * the ILP splits over dim 0 is updated where it lies). */
+static int zero_sharded(const ExecCtx *c, int w)
+{
+    if (!c->l || c->zero < 1 || c->mesh[0] < 2 || w < 0) return 0;
+    for (int a = 0; a < c->g->t[w].ndim; a++)
+        if (c->l->tensor_layout[w][a] == 0) return 0;
+    return 1;
+}
+
 static void init_weights(ExecCtx *c)
 {
     const Graph *g = c->g;
@@ -288,8 +302,8 @@ static void init_weights(ExecCtx *c)
         buf_make(c, &c->pers[t], T, lay, pm);
         slice_from_full(c, T, full, lay, c->pers[t].p);
         free(full);
-        if (c->l && c->mesh[0] > 1 && ((c->zero >= 1 && T->kind == TK_OPT_STATE) ||
-                                        (c->zero >= 3 && T->kind == TK_WEIGHT)))
+        int w = T->kind == TK_WEIGHT ? t : T->weight;
+        if (zero_sharded(c, w) && (T->kind == TK_OPT_STATE || (c->zero >= 3 && T->kind == TK_WEIGHT)))
             buf_flatten(c, &c->pers[t]);
     }
 }
@@ -779,6 +793,10 @@ static CalpaStatus optimizer_zero(ExecCtx *c, int o, Err *e)
 {
     const Op *op = &c->g->op[o];
     ExecBuf *w = &c->pers[op->in[0]], *gr = &c->pers[op->in[1]];
+    /* a gradient computed whole on every rank of mesh dim 0 (its operators
+     * were not split over the batch there) is not reduce-scattered by the
+     * lowering: this rank's chunk is a slice of it, nothing to sum */
+    if (gr->p && !gr->flat && !(gr->partial & 1u)) buf_flatten(c, gr);
     if (!gr->p || !gr->flat)
         return err_set(e, CALPA_EFAIL, "op %s: ZeRO gradient %s was not reduce-scattered", op->name,
                        c->g->t[op->in[1]].name);
@@ -846,7 +864,8 @@ static CalpaStatus xent_vocab_parallel(ExecCtx *c, int o, const float *lg, const
 
 static CalpaStatus compute(ExecCtx *c, int o, int mb, Err *e)
 {
-    if (c->zero && c->mesh[0] > 1 && c->g->op[o].phase == PH_OPTIMIZER) return optimizer_zero(c, o, e);
+    if (c->g->op[o].phase == PH_OPTIMIZER && zero_sharded(c, c->g->op[o].in[0]))
+        return optimizer_zero(c, o, e);
     const Graph *g = c->g;
     const Op *op = &g->op[o];
     const Backend *be = c->be;
@@ -1166,7 +1185,7 @@ static CalpaStatus coll_bucket(ExecCtx *c, const Task *tk, Err *e)
         for (int o = 0; o < g->n_op; o++) {
             const Op *op = &g->op[o];
             if (op->phase != PH_OPTIMIZER || c->l->op_vstage[o] < 0 ||
-                c->l->op_vstage[o] % c->l->stages != c->prog->stage)
+                c->l->op_vstage[o] % c->l->stages != c->prog->stage || !zero_sharded(c, op->in[0]))
                 continue;
             mem[nm++] = op->in[0];
         }

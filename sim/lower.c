@@ -742,6 +742,27 @@ static void emit_op(Em *em, int o, int vs, int mb, int chunk, int work)
              * are not simulated and these sends complete on arrival */
             int dvs = c->xdst[i], sg;
             const int *sd = stage_shape(c, dvs), *ss = stage_shape(c, vs);
+            /* what this mesh holds must be what the receivers pull: an axis
+             * split over a mesh dim the receiving mesh does not split the
+             * same way (a mesh of another shape, or another axis) is
+             * all-gathered over the sender's mesh first, by every position,
+             * and a partial sum the receivers cannot take is reduced */
+            Layout have = c->lay[t], need = have;
+            for (int a = 0; a < g->t[t].ndim; a++) {
+                int d = have.ax[a];
+                if (d >= 0 && (sd[d] != ss[d] || c->xlay[i].ax[a] != d)) need.ax[a] = -1;
+            }
+            for (int d = 0; d < LOWER_MESH_NDIM; d++)
+                if (sd[d] != ss[d] || !(c->xlay[i].partial & (1u << d)))
+                    need.partial &= (uint8_t)~(1u << d);
+            int src = id;
+            if (memcmp(need.ax, have.ax, sizeof need.ax) || need.partial != have.partial) {
+                int64_t key = -1 - ((int64_t)t * 4096 * 1024 + layout_key(&need) % (4096 * 1024));
+                if ((src = imap_get(&em->item, key)) < 0) {
+                    src = emit_reshard(em, vs, t, &have, &need, id, mb, chunk, work);
+                    imap_put(&em->item, key, src);
+                }
+            }
             for (int q = 0; q < sd[0] * sd[1]; q++) {
                 int rp[2] = {q / sd[1], q % sd[1]};
                 if (rp[0] % ss[0] != em->pos[0] || rp[1] % ss[1] != em->pos[1]) continue;
@@ -753,7 +774,7 @@ static void emit_op(Em *em, int o, int vs, int mb, int chunk, int work)
                 s.match = xfer_match(c, t, mb, dvs, rp);
                 if (c->sp->fold) s.group = send_shadows(em, vs, dvs, s.peer);
                 memcpy(s.layout, c->xlay[i].ax, sizeof s.layout);
-                program_add(em->pr, &s, &id, 1);
+                program_add(em->pr, &s, &src, 1);
             }
         }
     }
@@ -867,7 +888,11 @@ static void emit_tail(Em *em)
         int id = program_add(em->pr, &tk, deps, nd);
         last_opt = id;
         em->last_compute = id;
-        if (sp->zero >= 1 && dp > 1) gather += local_bytes(c, g->op[o].in[0], c->op_vs[o]);
+        /* ZeRO shards the update of weights dim 0 does not split already
+         * (exec's zero_sharded): only those are gathered back */
+        int w = g->op[o].in[0], split0 = 0;
+        for (int a = 0; a < g->t[w].ndim; a++) split0 |= c->lay[w].ax[a] == 0;
+        if (sp->zero >= 1 && dp > 1 && !split0) gather += local_bytes(c, w, c->op_vs[o]);
     }
     if (sp->zero >= 1 && sp->zero < 3 && dp > 1 && gather > 0) { /* ZeRO-3 keeps them sharded */
         Task a = task_blank(TASK_COLL, STREAM_DP);

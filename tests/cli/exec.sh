@@ -97,6 +97,21 @@ if [ "$mpi" = 1 ]; then
     for p in e2alpa e2pp; do run 2 $p; done
     for p in g4dp g4tp g4alpa; do run 4 $p; done
 
+    # an Alpa plan over meshes of different shapes: (1,1), a (2,1) data-parallel
+    # mesh (its update ZeRO-sharded where dim 0 does not split the weight), (1,1);
+    # the middle mesh all-gathers what the one-device stage after it pulls, and
+    # the tied embedding's gradient crosses meshes of different sizes
+    # tp 2 x pp 2: a stage sends an activation its producer holds split on the
+    # tensor-parallel dim to a receiver that keeps it whole: gathered first
+    plan g4tppp "$GPT" "$C4" --method megatron --tp 2 --pp 2 --dp 1 --micro-batches 2
+    run 4 g4tppp
+    plan g4mix "gpt:hidden=64,layers=3,heads=4,seq=16,vocab=128,dropout=0,dtype=fp32,optimizer=sgd" "$C4" --method alpa
+    jq -e '[.stages[].submesh] == [[1,1],[1,2],[1,1]]' "$T/g4mix.json" >/dev/null && ok \
+        || bad "g4mix: meshes $(jq -c '[.stages[].submesh]' "$T/g4mix.json")"
+    timeout 120 mpirun -np 4 "$CALPA" exec "$T/g4mix.json" --check --json --steps 3 >"$T/out" 2>"$T/err"; rc=$?
+    [ $rc = 0 ] && ok || bad "exec g4mix on 4 ranks: exit $rc: $(grep -v '^\[' "$T/err" | head -c 400)"
+    jcheck '.check == "passed"'
+
     # the check can fail: a corrupted shard on the last rank
     timeout 60 mpirun -np 2 "$CALPA" exec "$T/m2tp.json" --check --corrupt w2 >"$T/out" 2>"$T/err"; rc=$?
     [ $rc = 1 ] && ok || bad "corrupted shard: exit $rc, want 1"
