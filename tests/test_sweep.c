@@ -52,6 +52,14 @@ static void tmp_free(Tmp *t)
     assert_int_equal(system(cmd), 0);
 }
 
+/* Writes text as a suite file in a fresh directory and loads it. */
+static void suite_tmp(Tmp *t, const char *text, Suite *s)
+{
+    tmp_make(t, text);
+    Err e;
+    if (suite_load(t->suite, s, &e) != CALPA_OK) fail_msg("%s", e.msg);
+}
+
 static char *slurp(const char *path)
 {
     char *s = NULL;
@@ -94,10 +102,8 @@ static void test_suite_load(void **state)
 {
     (void)state;
     Tmp t;
-    tmp_make(&t, SUITE);
     Suite s;
-    Err e;
-    assert_int_equal(suite_load(t.suite, &s, &e), CALPA_OK);
+    suite_tmp(&t, SUITE, &s);
     assert_string_equal(s.name, "tiny");
     assert_int_equal(s.n_cases, 3);
     assert_int_equal(suite_njobs(&s), 5);
@@ -121,10 +127,8 @@ static void test_end_to_end_resume_parallel(void **state)
 {
     (void)state;
     Tmp t;
-    tmp_make(&t, SUITE);
     Suite s;
-    Err e;
-    assert_int_equal(suite_load(t.suite, &s, &e), CALPA_OK);
+    suite_tmp(&t, SUITE, &s);
     char out1[160], out2[160], out3[160], part[180];
     snprintf(out1, sizeof out1, "%s/j1.tsv", t.dir);
     snprintf(out2, sizeof out2, "%s/j2.tsv", t.dir);
@@ -134,6 +138,7 @@ static void test_end_to_end_resume_parallel(void **state)
     assert_int_equal(skipped, 0);
     assert_int_equal(bad, 1);
     Tsv tsv;
+    Err e;
     assert_int_equal(tsv_read(out1, &tsv, &e), CALPA_OK);
     assert_int_equal(tsv.ncols, 18);
     assert_int_equal(tsv.nrows, 5);
@@ -287,10 +292,8 @@ static double peak_of(const char *opt)
              "\"prefer_reduce_scatter\": %s}, \"cases\": [{\"model\": \"" TINY
              "\", \"devices\": 2, \"global_batch\": 8}]}", opt);
     Tmp t;
-    tmp_make(&t, text);
     Suite s;
-    Err e;
-    assert_int_equal(suite_load(t.suite, &s, &e), CALPA_OK);
+    suite_tmp(&t, text, &s);
     char *row = NULL;
     sweep_run_job(&s, 0, &row);
     assert_non_null(row);
@@ -316,10 +319,8 @@ static void test_killed_worker_is_a_row(void **state)
 {
     (void)state;
     Tmp t;
-    tmp_make(&t, SUITE);
     Suite s;
-    Err e;
-    assert_int_equal(suite_load(t.suite, &s, &e), CALPA_OK);
+    suite_tmp(&t, SUITE, &s);
     char out[128];
     snprintf(out, sizeof out, "%s/killed.tsv", t.dir);
     setenv("CALPA_SWEEP_KILL", TINY "@1 alpa", 1);
