@@ -15,12 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 #define IDX(p, i, k, m, c) ((((size_t)(i) * (p)->L + (k)) * (p)->n_sub + (m)) * (p)->C + (c))
 
 /* Mixed-radix encoding of J: stride[g], NJ = Π(D_g + 1). */
@@ -64,7 +58,8 @@ void hetero_dp(const StageDP *p, StageDPResult *r)
         int k1 = (int)(q / ((size_t)M * C) % (size_t)L) + 1; /* the boundary after it */
         if (p->cross_s && k1 < L && p->cross_s[k1] > 0) u[nu++] = p->cost[q] + p->cross_s[k1];
     }
-    qsort(u, nu, sizeof *u, cmp_double);
+    TmaxIter it;
+    interop_tmax_init(&it, u, nu);
     /* the digit j_g of each state */
     int *digit = xmalloc((size_t)NJ * (size_t)G * sizeof(int));
     for (int J = 0; J < NJ; J++)
@@ -75,13 +70,8 @@ void hetero_dp(const StageDP *p, StageDPResult *r)
     double *F = xmalloc(NF * sizeof *F), *Fm = xmalloc(NF * sizeof *Fm);
     int *ak = xmalloc(NF * sizeof(int)), *am = xmalloc(NF * sizeof(int)),
         *ac = xmalloc(NF * sizeof(int)), *ah = xmalloc(NF * sizeof(int));
-    double last = -INFINITY, best = INFINITY;
-    for (size_t q = 0; q < nu; q++) {
-        double tmax = u[q];
-        if (q > 0 && tmax == u[q - 1]) continue;
-        if ((p->coef_sum + p->coef_max) * tmax >= best) break; /* (H5) */
-        if (tmax - last < p->gap) continue;                     /* (H5) */
-        last = tmax;
+    double best = INFINITY, tmax;
+    while (interop_tmax_next(&it, p, best, &tmax)) { /* (H5) */
         r->n_tmax++;
         for (size_t z = 0; z < NF; z++) F[z] = INFINITY;
         F[FI(0, L, 0, G)] = 0; /* (H1) */

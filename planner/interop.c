@@ -132,6 +132,28 @@ static int cmp_double(const void *a, const void *b)
 
 #define IDX(p, i, k, m, c) ((((size_t)(i) * (p)->L + (k)) * (p)->n_sub + (m)) * (p)->C + (c))
 
+void interop_tmax_init(TmaxIter *it, double *u, size_t n)
+{
+    qsort(u, n, sizeof *u, cmp_double);
+    it->u = u, it->n = n, it->q = 0, it->last = -INFINITY;
+}
+
+int interop_tmax_next(TmaxIter *it, const StageDP *p, double best, double *tmax)
+{
+    for (; it->q < it->n; it->q++) {
+        double t = it->u[it->q];
+        if (it->q > 0 && t == it->u[it->q - 1]) continue;
+        if ((p->coef_sum + p->coef_max) * t >= best) break;
+        if (t - it->last < p->gap) continue;
+        it->last = t;
+        it->q++;
+        *tmax = t;
+        return 1;
+    }
+    it->q = it->n;
+    return 0;
+}
+
 void interop_dp(const StageDP *p, StageDPResult *r)
 {
     if (p->n_groups > 1) { /* several device types: hetero.h */
@@ -145,19 +167,15 @@ void interop_dp(const StageDP *p, StageDPResult *r)
     double *u = xmalloc(ncost * sizeof *u + 1);
     for (size_t q = 0; q < ncost; q++)
         if (isfinite(p->cost[q])) u[nu++] = p->cost[q];
-    qsort(u, nu, sizeof *u, cmp_double);
+    TmaxIter it;
+    interop_tmax_init(&it, u, nu);
     size_t NF = (size_t)(L + 1) * (L + 1) * (D + 1);
 #define FI(s, i, j) (((size_t)(s) * (L + 1) + (i)) * (D + 1) + (j))
     double *F = xmalloc(NF * sizeof *F), *Fm = xmalloc(NF * sizeof *Fm);
     int *ak = xmalloc(NF * sizeof(int)), *am = xmalloc(NF * sizeof(int)),
         *ac = xmalloc(NF * sizeof(int));
-    double last = -INFINITY, best = INFINITY;
-    for (size_t q = 0; q < nu; q++) {
-        double tmax = u[q];
-        if (q > 0 && tmax == u[q - 1]) continue;
-        if ((p->coef_sum + p->coef_max) * tmax >= best) break; /* (6) */
-        if (tmax - last < p->gap) continue;                     /* (6) */
-        last = tmax;
+    double best = INFINITY, tmax;
+    while (interop_tmax_next(&it, p, best, &tmax)) { /* (6) */
         r->n_tmax++;
         for (size_t z = 0; z < NF; z++) F[z] = INFINITY;
         F[FI(0, L, 0)] = 0; /* (1) */

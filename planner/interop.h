@@ -136,6 +136,20 @@ typedef struct {
 void interop_dp_keep(StageDPResult *best, double total, double sum, double max, int n,
                      const int *first, const int *last, const int *sub, const int *cfg);
 
+/* The t_max values a stage DP tries (alpa-algorithms.md §2.5 (6)): the
+ * sorted candidate costs u[0..n), each once, none within gap of the last
+ * one tried, stopping once (coef_sum + coef_max) t_max >= best (every
+ * later plan has max >= t_max, so its time is at least that). */
+typedef struct {
+    const double *u;
+    size_t n, q;
+    double last;
+} TmaxIter;
+
+void interop_tmax_init(TmaxIter *it, double *u, size_t n); /* sorts u */
+/* The next t_max into *tmax, or 0 when none is left worth a pass. */
+int interop_tmax_next(TmaxIter *it, const StageDP *p, double best, double *tmax);
+
 /* Alpa's training DP with t_max enumeration over the sorted unique costs,
  * the break when (coef_sum + coef_max) t_max >= best, and the gap skip.
  * O(#t_max x L^3 x D x n_sub x C). */
