@@ -1716,7 +1716,7 @@ void exec_gather_weight(ExecCtx *c, int t, float **out, double *replica_err)
         }
         copy_box(full, T->shape, shard, ls, off, T->ndim, 1);
         if (b->flat) free(shard);
-        int uo = update_op(c, t);
+        int uo = update_op(c, T->kind == TK_WEIGHT || T->weight < 0 ? t : T->weight);
         int own = uo < 0 || op_stage(c, uo) == c->prog->stage; /* one replica per shard contributes: mesh position 0 on unsplit dims */
         for (int d = 0; d < LOWER_MESH_NDIM; d++) {
             int split = d == 0 && b->flat;

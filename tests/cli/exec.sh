@@ -112,6 +112,17 @@ if [ "$mpi" = 1 ]; then
     [ $rc = 0 ] && ok || bad "exec g4mix on 4 ranks: exit $rc: $(grep -v '^\[' "$T/err" | head -c 400)"
     jcheck '.check == "passed"'
 
+    # Adam: first moments after step 1 against the reference, the weights for
+    # replica agreement; passes after several steps, and can fail
+    GPTA=gpt:hidden=64,layers=2,heads=4,seq=16,vocab=128,dropout=0,dtype=fp32,optimizer=adam
+    plan g2adam "$GPTA" "$C2" --method megatron --tp 1 --pp 1 --dp 2 --micro-batches 2
+    timeout 120 mpirun -np 2 "$CALPA" exec "$T/g2adam.json" --check --json --steps 4 >"$T/out" 2>"$T/err"; rc=$?
+    [ $rc = 0 ] && ok || bad "exec g2adam: exit $rc: $(grep -v '^\[' "$T/err" | head -c 300)"
+    jcheck '.check == "passed" and ([.checks[] | select(.compared == "first_moment_step1")] | length) > 10'
+    timeout 120 mpirun -np 2 "$CALPA" exec "$T/g2adam.json" --check --corrupt l0.wq >"$T/out" 2>"$T/err"; rc=$?
+    [ $rc = 1 ] && ok || bad "Adam with a corrupted shard: exit $rc, want 1"
+    grep -q "FAIL (Adam: first moment after step 1)" "$T/out" && ok || bad "Adam corrupted: no FAIL line"
+
     # the check can fail: a corrupted shard on the last rank
     timeout 60 mpirun -np 2 "$CALPA" exec "$T/m2tp.json" --check --corrupt w2 >"$T/out" 2>"$T/err"; rc=$?
     [ $rc = 1 ] && ok || bad "corrupted shard: exit $rc, want 1"
