@@ -1056,9 +1056,24 @@ CalpaStatus interop_plan(const PlanRequest *req, Plan *out, PlanStats *stats, Er
     }
     if (!st && best < 0)
         st = err_set(e, CALPA_EFAIL, "%s", tr[nK - 1].why[0] ? tr[nK - 1].why : "no plan fits");
-    if (!st) {
-        double t0 = now_s();
-        const AlpaTry *b = &tr[best];
+    /* the valid tries, fastest first: the DP's memory check passed them,
+     * but a chosen stage solved whole can still overflow (individual stage
+     * costs add per-layer memory; the whole-stage ILP may pick a faster,
+     * larger sharding): then the next micro-batch count is built, and only
+     * when none fits is the fastest kept, marked as not fitting */
+    int order[64], no = 0;
+    for (int i = 0; i < nK && no < 64; i++)
+        if (!tr[i].st && tr[i].total < INFINITY) order[no++] = i;
+    for (int a = 1; a < no; a++)
+        for (int q = a; q > 0 && tr[order[q]].total < tr[order[q - 1]].total; q--) {
+            int tmp = order[q];
+            order[q] = order[q - 1], order[q - 1] = tmp;
+        }
+    Plan first;
+    int have_first = 0;
+    double t0 = now_s();
+    for (int oi = 0; !st && oi < no; oi++) {
+        const AlpaTry *b = &tr[order[oi]];
         Graph g;
         if (!(st = model_build(&req->model, b->b, req->recompute, &g, e))) {
             StageCtx x;
@@ -1079,8 +1094,18 @@ CalpaStatus interop_plan(const PlanRequest *req, Plan *out, PlanStats *stats, Er
             stagectx_free(&x);
             graph_free(&g);
         }
-        stats->build_s = now_s() - t0;
+        if (st || out->fits_memory || oi == no - 1) break;
+        if (req->verbose)
+            fprintf(stderr, "alpa: %d micro-batches: the plan built does not fit; trying the next\n",
+                    b->K);
+        if (!have_first) first = *out, have_first = 1;
+        else plan_free(out);
     }
+    if (have_first) { /* the fastest of several that all overflow */
+        if (!st && !out->fits_memory) plan_free(out), *out = first;
+        else plan_free(&first);
+    }
+    stats->build_s = now_s() - t0;
     free(tr);
     stats->total_s = now_s() - t_start;
     if (!st) out->plan_time_s = stats->total_s;

@@ -96,4 +96,9 @@ expect 1 "does not fit" -- plan --model gpt-39b --cluster p3.16xlarge:nodes=1 --
 expect 0 "" -- plan --model gpt-39b --cluster p3.16xlarge:nodes=1 --global-batch 64 --method megatron --tp 8 --pp 1 --dp 1 --micro-batch-size 1 -o "$T/oom.json" --allow-oom --json
 jcheck '.fits_memory == false'
 [ -s "$T/oom.json" ] && ok || bad "--allow-oom wrote nothing"
+# the fastest micro-batch count's plan, built whole, overflows (individual stage
+# costs add per-layer memory): the next count that fits is built instead
+expect 0 "does not fit; trying the next" -- plan --model moe-380m --cluster p3.16xlarge:nodes=1,devices_per_node=1 \
+    --global-batch 1024 --recompute full --method alpa --stage-cost individual --verbose --json
+jcheck '.fits_memory == true and .micro_batches == 32'
 finish
