@@ -77,12 +77,13 @@ static double max_abs(const float *a, int64_t n)
     return m;
 }
 
-/* Relative error of a against b: max |a - b| / max(max |b|, 1e-12). */
-static double rel_err(const float *a, const float *b, int64_t n)
+/* The largest difference relative to b's largest element, or to scale_min when
+ * that is smaller. */
+static double rel_err(const float *a, const float *b, int64_t n, double scale_min)
 {
     double d = 0;
     for (int64_t i = 0; i < n; i++) d = fmax(d, fabs((double)a[i] - b[i]));
-    return d / fmax(max_abs(b, n), 1e-12);
+    return d / fmax(max_abs(b, n), scale_min);
 }
 
 static const char *check_str(int check) { return check < 0 ? "skipped" : check ? "passed" : "failed"; }
@@ -297,12 +298,10 @@ static int run(const ExecArgs *a, const Backend *be)
             if (rank == 0) {
                 int64_t n = tensor_numel(T);
                 double r = rep;
-                if (!mom[t]) r = fmax(r, rel_err(full, ref.pers[t].p, n));
-                else if (snap[t] && ref_snap[t]) {
-                    double d = 0;
-                    for (int64_t i = 0; i < n; i++) d = fmax(d, fabs((double)snap[t][i] - ref_snap[t][i]));
-                    r = fmax(r, fmax(snap_rep[t], d / fmax(fmax(max_abs(ref_snap[t], n), ADAM_FLOOR * mmax), 1e-30)));
-                }
+                if (!mom[t]) r = fmax(r, rel_err(full, ref.pers[t].p, n, 1e-12));
+                else if (snap[t] && ref_snap[t])
+                    r = fmax(r, fmax(snap_rep[t], rel_err(snap[t], ref_snap[t], n,
+                                                          fmax(ADAM_FLOOR * mmax, 1e-30))));
                 int ok = r <= CHECK_TOL;
                 check &= ok;
                 if (!a->json)

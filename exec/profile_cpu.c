@@ -49,6 +49,13 @@ static double median(double *v, int n)
  * so no repetition finds its operands where the previous one left them. */
 #define GEMM_ROTATE_BYTES (6.0 * 1024 * 1024)
 
+/* One m x n x k sgemm on copy i of the operands in pool (A, B, C of set floats). */
+static void gemm_copy(const Backend *be, float *pool, int64_t set, int i, int m, int n, int k)
+{
+    float *a = pool + (int64_t)i * set, *b = a + (int64_t)m * k, *c = b + (int64_t)k * n;
+    be->gemm_batched(1, 0, 0, m, n, k, a, k, 0, b, n, 0, c, n, 0, 0);
+}
+
 /* Median seconds of an m x n x k sgemm, its operands rotating through
  * copies in pool (pool_n floats) that span GEMM_ROTATE_BYTES. */
 static double time_gemm(const Backend *be, int m, int n, int k, float *pool, int64_t pool_n)
@@ -59,22 +66,16 @@ static double time_gemm(const Backend *be, int m, int n, int k, float *pool, int
     if (copies > pool_n / set) copies = (int)(pool_n / set);
     CHECK(copies >= 1);
     int next = 0;
-#define GEMM_NEXT()                                                                        \
-    do {                                                                                   \
-        float *a_ = pool + (int64_t)next * set, *b_ = a_ + (int64_t)m * k, *c_ = b_ + (int64_t)k * n; \
-        be->gemm_batched(1, 0, 0, m, n, k, a_, k, 0, b_, n, 0, c_, n, 0, 0);              \
-        next = (next + 1) % copies;                                                        \
-    } while (0)
     double t[5];
-    for (int i = 0; i < copies; i++) GEMM_NEXT();
+    for (int i = 0; i < copies; i++) gemm_copy(be, pool, set, i, m, n, k);
     int reps = (double)m * n * k > 1e7 ? 3 : 5;
     for (int r = 0; r < reps; r++) {
         double t0 = be->wtime();
         int inner = (double)m * n * k < 1e6 ? 20 : 1;
-        for (int i = 0; i < inner; i++) GEMM_NEXT();
+        for (int i = 0; i < inner; i++, next = (next + 1) % copies)
+            gemm_copy(be, pool, set, next, m, n, k);
         t[r] = (be->wtime() - t0) / inner;
     }
-#undef GEMM_NEXT
     return median(t, reps);
 }
 

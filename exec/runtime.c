@@ -644,6 +644,22 @@ static int matrix_view(const char *rows, const char *cols, const int64_t *st, co
     return 0;
 }
 
+/* Operand x (letters lx) of a GEMM as a rows x cols matrix: x itself if its
+ * letters form a strided matrix, else a copy in the packed order (*buf, the
+ * caller frees it); st: its letter strides, *trans and *ld how to read it. */
+static const float *gemm_operand(const float *x, const char *lx, const char *packed,
+                                 const char *rows, const char *cols, const LetterSizes *ls,
+                                 int64_t n, int64_t *st, int *trans, int64_t *ld, float **buf)
+{
+    letter_strides(lx, ls, st);
+    if (matrix_view(rows, cols, st, ls, trans, ld)) return x;
+    *buf = xmalloc(sizeof(float) * (size_t)(n + 1));
+    relabel(x, lx, *buf, packed, ls, 0, n);
+    letter_strides(packed, ls, st);
+    CHECK(matrix_view(rows, cols, st, ls, trans, ld));
+    return *buf;
+}
+
 /* C[lc] = sum A[la] * B[lb] as batched GEMMs over the letters shared by all
  * three (batch), A's letters only in C (m), B's only in C (n), A's and B's
  * (k).  Each operand is read where it lies when its m/k/n letters form a
@@ -687,22 +703,9 @@ static void einsum2(const Backend *be, const float *A, const char *la, const flo
     snprintf(pc, sizeof pc, "%s%s%s", bt, mm, nn);
     int ta, tb;
     int64_t lda, ldb;
-    const float *a2 = A, *b2 = B;
     float *a_buf = NULL, *b_buf = NULL, *c_buf = NULL, *c2 = C;
-    letter_strides(la, ls, sa);
-    if (!matrix_view(mm, kk, sa, ls, &ta, &lda)) {
-        a2 = a_buf = xmalloc(sizeof(float) * (size_t)(BA * M * K + 1));
-        relabel(A, la, a_buf, pa, ls, 0, BA * M * K);
-        letter_strides(pa, ls, sa);
-        CHECK(matrix_view(mm, kk, sa, ls, &ta, &lda));
-    }
-    letter_strides(lb, ls, sb);
-    if (!matrix_view(kk, nn, sb, ls, &tb, &ldb)) {
-        b2 = b_buf = xmalloc(sizeof(float) * (size_t)(BA * K * N + 1));
-        relabel(B, lb, b_buf, pb, ls, 0, BA * K * N);
-        letter_strides(pb, ls, sb);
-        CHECK(matrix_view(kk, nn, sb, ls, &tb, &ldb));
-    }
+    const float *a2 = gemm_operand(A, la, pa, mm, kk, ls, BA * M * K, sa, &ta, &lda, &a_buf);
+    const float *b2 = gemm_operand(B, lb, pb, kk, nn, ls, BA * K * N, sb, &tb, &ldb, &b_buf);
     if (!matrix_view(mm, nn, sc, ls, &tc, &ldc) || tc) {
         c2 = c_buf = xmalloc(sizeof(float) * (size_t)(BA * M * N + 1));
         letter_strides(pc, ls, sc);
@@ -729,7 +732,7 @@ static void einsum2(const Backend *be, const float *A, const char *la, const flo
             oa += idx[i] * sa[ch], ob += idx[i] * sb[ch], oc += idx[i] * sc[ch];
         }
         be->gemm_batched((int)inner, ta, tb, (int)M, (int)N, (int)K, a2 + oa, lda, bsa, b2 + ob,
-                            ldb, bsb, c2 + oc, ldc, bsc, 0);
+                         ldb, bsb, c2 + oc, ldc, bsc, 0);
         for (int i = nloop - 1; i >= 0; i--) {
             if (++idx[i] < ls->size[(unsigned char)bt[i]]) break;
             idx[i] = 0;

@@ -840,6 +840,8 @@ typedef struct {
     int cap;
 } Worker;
 
+static char *job_label(const Suite *s, int j, const char *row);
+
 static void worker_main(const Suite *s, int in, int out)
 {
     char line[64];
@@ -859,11 +861,10 @@ static void worker_main(const Suite *s, int in, int out)
          * that job as the kernel's OOM killer would (SIGKILL) */
         const char *kill_job = getenv("CALPA_SWEEP_KILL");
         if (kill_job && *kill_job) {
-            int ci, mi;
-            suite_job(s, j, &ci, &mi);
-            char lb[300];
-            snprintf(lb, sizeof lb, "%s %s", s->cases[ci].name, s->cases[ci].methods[mi]);
-            if (!strcmp(lb, kill_job)) raise(SIGKILL);
+            char *lb = job_label(s, j, NULL);
+            int hit = !strcmp(lb, kill_job);
+            free(lb);
+            if (hit) raise(SIGKILL);
         }
         char *row = NULL;
         sweep_run_job(s, j, &row);
@@ -1119,7 +1120,7 @@ CalpaStatus sweep_run(const Suite *s, const SweepOptions *opt, int *n_skipped, i
                 }
                 /* one job per worker: its memory ends with it, so a sweep
                  * of large cases does not grow */
-                if (w[i].pid > 0) worker_stop(&w[i]), w[i].pid = 0;
+                worker_stop(&w[i]);
                 if (!st && next < ntodo) {
                     if (worker_spawn(&w[i], s, w, nw))
                         st = err_set(e, CALPA_EFAIL, "cannot start a worker (%s)", strerror(errno));

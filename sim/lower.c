@@ -1014,13 +1014,16 @@ void lower_free(Lowered *l)
 #define LOWER_ENGINE_BYTES_PER_TASK 64
 
 /* The memory a lowering may take: CALPA_SIM_MEMORY bytes if set, else half
- * of this machine's physical memory. */
+ * of this machine's physical memory; -1 when the variable is not a positive
+ * number. */
 static double lower_mem_cap(void)
 {
     const char *env = getenv("CALPA_SIM_MEMORY");
-    char *end = NULL;
-    double v = env && *env ? strtod(env, &end) : 0;
-    if (env && *env && end && !*end && v > 0) return v;
+    if (env && *env) {
+        char *end = NULL;
+        double v = strtod(env, &end);
+        return end && !*end && v > 0 && isfinite(v) ? v : -1;
+    }
     long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
     return 0.5 * (pages > 0 && size > 0 ? (double)pages * (double)size : 16.0 * (1 << 30));
 }
@@ -1210,7 +1213,12 @@ CalpaStatus lower_build(const LowerSpec *sp, Lowered *out, Err *e)
     }
     double prog_bytes = 0, prog_tasks = 0, mem_cap = lower_mem_cap();
     int too_big = 0;
-    for (int i = 0; i < c.p; i++) {
+    if (mem_cap < 0) {
+        err_set(e, CALPA_EINPUT, "CALPA_SIM_MEMORY='%s': expected a positive number of bytes",
+                getenv("CALPA_SIM_MEMORY"));
+        too_big = 1; /* nothing lowered: the same way out */
+    }
+    for (int i = 0; i < c.p && !too_big; i++) {
         const int *sh = sp->mesh_shape[i];
         int npos = sp->fold ? 1 : sh[0] * sh[1];
         for (int q = 0; q < npos; q++) {
@@ -1325,7 +1333,7 @@ CalpaStatus lower_build(const LowerSpec *sp, Lowered *out, Err *e)
     schedule_free(&c.sched);
     if (too_big) {
         lower_free(out);
-        return CALPA_EFAIL;
+        return mem_cap < 0 ? CALPA_EINPUT : CALPA_EFAIL;
     }
     return CALPA_OK;
 }

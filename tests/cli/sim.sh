@@ -42,6 +42,9 @@ CALPA_SIM_MEMORY=100000 "$CALPA" sim "$T/plan.json" >"$T/out" 2>"$T/err"; rc=$?
 grep -q "simulating this plan needs about .* GiB .*more than the 0.00 GiB it may use" "$T/err" && ok \
     || bad "sim over CALPA_SIM_MEMORY: $(head -c 300 "$T/err")"
 CALPA_SIM_MEMORY=1e12 "$CALPA" sim "$T/plan.json" >/dev/null 2>&1 && ok || bad "sim under a large CALPA_SIM_MEMORY"
+CALPA_SIM_MEMORY=lots "$CALPA" sim "$T/plan.json" >"$T/out" 2>"$T/err"; rc=$?
+[ $rc = 2 ] && grep -q "CALPA_SIM_MEMORY='lots': expected a positive number of bytes" "$T/err" && ok \
+    || bad "a bad CALPA_SIM_MEMORY: exit $rc, $(head -c 200 "$T/err")"
 # determinism: the same plan twice gives the same timeline, byte for byte
 expect 0 "" -- sim "$T/plan.json" --timeline "$T/tl2.json"
 cmp -s "$T/tl.json" "$T/tl2.json" && ok || bad "two runs gave different timelines"
