@@ -230,6 +230,26 @@ static void test_gemm_and_group_of_one(void **state)
     assert_true(x[3] == 4 && y[2] == 3);
 }
 
+/* The CPU backend's caching allocator: a freed buffer comes back for the
+ * next request of its size, zeroed and 64-byte aligned; other sizes get
+ * their own. */
+static void test_alloc_reuse_zeroed(void **state)
+{
+    (void)state;
+    const Backend *be = backend_cpu();
+    enum { N = 1000 };
+    float *a = be->alloc(N);
+    for (int i = 0; i < N; i++) a[i] = (float)i + 1;
+    be->free(a);
+    float *b = be->alloc(N);
+    assert_ptr_equal(a, b); /* reused */
+    assert_true(((uintptr_t)b & 63) == 0);
+    for (int i = 0; i < N; i++) assert_true(b[i] == 0.0f);
+    float *c = be->alloc(N + 1); /* another size: not b */
+    assert_ptr_not_equal(b, c);
+    be->free(b), be->free(c), be->free(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -237,6 +257,7 @@ int main(void)
         cmocka_unit_test(test_layernorm),     cmocka_unit_test(test_softmax_causal),
         cmocka_unit_test(test_xent),          cmocka_unit_test(test_mse_and_optimizers),
         cmocka_unit_test(test_embedding),     cmocka_unit_test(test_gemm_and_group_of_one),
+        cmocka_unit_test(test_alloc_reuse_zeroed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
