@@ -18,6 +18,20 @@
 
 #include <stdint.h>
 
+/* A strided walk over up to BACKEND_MAX_DIMS output and as many reduced
+ * dims: for every index i of the nd dims `dim` (row-major),
+ *     y[i . sy] (+)= sum over r of x[i . sx + r . sr]
+ * with r over the nr dims `rdim`.  It is every layout change the runtime
+ * makes: a permute by labels, a slice into or out of a box, a broadcast (a
+ * stride of 0), a reduction over the letters the output lacks.  The output
+ * positions must be distinct (no two i share i . sy). */
+enum { BACKEND_MAX_DIMS = 8 };
+typedef struct {
+    int nd, nr;
+    int64_t dim[BACKEND_MAX_DIMS], sx[BACKEND_MAX_DIMS], sy[BACKEND_MAX_DIMS];
+    int64_t rdim[BACKEND_MAX_DIMS], sr[BACKEND_MAX_DIMS];
+} Strided;
+
 typedef struct Backend {
     const char *name;
     /* memory: zeroed floats; free(NULL) is a no-op */
@@ -36,6 +50,13 @@ typedef struct Backend {
     void (*gelu)(const float *x, float *y, int64_t n);
     void (*gelu_bwd)(const float *dy, const float *x, float *dx, int64_t n);
     void (*axpy)(float a, const float *x, float *y, int64_t n); /* y += a x */
+    void (*mul)(const float *a, const float *b, float *y, int64_t n); /* y = a * b */
+    /* data movement on the device: the walk above (accumulate: add into y,
+     * else overwrite the walked positions), a fill, and the index of the
+     * first NaN or Inf of x (-1 if none) */
+    void (*strided)(const float *x, float *y, const Strided *s, int accumulate);
+    void (*fill)(float *y, float value, int64_t n);
+    int64_t (*find_nonfinite)(const float *x, int64_t n);
     /* normalisation / softmax over the last axis of (rows, cols) */
     void (*layernorm)(const float *x, const float *g, const float *b, float *y, int64_t rows,
                       int64_t cols);

@@ -6,9 +6,9 @@
  * send/recv, MPI only to launch ranks and to broadcast each communicator's
  * ncclUniqueId.
  *
- * Key design choice: the runtime hands the backend host-visible float
- * pointers and reads them on the host after each call (cuda.h), so memory
- * is managed (cudaMallocManaged), a pointer the GPU cannot address (host
+ * Key design choice: memory is managed (cudaMallocManaged, preferred on
+ * the GPU, cached per size), because the runtime still reads a few small
+ * buffers on the host (cuda.h); a pointer the GPU cannot address (host
  * malloc, the stack) is staged through stream-ordered device memory, and
  * every entry point completes its work before returning.  The backend's
  * state (device, handle, streams, communicators) is one process-wide
@@ -93,6 +93,8 @@ static struct {
     cublasHandle_t blas;
     cudaStream_t compute, comm, p2p_up, p2p_down;
     double *acc;          /* one device double: loss sums */
+    unsigned long long *first; /* one device word: find_nonfinite's answer */
+    struct cudaMemLocation loc; /* this GPU, for cudaMemAdvise */
     CudaComm *world;      /* NULL on one rank */
     CudaComm *up, *down;  /* send/recv: to higher ranks, to lower ranks */
     CudaComm *live[MAX_COMMS]; /* every communicator, for ncclCommAbort */
@@ -184,19 +186,150 @@ static void unstage(Stage *st)
 
 /* ------------------------------------------------------------- memory */
 
+/* A caching allocator, as PyTorch's: cudaMallocManaged and cudaFree cost
+ * tens of microseconds and cudaFree waits for the whole device, so freed
+ * blocks wait in per-size lists for the next buffer of their size (every
+ * operator output of every micro-batch asks for the same sizes again).
+ * A table from pointer to size serves free(); both are host-side. */
+typedef struct CBlock {
+    float *p;
+    int64_t n;
+    struct CBlock *next;
+} CBlock;
+
+enum { CACHE_SLOTS = 4096 };
+static struct {
+    struct { int64_t n; CBlock *head; } slot[CACHE_SLOTS];
+    CBlock **live; /* open addressing by pointer: the blocks in use */
+    int64_t live_cap, live_n;
+    double cached_bytes;
+} A;
+
+static uint64_t ptr_hash(const void *p)
+{
+    uint64_t z = (uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ull;
+    return z ^ (z >> 29);
+}
+
+static int cache_slot(int64_t n)
+{
+    unsigned h = (unsigned)(((uint64_t)n * 0x9E3779B97F4A7C15ull) >> 40) % CACHE_SLOTS;
+    for (int i = 0; i < CACHE_SLOTS; i++) {
+        int j = (int)((h + (unsigned)i) % CACHE_SLOTS);
+        if (A.slot[j].n == n || A.slot[j].n == 0) return j;
+    }
+    return -1;
+}
+
+static void live_put(CBlock *b)
+{
+    if (2 * (A.live_n + 1) > A.live_cap) { /* grow and rehash */
+        int64_t cap = A.live_cap ? 2 * A.live_cap : 4096;
+        CBlock **t = (CBlock **)xcalloc((size_t)cap, sizeof *t);
+        for (int64_t i = 0; i < A.live_cap; i++) {
+            CBlock *x = A.live[i];
+            if (!x) continue;
+            int64_t j = (int64_t)(ptr_hash(x->p) & (uint64_t)(cap - 1));
+            while (t[j]) j = (j + 1) & (cap - 1);
+            t[j] = x;
+        }
+        free(A.live);
+        A.live = t, A.live_cap = cap;
+    }
+    int64_t j = (int64_t)(ptr_hash(b->p) & (uint64_t)(A.live_cap - 1));
+    while (A.live[j]) j = (j + 1) & (A.live_cap - 1);
+    A.live[j] = b;
+    A.live_n++;
+}
+
+/* Removes and returns p's block (NULL: not ours). Backward-shift deletion. */
+static CBlock *live_take(const float *p)
+{
+    if (!A.live_cap) return NULL;
+    int64_t m = A.live_cap - 1, j = (int64_t)(ptr_hash(p) & (uint64_t)m);
+    while (A.live[j] && A.live[j]->p != p) j = (j + 1) & m;
+    CBlock *b = A.live[j];
+    if (!b) return NULL;
+    A.live[j] = NULL;
+    A.live_n--;
+    for (int64_t k = (j + 1) & m; A.live[k]; k = (k + 1) & m) {
+        CBlock *x = A.live[k];
+        int64_t h = (int64_t)(ptr_hash(x->p) & (uint64_t)m);
+        /* x may move to the hole at j when its home h is not in (j, k] */
+        if ((k > j && (h <= j || h > k)) || (k < j && h <= j && h > k)) {
+            A.live[j] = x, A.live[k] = NULL, j = k;
+        }
+    }
+    return b;
+}
+
+/* Gives the cached blocks back to the device. */
+static void cache_drop(void)
+{
+    for (int i = 0; i < CACHE_SLOTS; i++) {
+        for (CBlock *b = A.slot[i].head, *nx; b; b = nx) {
+            nx = b->next;
+            CUDA_CHECK(cudaFree(b->p));
+            free(b);
+        }
+        A.slot[i].head = NULL, A.slot[i].n = 0;
+    }
+    A.cached_bytes = 0;
+}
+
 static float *cu_alloc(int64_t n)
 {
-    void *p = NULL;
-    size_t bytes = FB(n > 0 ? n : 1);
-    CUDA_CHECK(cudaMallocManaged(&p, bytes, cudaMemAttachGlobal));
-    CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, G.compute));
+    if (n < 1) n = 1;
+    size_t bytes = FB(n);
+    int j = cache_slot(n);
+    CBlock *b = j >= 0 ? A.slot[j].head : NULL;
+    if (b) {
+        A.slot[j].head = b->next;
+        A.cached_bytes -= (double)bytes;
+    } else {
+        /* managed memory beyond what the device has free can hang the GPU:
+         * give the cache back first, then refuse */
+        size_t fr = 0, total = 0;
+        CUDA_CHECK(cudaMemGetInfo(&fr, &total));
+        if (bytes + ((size_t)256 << 20) > fr && A.cached_bytes > 0) {
+            cache_drop();
+            CUDA_CHECK(cudaMemGetInfo(&fr, &total));
+        }
+        if (bytes + ((size_t)256 << 20) > fr) {
+            char why[160];
+            snprintf(why, sizeof why, "out of GPU memory: %.3f GiB asked, %.3f GiB free of %.3f",
+                     (double)bytes / 1073741824.0, (double)fr / 1073741824.0,
+                     (double)total / 1073741824.0);
+            cuda_fatal("CUDA", __FILE__, __LINE__, "cu_alloc", why);
+        }
+        b = (CBlock *)xcalloc(1, sizeof *b);
+        b->n = n;
+        CUDA_CHECK(cudaMallocManaged((void **)&b->p, bytes, cudaMemAttachGlobal));
+        /* the GPU is where it lives: its pages are made there, not on the host */
+        if (cudaMemAdvise(b->p, bytes, cudaMemAdviseSetPreferredLocation, G.loc) != cudaSuccess)
+            cudaGetLastError(); /* advice only */
+    }
+    live_put(b);
+    CUDA_CHECK(cudaMemsetAsync(b->p, 0, bytes, G.compute));
     CUDA_CHECK(cudaStreamSynchronize(G.compute));
-    return (float *)p;
+    return b->p;
 }
 
 static void cu_free(float *p)
 {
-    if (p) CUDA_CHECK(cudaFree(p));
+    if (!p) return;
+    CBlock *b = live_take(p);
+    if (!b) cuda_fatal("CUDA", __FILE__, __LINE__, "cu_free", "a pointer cu_alloc did not return");
+    int j = cache_slot(b->n);
+    if (j < 0) {
+        CUDA_CHECK(cudaFree(b->p));
+        free(b);
+        return;
+    }
+    A.slot[j].n = b->n;
+    b->next = A.slot[j].head;
+    A.slot[j].head = b;
+    A.cached_bytes += (double)FB(b->n);
 }
 
 /* -------------------------------------------------------------- GEMMs */
@@ -278,6 +411,49 @@ static void cu_axpy(float a, const float *x, float *y, int64_t n)
 {
     BEGIN;
     axpy_forward_cuda(a, IN(x, n), INOUT(y, n), n, G.compute);
+    unstage(&st);
+}
+
+static void cu_mul(const float *a, const float *b, float *y, int64_t n)
+{
+    BEGIN;
+    mul_forward_cuda(IN(a, n), IN(b, n), OUT(y, n), n, G.compute);
+    unstage(&st);
+}
+
+static void cu_fill(float *y, float value, int64_t n)
+{
+    BEGIN;
+    fill_forward_cuda(OUT(y, n), value, n, G.compute);
+    unstage(&st);
+}
+
+static int64_t cu_find_nonfinite(const float *x, int64_t n)
+{
+    BEGIN;
+    int64_t r = find_nonfinite_cuda(IN(x, n), n, G.first, G.compute);
+    unstage(&st);
+    return r;
+}
+
+/* Elements from the first to one past the last that dims and strides reach. */
+static int64_t walk_span(const int64_t *dim, const int64_t *st, int n, int64_t from)
+{
+    for (int a = 0; a < n; a++) from += (dim[a] - 1) * st[a];
+    return from + 1;
+}
+
+static void cu_strided(const float *x, float *y, const Strided *s, int accumulate)
+{
+    for (int a = 0; a < s->nd; a++)
+        if (s->dim[a] <= 0) return;
+    BEGIN;
+    int64_t nx = walk_span(s->rdim, s->sr, s->nr, walk_span(s->dim, s->sx, s->nd, 0) - 1);
+    int64_t ny = walk_span(s->dim, s->sy, s->nd, 0);
+    for (int a = 0; a < s->nr; a++)
+        if (s->rdim[a] <= 0) nx = 1; /* an empty sum reads nothing */
+    /* y in and out: the walk may leave some of its elements alone */
+    strided_copy_cuda(IN(x, nx), INOUT(y, ny), s, accumulate, G.compute);
     unstage(&st);
 }
 
@@ -650,6 +826,7 @@ static const Backend CUDA_BACKEND = {
     /* .name */ "cuda",
     cu_alloc, cu_free, cu_gemm_batched,
     cu_relu, cu_relu_bwd, cu_gelu, cu_gelu_bwd, cu_axpy,
+    cu_mul, cu_strided, cu_fill, cu_find_nonfinite,
     cu_layernorm, cu_layernorm_bwd, cu_softmax, cu_softmax_bwd,
     cu_embedding, cu_embedding_bwd,
     cu_mse, cu_mse_bwd, cu_xent, cu_xent_bwd,
@@ -702,6 +879,7 @@ static int init(char *why, size_t n)
     if (lr) local = atoi(lr);
     G.device = local % ndev;
     CUDA_CHECK(cudaSetDevice(G.device));
+    G.loc.type = cudaMemLocationTypeDevice, G.loc.id = G.device;
     int managed = 0;
     CUDA_CHECK(cudaDeviceGetAttribute(&managed, cudaDevAttrManagedMemory, G.device));
     if (!managed) return fail(why, n, "GPU %d has no managed memory, which the CUDA backend needs", G.device);
@@ -714,6 +892,7 @@ static int init(char *why, size_t n)
      * NVIDIA_TF32_OVERRIDE=1): --check holds, and it is what raw cuBLAS users get */
     CUBLAS_CHECK(cublasSetMathMode(G.blas, CUBLAS_DEFAULT_MATH));
     CUDA_CHECK(cudaMalloc((void **)&G.acc, sizeof(double)));
+    CUDA_CHECK(cudaMalloc((void **)&G.first, sizeof *G.first));
 #if CALPA_HAVE_NCCL && CALPA_HAVE_MPI
     if (G.size > 1) {
         G.world = comm_over(MPI_COMM_WORLD);

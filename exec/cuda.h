@@ -3,16 +3,19 @@
  * exec/kernels_cuda.cu, NCCL collectives and send/recv) and the GPU
  * measurements `calpa profile --backend cuda` is made of.
  *
- * The Backend interface (backend.h) passes plain float pointers that the
- * runtime also reads and writes on the host (slicing shards, filling
- * inputs, packing collective buffers), and some of them are host malloc /
- * stack memory.  So the CUDA backend allocates managed memory (one pointer
- * valid on host and device), stages any pointer the GPU cannot address
- * through a device buffer, and completes every call before it returns (the
- * runtime reads results on the host right after).  Compute runs on one
- * stream, collectives on a second, sends and receives on a stream per
- * direction; with the runtime's in-order interpreter they do not overlap
- * yet (runtime.h), but nothing in the backend stands in the way.
+ * The Backend interface (backend.h) passes plain float pointers.  The
+ * runtime makes every layout change of a tensor through the backend's
+ * strided walk, fill and copy entries, and checks gradients with
+ * find_nonfinite, so on the training path data stays on the GPU.  A few
+ * small host-side accesses remain (token ids, the loss scalar, the
+ * vocabulary-parallel cross-entropy, --check's gathers), so the CUDA
+ * backend allocates managed memory (one pointer valid on host and device,
+ * its preferred location the GPU), caches freed blocks per size, stages
+ * any pointer the GPU cannot address (host malloc, the stack) through a
+ * device buffer, and completes every call before it returns.  Compute runs
+ * on one stream, collectives on a second, sends and receives on a stream
+ * per direction; with the runtime's in-order interpreter they do not
+ * overlap yet (runtime.h), but nothing in the backend stands in the way.
  *
  * Built only when nvcc and cuBLAS were found (CALPA_CUDA_BACKEND=1);
  * exec/cuda_none.c answers "not built" otherwise.  NCCL (CALPA_HAVE_NCCL)

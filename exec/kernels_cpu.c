@@ -52,6 +52,71 @@ void axpy_forward(float a, const float *x, float *y, int64_t n)
     for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
 }
 
+void mul_forward(const float *a, const float *b, float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = a[i] * b[i];
+}
+
+void fill_forward(float *y, float value, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = value;
+}
+
+int64_t find_nonfinite(const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return i;
+    return -1;
+}
+
+/* One pass of the strided walk (backend.h) with the reduced index fixed at
+ * offset xo into x; mode 0 assigns, 1 adds, 2 writes zeros.  Row by row:
+ * the last output dim is the inner loop. */
+static void strided_pass(const float *x, int64_t xo, float *y, const Strided *s, int mode)
+{
+    int nd = s->nd;
+    int64_t inner = nd ? s->dim[nd - 1] : 1, ix = nd ? s->sx[nd - 1] : 0, iy = nd ? s->sy[nd - 1] : 0;
+    int64_t rows = 1, idx[BACKEND_MAX_DIMS] = {0};
+    for (int a = 0; a < nd - 1; a++) rows *= s->dim[a];
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t ox = xo, oy = 0;
+        for (int a = 0; a < nd - 1; a++) ox += idx[a] * s->sx[a], oy += idx[a] * s->sy[a];
+        const float *xr = x + ox;
+        float *yr = y + oy;
+        if (mode == 2) for (int64_t i = 0; i < inner; i++) yr[i * iy] = 0;
+        else if (mode == 0 && ix == 1 && iy == 1) memcpy(yr, xr, sizeof(float) * (size_t)inner);
+        else if (mode == 0) for (int64_t i = 0; i < inner; i++) yr[i * iy] = xr[i * ix];
+        else if (ix == 1 && iy == 1) for (int64_t i = 0; i < inner; i++) yr[i] += xr[i];
+        else for (int64_t i = 0; i < inner; i++) yr[i * iy] += xr[i * ix];
+        for (int a = nd - 2; a >= 0; a--) {
+            if (++idx[a] < s->dim[a]) break;
+            idx[a] = 0;
+        }
+    }
+}
+
+void strided_copy(const float *x, float *y, const Strided *s, int accumulate)
+{
+    int64_t nout = 1, nred = 1, ridx[BACKEND_MAX_DIMS] = {0};
+    for (int a = 0; a < s->nd; a++) nout *= s->dim[a];
+    for (int a = 0; a < s->nr; a++) nred *= s->rdim[a];
+    if (nout == 0) return;
+    if (s->nr == 0) { /* a copy: assign or add */
+        strided_pass(x, 0, y, s, accumulate ? 1 : 0);
+        return;
+    }
+    if (!accumulate) strided_pass(x, 0, y, s, 2); /* a sum starts from zero */
+    for (int64_t r = 0; r < nred; r++) { /* reduced index outer: x is read in order */
+        int64_t xo = 0;
+        for (int a = 0; a < s->nr; a++) xo += ridx[a] * s->sr[a];
+        strided_pass(x, xo, y, s, 1);
+        for (int a = s->nr - 1; a >= 0; a--) {
+            if (++ridx[a] < s->rdim[a]) break;
+            ridx[a] = 0;
+        }
+    }
+}
+
 void layernorm_forward(const float *x, const float *g, const float *b, float *y, int64_t rows,
                        int64_t cols)
 {

@@ -163,6 +163,121 @@ void axpy_forward_cuda(float a, const float *x, float *y, int64_t n, cudaStream_
     CUDA_LAUNCHED("axpy");
 }
 
+/* ------------------------------------------------------- data movement */
+
+__global__ static void mul_k(const float *a, const float *b, float *y, int64_t n)
+{
+    FOR_EACH(i, n) y[i] = a[i] * b[i];
+}
+
+void mul_forward_cuda(const float *a, const float *b, float *y, int64_t n, cudaStream_t s)
+{
+    if (n <= 0) return;
+    mul_k<<<grid_for(n), THREADS, 0, s>>>(a, b, y, n);
+    CUDA_LAUNCHED("mul");
+}
+
+__global__ static void fill_k(float *y, float v, int64_t n)
+{
+    FOR_EACH(i, n) y[i] = v;
+}
+
+void fill_forward_cuda(float *y, float value, int64_t n, cudaStream_t s)
+{
+    if (n <= 0) return;
+    fill_k<<<grid_for(n), THREADS, 0, s>>>(y, value, n);
+    CUDA_LAUNCHED("fill");
+}
+
+__global__ static void nonfinite_k(const float *x, int64_t n, unsigned long long *first)
+{
+    FOR_EACH(i, n)
+        if (!isfinite(x[i])) atomicMin(first, (unsigned long long)i);
+}
+
+int64_t find_nonfinite_cuda(const float *x, int64_t n, unsigned long long *first, cudaStream_t s)
+{
+    if (n <= 0) return -1;
+    unsigned long long none = ~0ull, r = 0;
+    CUDA_CHECK(cudaMemcpyAsync(first, &none, sizeof none, cudaMemcpyHostToDevice, s));
+    nonfinite_k<<<grid_for(n), THREADS, 0, s>>>(x, n, first);
+    CUDA_LAUNCHED("find_nonfinite");
+    CUDA_CHECK(cudaMemcpyAsync(&r, first, sizeof r, cudaMemcpyDeviceToHost, s));
+    CUDA_CHECK(cudaStreamSynchronize(s));
+    return r == none ? -1 : (int64_t)r;
+}
+
+/* Output index i (row-major over s.dim) to its offsets into x and y. */
+__device__ static void strided_at(const Strided &s, int64_t i, int64_t *ox, int64_t *oy)
+{
+    int64_t x = 0, y = 0;
+    for (int a = s.nd - 1; a >= 0; a--) {
+        int64_t d = s.dim[a], q = i % d;
+        i /= d;
+        x += q * s.sx[a], y += q * s.sy[a];
+    }
+    *ox = x, *oy = y;
+}
+
+__global__ static void strided_copy_k(const float *x, float *y, Strided s, int64_t n, int acc)
+{
+    FOR_EACH(i, n) {
+        int64_t ox, oy;
+        strided_at(s, i, &ox, &oy);
+        y[oy] = acc ? y[oy] + x[ox] : x[ox];
+    }
+}
+
+/* A reduction: a 32 x 32 block per 32 consecutive outputs; thread (x, y)
+ * sums output x's reduced indices y, y + 32, ... and the block adds the 32
+ * partials.  Reads coalesce when consecutive outputs lie consecutive in x
+ * (a bias gradient: sum over rows of a row-major matrix). */
+__global__ static void strided_sum_k(const float *x, float *y, Strided s, int64_t n, int64_t nred,
+                                     int acc)
+{
+    __shared__ float part[32][33];
+    for (int64_t base = (int64_t)blockIdx.x * 32; base < n; base += (int64_t)gridDim.x * 32) {
+        int64_t i = base + threadIdx.x, ox = 0, oy = 0;
+        float v = 0;
+        if (i < n) {
+            strided_at(s, i, &ox, &oy);
+            for (int64_t r = threadIdx.y; r < nred; r += 32) {
+                int64_t q = r, o = ox;
+                for (int a = s.nr - 1; a >= 0; a--) {
+                    int64_t d = s.rdim[a];
+                    o += (q % d) * s.sr[a];
+                    q /= d;
+                }
+                v += x[o];
+            }
+        }
+        part[threadIdx.y][threadIdx.x] = v;
+        __syncthreads();
+        if (threadIdx.y == 0 && i < n) {
+            float t = 0;
+            for (int k = 0; k < 32; k++) t += part[k][threadIdx.x];
+            y[oy] = acc ? y[oy] + t : t;
+        }
+        __syncthreads();
+    }
+}
+
+void strided_copy_cuda(const float *x, float *y, const Strided *s, int accumulate, cudaStream_t st)
+{
+    int64_t n = 1, nred = 1;
+    for (int a = 0; a < s->nd; a++) n *= s->dim[a];
+    for (int a = 0; a < s->nr; a++) nred *= s->rdim[a];
+    if (n <= 0) return;
+    if (s->nr == 0) {
+        strided_copy_k<<<grid_for(n), THREADS, 0, st>>>(x, y, *s, n, accumulate);
+    } else {
+        int64_t blocks = (n + 31) / 32;
+        strided_sum_k<<<(unsigned)(blocks > 65535 * 8 ? 65535 * 8 : blocks), dim3(32, 32), 0, st>>>(
+            x, y, *s, n, nred, accumulate);
+    }
+    CUDA_LAUNCHED("strided");
+}
+
 /* ---------------------------------------------------------- layernorm */
 
 /* Mean and 1/std of row r (two passes in double, as the reference). */

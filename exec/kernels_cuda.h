@@ -10,11 +10,19 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include "backend.h"
+
 void relu_forward_cuda(const float *x, float *y, int64_t n, cudaStream_t s);
 void relu_backward_cuda(const float *dy, const float *y, float *dx, int64_t n, cudaStream_t s);
 void gelu_forward_cuda(const float *x, float *y, int64_t n, cudaStream_t s);
 void gelu_backward_cuda(const float *dy, const float *x, float *dx, int64_t n, cudaStream_t s);
 void axpy_forward_cuda(float a, const float *x, float *y, int64_t n, cudaStream_t s);
+void mul_forward_cuda(const float *a, const float *b, float *y, int64_t n, cudaStream_t s);
+void fill_forward_cuda(float *y, float value, int64_t n, cudaStream_t s);
+/* the strided walk of backend.h */
+void strided_copy_cuda(const float *x, float *y, const Strided *s, int accumulate, cudaStream_t st);
+/* first: one device word of scratch; waits for the answer */
+int64_t find_nonfinite_cuda(const float *x, int64_t n, unsigned long long *first, cudaStream_t s);
 void layernorm_forward_cuda(const float *x, const float *g, const float *b, float *y,
                             int64_t rows, int64_t cols, cudaStream_t s);
 /* stats: 2 * rows doubles of device scratch (mean, rstd per row) */

@@ -61,29 +61,31 @@ static int64_t prod(const int64_t *s, int n)
     return p;
 }
 
-/* Copies the box of shape bs at offset off of big (shape s) to small
- * (to_big = 0), or small into that box (to_big = 1). */
-static void copy_box(float *big, const int64_t *s, float *small, const int64_t *bs,
-                     const int64_t *off, int nd, int to_big)
+/* dst = src, n floats, where the backend keeps them. */
+static void dev_copy(const Backend *be, float *dst, const float *src, int64_t n)
 {
-    if (nd == 0) {
-        if (to_big) big[0] = small[0];
-        else small[0] = big[0];
-        return;
+    if (n <= 0 || dst == src) return;
+    Strided w = {.nd = 1, .dim = {n}, .sx = {1}, .sy = {1}};
+    be->strided(src, dst, &w, 0);
+}
+
+/* Copies the box of shape bs at offset off of big (shape s) to small
+ * (to_big = 0), or small into that box (to_big = 1), on the device. */
+static void copy_box(const Backend *be, float *big, const int64_t *s, float *small,
+                     const int64_t *bs, const int64_t *off, int nd, int to_big)
+{
+    _Static_assert(GRAPH_MAX_DIMS <= BACKEND_MAX_DIMS, "a tensor's dims fit a strided walk");
+    Strided w = {.nd = nd};
+    int64_t o = 0, sb = 1, ss = 1;
+    for (int a = nd - 1; a >= 0; a--) {
+        w.dim[a] = bs[a];
+        w.sx[a] = to_big ? ss : sb; /* x: small when writing the box, else big */
+        w.sy[a] = to_big ? sb : ss;
+        o += off[a] * sb;
+        sb *= s[a], ss *= bs[a];
     }
-    int64_t inner = bs[nd - 1], idx[GRAPH_MAX_DIMS] = {0};
-    int64_t rows = prod(bs, nd - 1);
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t o = 0;
-        for (int a = 0; a < nd - 1; a++) o = o * s[a] + off[a] + idx[a];
-        o = o * s[nd - 1] + off[nd - 1];
-        if (to_big) memcpy(big + o, small + r * inner, sizeof(float) * (size_t)inner);
-        else memcpy(small + r * inner, big + o, sizeof(float) * (size_t)inner);
-        for (int a = nd - 2; a >= 0; a--) {
-            if (++idx[a] < bs[a]) break;
-            idx[a] = 0;
-        }
-    }
+    if (to_big) be->strided(small, big + o, &w, 0);
+    else be->strided(big + o, small, &w, 0);
 }
 
 static float *buf_alloc(ExecCtx *c, int64_t n)
@@ -133,17 +135,17 @@ static void buf_make(ExecCtx *c, ExecBuf *b, const Tensor *T, const int8_t *lay,
 static int64_t chunk_len(int64_t n, int dp) { return (n + dp - 1) / dp; }
 
 /* Copies chunk r of a (n elements) into out (cs elements, zero padded). */
-static void chunk_get(const float *a, int64_t n, int64_t cs, int r, float *out)
+static void chunk_get(const Backend *be, const float *a, int64_t n, int64_t cs, int r, float *out)
 {
     int64_t lo = r * cs, hi = lo + cs < n ? lo + cs : n;
-    memset(out, 0, sizeof(float) * (size_t)cs);
-    if (hi > lo) memcpy(out, a + lo, sizeof(float) * (size_t)(hi - lo));
+    if (hi - lo < cs) be->fill(out, 0, cs);
+    if (hi > lo) dev_copy(be, out, a + lo, hi - lo);
 }
 
-static void chunk_put(float *a, int64_t n, int64_t cs, int r, const float *in)
+static void chunk_put(const Backend *be, float *a, int64_t n, int64_t cs, int r, const float *in)
 {
     int64_t lo = r * cs, hi = lo + cs < n ? lo + cs : n;
-    if (hi > lo) memcpy(a + lo, in, sizeof(float) * (size_t)(hi - lo));
+    if (hi > lo) dev_copy(be, a + lo, in, hi - lo);
 }
 
 /* Makes b (a full shard) hold only this rank's flat chunk. */
@@ -152,7 +154,7 @@ static void buf_flatten(ExecCtx *c, ExecBuf *b)
     int dp = c->mesh[0];
     int64_t cs = chunk_len(b->n, dp);
     float *p = buf_alloc(c, cs);
-    chunk_get(b->p, b->n, cs, c->pos[0], p);
+    chunk_get(c->be, b->p, b->n, cs, c->pos[0], p);
     int64_t n = b->n;
     buf_release(c, b);
     b->p = p, b->n = cs, b->flat = 1, b->full_n = n;
@@ -165,7 +167,7 @@ static void slice_from_full(const ExecCtx *c, const Tensor *T, const float *full
     int64_t ls[GRAPH_MAX_DIMS], off[GRAPH_MAX_DIMS];
     local_shape(c, T, lay, ls);
     for (int a = 0; a < T->ndim; a++) off[a] = lay[a] >= 0 ? c->pos[lay[a]] * ls[a] : 0;
-    copy_box((float *)full, T->shape, local, ls, off, T->ndim, 0);
+    copy_box(c->be, (float *)full, T->shape, local, ls, off, T->ndim, 0);
 }
 
 /* ---- context ---------------------------------------------------------- */
@@ -297,11 +299,13 @@ static void init_weights(ExecCtx *c)
             memcpy(lay, c->l->tensor_layout[w], sizeof lay);
             pm = 0;
         }
-        float *full = xmalloc(sizeof(float) * (size_t)tensor_numel(T));
-        exec_fill(c->seed, T, 0, 0, 0, full);
-        buf_make(c, &c->pers[t], T, lay, pm);
-        slice_from_full(c, T, full, lay, c->pers[t].p);
-        free(full);
+        buf_make(c, &c->pers[t], T, lay, pm); /* zeroed: optimizer state starts so */
+        if (T->kind != TK_OPT_STATE) {
+            float *full = xmalloc(sizeof(float) * (size_t)tensor_numel(T));
+            exec_fill(c->seed, T, 0, 0, 0, full);
+            slice_from_full(c, T, full, lay, c->pers[t].p);
+            free(full);
+        }
         int w = T->kind == TK_WEIGHT ? t : T->weight;
         if (zero_sharded(c, w) && (T->kind == TK_OPT_STATE || (c->zero >= 3 && T->kind == TK_WEIGHT)))
             buf_flatten(c, &c->pers[t]);
@@ -435,7 +439,7 @@ static CalpaStatus slice_to(const ExecCtx *c, const Tensor *T, const ExecBuf *b,
 /* A weight held split on mesh dim d that a reader needs unsplit there: an
  * all-gather over d that the lowering does not plan (it assumes each
  * reader holds the weight as it needs it; tied embeddings read in two
- * layouts break that). *out (malloc'ed) holds b's data in layout want. */
+ * layouts break that). *out (from the backend) holds b's data in layout want. */
 static CalpaStatus weight_regather(ExecCtx *c, int t, const ExecBuf *b, const int8_t *want, int d,
                                    float **out, Err *e)
 {
@@ -453,19 +457,19 @@ static CalpaStatus weight_regather(ExecCtx *c, int t, const ExecBuf *b, const in
     int64_t hs[GRAPH_MAX_DIMS], ns[GRAPH_MAX_DIMS], off[GRAPH_MAX_DIMS] = {0};
     local_shape(c, T, b->lay, hs);
     local_shape(c, T, want, ns);
-    float *all = xmalloc(sizeof(float) * (size_t)(b->n * n + 1));
-    *out = xmalloc(sizeof(float) * (size_t)(prod(ns, T->ndim) + 1));
+    float *all = c->be->alloc(b->n * n);
+    *out = c->be->alloc(prod(ns, T->ndim));
     c->be->all_gather(b->p, all, b->n, comm);
     for (int r = 0; r < n; r++) {
         off[ax] = r * hs[ax];
-        copy_box(*out, ns, all + r * b->n, hs, off, T->ndim, 1);
+        copy_box(c->be, *out, ns, all + r * b->n, hs, off, T->ndim, 1);
     }
-    free(all);
+    c->be->free(all);
     return CALPA_OK;
 }
 
 /* Operand k of op o in layout lay: the held buffer, or a local slice of it
- * in *tmp (caller frees) when the buffer holds a replicated axis that lay
+ * in *tmp (the caller gives it back to the backend) when the buffer holds a replicated axis that lay
  * splits. EFAIL when the tensor is missing or its layout cannot serve. */
 static CalpaStatus operand(ExecCtx *c, int o, int k, int mb, const int8_t *lay, float **p,
                            float **tmp, Err *e)
@@ -490,7 +494,7 @@ static CalpaStatus operand(ExecCtx *c, int o, int k, int mb, const int8_t *lay, 
          * the tied all-reduce at the end of the step; here it adds nothing */
         int64_t ls[GRAPH_MAX_DIMS];
         local_shape(c, T, lay, ls);
-        *tmp = xcalloc((size_t)prod(ls, T->ndim) + 1, sizeof(float));
+        *tmp = c->be->alloc(prod(ls, T->ndim));
         *p = *tmp;
         return CALPA_OK;
     }
@@ -515,7 +519,7 @@ static CalpaStatus operand(ExecCtx *c, int o, int k, int mb, const int8_t *lay, 
             memcpy(v.lay, want, sizeof v.lay);
             float *sliced = NULL;
             st = slice_to(c, T, &v, lay, &sliced);
-            if (sliced) { free(*tmp); *tmp = sliced; }
+            if (sliced) { c->be->free(*tmp); *tmp = sliced; }
             *p = *tmp;
             return st;
         }
@@ -529,7 +533,7 @@ static CalpaStatus operand(ExecCtx *c, int o, int k, int mb, const int8_t *lay, 
     return CALPA_OK;
 }
 
-/* The slice of b's data in layout lay (*out malloc'ed), or *out = NULL when
+/* The slice of b's data in layout lay (*out from the backend), or *out = NULL when
  * b already has it. EFAIL when b is split where lay is not. */
 static CalpaStatus slice_to(const ExecCtx *c, const Tensor *T, const ExecBuf *b, const int8_t *lay,
                             float **out)
@@ -547,8 +551,8 @@ static CalpaStatus slice_to(const ExecCtx *c, const Tensor *T, const ExecBuf *b,
         off[a] = c->pos[lay[a]] * ls[a];
     }
     if (same) return CALPA_OK;
-    *out = xmalloc(sizeof(float) * (size_t)(prod(ls, T->ndim) ? prod(ls, T->ndim) : 1));
-    copy_box(b->p, hs, *out, ls, off, T->ndim, 0);
+    *out = c->be->alloc(prod(ls, T->ndim));
+    copy_box(c->be, b->p, hs, *out, ls, off, T->ndim, 0);
     return CALPA_OK;
 }
 
@@ -574,35 +578,26 @@ static void letter_strides(const char *lab, const LetterSizes *ls, int64_t *st /
 }
 
 /* y[ly] (+)= x[lx], summing the letters of lx missing from ly (a permute
- * or a reduction by labels). accumulate: add into y. Walks x row by row
- * (its last axis innermost), so the offset into y is computed once per row. */
-static void relabel(const float *x, const char *lx, float *y, const char *ly, const LetterSizes *ls,
-                    int accumulate, int64_t ny)
+ * or a reduction by labels) on the device. accumulate: add into y. */
+static void relabel(const Backend *be, const float *x, const char *lx, float *y, const char *ly,
+                    const LetterSizes *ls, int accumulate)
 {
-    int64_t sy[128];
+    int64_t sx[128], sy[128];
+    letter_strides(lx, ls, sx);
     letter_strides(ly, ls, sy);
-    if (!accumulate) memset(y, 0, sizeof(float) * (size_t)ny);
-    int nd = (int)strlen(lx);
-    if (nd == 0) { y[0] += x[0]; return; }
-    if (!strcmp(lx, ly)) {
-        for (int64_t i = 0; i < ny; i++) y[i] += x[i];
-        return;
+    Strided w = {0};
+    for (int a = 0; ly[a]; a++) {
+        unsigned char ch = (unsigned char)ly[a];
+        CHECK(strchr(lx, ch) && w.nd < BACKEND_MAX_DIMS);
+        w.dim[w.nd] = ls->size[ch], w.sx[w.nd] = sx[ch], w.sy[w.nd] = sy[ch], w.nd++;
     }
-    int64_t idx[GRAPH_MAX_DIMS] = {0}, dim[GRAPH_MAX_DIMS] = {0}, rows = 1;
-    for (int a = 0; a < nd; a++) dim[a] = ls->size[(unsigned char)lx[a]];
-    for (int a = 0; a < nd - 1; a++) rows *= dim[a];
-    int64_t inner = dim[nd - 1], is = sy[(unsigned char)lx[nd - 1]];
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t o = 0;
-        for (int a = 0; a < nd - 1; a++) o += idx[a] * sy[(unsigned char)lx[a]];
-        const float *xr = x + r * inner;
-        if (is == 1) for (int64_t i = 0; i < inner; i++) y[o + i] += xr[i];
-        else for (int64_t i = 0; i < inner; i++) y[o + i * is] += xr[i];
-        for (int a = nd - 2; a >= 0; a--) {
-            if (++idx[a] < dim[a]) break;
-            idx[a] = 0;
-        }
+    for (int a = 0; lx[a]; a++) {
+        unsigned char ch = (unsigned char)lx[a];
+        if (strchr(ly, ch)) continue;
+        CHECK(w.nr < BACKEND_MAX_DIMS);
+        w.rdim[w.nr] = ls->size[ch], w.sr[w.nr] = sx[ch], w.nr++;
     }
+    be->strided(x, y, &w, accumulate);
 }
 
 /* The stride of the axis merging the letters of grp (in order) in an operand
@@ -647,14 +642,15 @@ static int matrix_view(const char *rows, const char *cols, const int64_t *st, co
 /* Operand x (letters lx) of a GEMM as a rows x cols matrix: x itself if its
  * letters form a strided matrix, else a copy in the packed order (*buf, the
  * caller frees it); st: its letter strides, *trans and *ld how to read it. */
-static const float *gemm_operand(const float *x, const char *lx, const char *packed,
-                                 const char *rows, const char *cols, const LetterSizes *ls,
-                                 int64_t n, int64_t *st, int *trans, int64_t *ld, float **buf)
+static const float *gemm_operand(const Backend *be, const float *x, const char *lx,
+                                 const char *packed, const char *rows, const char *cols,
+                                 const LetterSizes *ls, int64_t n, int64_t *st, int *trans,
+                                 int64_t *ld, float **buf)
 {
     letter_strides(lx, ls, st);
     if (matrix_view(rows, cols, st, ls, trans, ld)) return x;
-    *buf = xmalloc(sizeof(float) * (size_t)(n + 1));
-    relabel(x, lx, *buf, packed, ls, 0, n);
+    *buf = be->alloc(n);
+    relabel(be, x, lx, *buf, packed, ls, 0);
     letter_strides(packed, ls, st);
     CHECK(matrix_view(rows, cols, st, ls, trans, ld));
     return *buf;
@@ -704,10 +700,10 @@ static void einsum2(const Backend *be, const float *A, const char *la, const flo
     int ta, tb;
     int64_t lda, ldb;
     float *a_buf = NULL, *b_buf = NULL, *c_buf = NULL, *c2 = C;
-    const float *a2 = gemm_operand(A, la, pa, mm, kk, ls, BA * M * K, sa, &ta, &lda, &a_buf);
-    const float *b2 = gemm_operand(B, lb, pb, kk, nn, ls, BA * K * N, sb, &tb, &ldb, &b_buf);
+    const float *a2 = gemm_operand(be, A, la, pa, mm, kk, ls, BA * M * K, sa, &ta, &lda, &a_buf);
+    const float *b2 = gemm_operand(be, B, lb, pb, kk, nn, ls, BA * K * N, sb, &tb, &ldb, &b_buf);
     if (!matrix_view(mm, nn, sc, ls, &tc, &ldc) || tc) {
-        c2 = c_buf = xmalloc(sizeof(float) * (size_t)(BA * M * N + 1));
+        c2 = c_buf = be->alloc(BA * M * N);
         letter_strides(pc, ls, sc);
         CHECK(matrix_view(mm, nn, sc, ls, &tc, &ldc) && !tc);
     }
@@ -738,8 +734,9 @@ static void einsum2(const Backend *be, const float *A, const char *la, const flo
             idx[i] = 0;
         }
     }
-    if (c_buf) relabel(c_buf, pc, C, lc, ls, 0, nc);
-    free(a_buf), free(b_buf), free(c_buf);
+    if (c_buf) relabel(be, c_buf, pc, C, lc, ls, 0);
+    be->free(a_buf), be->free(b_buf), be->free(c_buf);
+    (void)nc;
 }
 
 void exec_einsum(const Backend *be, const float *A, const char *la, const int64_t *sa,
@@ -754,36 +751,34 @@ void exec_einsum(const Backend *be, const float *A, const char *la, const int64_
     einsum2(be, A, la, B, lb, C, lc, &ls, nc);
 }
 
-/* y[ly] = x0[l0] + x1[l1], broadcasting by labels (row by row over y). */
-static void add_bcast(const float *x0, const char *l0, const float *x1, const char *l1, float *y,
-                      const char *ly, const LetterSizes *ls, int64_t ny)
+/* y[ly] = x0[l0] + x1[l1], broadcasting by labels: a copy of x0 and an
+ * accumulation of x1, each a strided walk over y (stride 0 where an input
+ * lacks a letter).  y may be either input (an in-place update). */
+static void add_bcast(const Backend *be, const float *x0, const char *l0, const float *x1,
+                      const char *l1, float *y, const char *ly, const LetterSizes *ls)
 {
-    int64_t s0[128], s1[128];
+    if (y == x1 && y != x0) { /* the copy must not overwrite what the sum still reads */
+        const float *t = x0;
+        const char *tl = l0;
+        x0 = x1, l0 = l1, x1 = t, l1 = tl;
+    }
+    int64_t s0[128], s1[128], sy[128];
     letter_strides(l0, ls, s0);
     letter_strides(l1, ls, s1);
-    int nd = (int)strlen(ly);
-    if (nd == 0) { y[0] = x0[0] + x1[0]; return; }
-    int64_t idx[GRAPH_MAX_DIMS] = {0}, dim[GRAPH_MAX_DIMS] = {0}, rows = 1;
-    for (int a = 0; a < nd; a++) dim[a] = ls->size[(unsigned char)ly[a]];
-    for (int a = 0; a < nd - 1; a++) rows *= dim[a];
-    int64_t inner = dim[nd - 1];
-    unsigned char lc = (unsigned char)ly[nd - 1];
-    int64_t i0 = s0[lc], i1 = s1[lc];
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t o0 = 0, o1 = 0;
-        for (int a = 0; a < nd - 1; a++) {
-            o0 += idx[a] * s0[(unsigned char)ly[a]];
-            o1 += idx[a] * s1[(unsigned char)ly[a]];
-        }
-        float *yr = y + r * inner;
-        if (i0 == 1 && i1 == 1) for (int64_t i = 0; i < inner; i++) yr[i] = x0[o0 + i] + x1[o1 + i];
-        else for (int64_t i = 0; i < inner; i++) yr[i] = x0[o0 + i * i0] + x1[o1 + i * i1];
-        for (int a = nd - 2; a >= 0; a--) {
-            if (++idx[a] < dim[a]) break;
-            idx[a] = 0;
-        }
+    letter_strides(ly, ls, sy);
+    for (int a = 0; l0[a]; a++) CHECK(strchr(ly, l0[a]));
+    for (int a = 0; l1[a]; a++) CHECK(strchr(ly, l1[a]));
+    Strided w0 = {0}, w1;
+    for (int a = 0; ly[a]; a++) {
+        unsigned char ch = (unsigned char)ly[a];
+        w0.dim[a] = ls->size[ch], w0.sy[a] = sy[ch];
+        w0.sx[a] = strchr(l0, ch) ? s0[ch] : 0;
     }
-    (void)ny;
+    w0.nd = (int)strlen(ly);
+    w1 = w0;
+    for (int a = 0; ly[a]; a++) w1.sx[a] = strchr(l1, ly[a]) ? s1[(unsigned char)ly[a]] : 0;
+    be->strided(x0, y, &w0, 0);
+    be->strided(x1, y, &w1, 1);
 }
 
 /* ---- compute ------------------------------------------------------------ */
@@ -938,7 +933,7 @@ static CalpaStatus compute(ExecCtx *c, int o, int mb, Err *e)
                 break;
             }
             acc[j] = b->p;
-            out[j] = xcalloc((size_t)(on[j] + 1), sizeof(float));
+            out[j] = be->alloc(on[j]);
             continue;
         }
         buf_make(c, b, T, lay, pm);
@@ -953,8 +948,8 @@ static CalpaStatus compute(ExecCtx *c, int o, int mb, Err *e)
     const char *lo = op->lab[op->n_in];
     if (!st) switch (op->type) {
     case OP_MATMUL: einsum2(c->be, in[0], op->lab[0], in[1], op->lab[1], out[0], lo, &ls, on[0]); break;
-    case OP_ADD: add_bcast(in[0], op->lab[0], in[1], op->lab[1], out[0], lo, &ls, on[0]); break;
-    case OP_REDUCE_SUM: relabel(in[0], op->lab[0], out[0], lo, &ls, 0, on[0]); break;
+    case OP_ADD: add_bcast(be, in[0], op->lab[0], in[1], op->lab[1], out[0], lo, &ls); break;
+    case OP_REDUCE_SUM: relabel(be, in[0], op->lab[0], out[0], lo, &ls, 0); break;
     case OP_RELU: be->relu(in[0], out[0], n0); break;
     case OP_RELU_BWD: be->relu_bwd(in[0], in[1], out[0], n0); break;
     case OP_GELU: be->gelu(in[0], out[0], n0); break;
@@ -966,7 +961,7 @@ static CalpaStatus compute(ExecCtx *c, int o, int mb, Err *e)
                          (long long)n0, (long long)on[0]);
             break;
         }
-        memcpy(out[0], in[0], sizeof(float) * (size_t)n0);
+        dev_copy(be, out[0], in[0], n0);
         break;
     case OP_DROPOUT:
         if (op->attr[0] != 1000000) {
@@ -974,11 +969,11 @@ static CalpaStatus compute(ExecCtx *c, int o, int mb, Err *e)
                          "by exec (use dropout=0)", op->name, op->attr[0] / 1e6);
             break;
         }
-        memcpy(out[0], in[0], sizeof(float) * (size_t)n0);
-        for (int64_t i = 0; op->n_out > 1 && i < on[1]; i++) out[1][i] = 1;
+        dev_copy(be, out[0], in[0], n0);
+        if (op->n_out > 1) be->fill(out[1], 1, on[1]);
         break;
     case OP_DROPOUT_BWD:
-        for (int64_t i = 0; i < n0; i++) out[0][i] = in[0][i] * in[1][i];
+        be->mul(in[0], in[1], out[0], n0);
         break;
     case OP_LAYERNORM:
     case OP_LAYERNORM_BWD:
@@ -1075,9 +1070,9 @@ static CalpaStatus compute(ExecCtx *c, int o, int mb, Err *e)
     for (int j = 0; j < op->n_out; j++)
         if (acc[j]) {
             if (!st) be->axpy(1.0f, out[j], acc[j], on[j]);
-            free(out[j]);
+            be->free(out[j]);
         }
-    for (int k = 0; k < op->n_in; k++) free(tmp[k]);
+    for (int k = 0; k < op->n_in; k++) be->free(tmp[k]);
     (void)ob;
     return st;
 }
@@ -1110,10 +1105,10 @@ static CalpaStatus coll_tensor(ExecCtx *c, ExecBuf *b, const Tensor *T, const in
         /* already in the task's layout (the lowering re-reduces a tensor that
          * an earlier task reduced): the same collective on a scratch copy, so
          * that the time matches the prediction and the data stays right */
-        float *scratch = xmalloc(sizeof(float) * (size_t)(b->n + 1));
-        memcpy(scratch, b->p, sizeof(float) * (size_t)b->n);
+        float *scratch = c->be->alloc(b->n);
+        dev_copy(c->be, scratch, b->p, b->n);
         c->be->all_reduce(scratch, b->n, comm);
-        free(scratch);
+        c->be->free(scratch);
         return CALPA_OK;
     }
     if (reduce && to < 0 && from < 0) { /* all-reduce */
@@ -1126,21 +1121,21 @@ static CalpaStatus coll_tensor(ExecCtx *c, ExecBuf *b, const Tensor *T, const in
     memcpy(nb.lay, lay, sizeof nb.lay);
     nb.partial = pm;
     int64_t chunk = b->n / n;
-    float *pack = xmalloc(sizeof(float) * (size_t)(b->n + nb.n + 1));
+    float *pack = c->be->alloc(b->n + nb.n);
     if (reduce && to >= 0 && from < 0) { /* reduce-scatter: pack chunks along axis to */
         int64_t cs[GRAPH_MAX_DIMS];
         memcpy(cs, hs, sizeof cs);
         cs[to] = hs[to] / n;
         for (int r = 0; r < n; r++) {
             off[to] = r * cs[to];
-            copy_box(b->p, hs, pack + r * chunk, cs, off, T->ndim, 0);
+            copy_box(c->be, b->p, hs, pack + r * chunk, cs, off, T->ndim, 0);
         }
         c->be->reduce_scatter(pack, nb.p, chunk, comm);
     } else if (!reduce && from >= 0 && to < 0) { /* all-gather along axis from */
         c->be->all_gather(b->p, pack, b->n, comm);
         for (int r = 0; r < n; r++) {
             off[from] = r * hs[from];
-            copy_box(nb.p, ns, pack + r * b->n, hs, off, T->ndim, 1);
+            copy_box(c->be, nb.p, ns, pack + r * b->n, hs, off, T->ndim, 1);
         }
     } else if (!reduce && from >= 0 && to >= 0) { /* all-to-all: split moves from -> to */
         int64_t cs[GRAPH_MAX_DIMS];
@@ -1149,22 +1144,22 @@ static CalpaStatus coll_tensor(ExecCtx *c, ExecBuf *b, const Tensor *T, const in
         for (int r = 0; r < n; r++) {
             memset(off, 0, sizeof off);
             off[to] = r * cs[to];
-            copy_box(b->p, hs, pack + r * chunk, cs, off, T->ndim, 0);
+            copy_box(c->be, b->p, hs, pack + r * chunk, cs, off, T->ndim, 0);
         }
         float *recv = pack + b->n;
         c->be->all_to_all(pack, recv, chunk, comm);
         for (int r = 0; r < n; r++) {
             memset(off, 0, sizeof off);
             off[from] = r * cs[from];
-            copy_box(nb.p, ns, recv + r * chunk, cs, off, T->ndim, 1);
+            copy_box(c->be, nb.p, ns, recv + r * chunk, cs, off, T->ndim, 1);
         }
     } else {
-        free(pack);
+        c->be->free(pack);
         buf_release(c, &nb);
         return err_set(e, CALPA_EFAIL, "tensor %s: no collective moves it from its layout to the "
                        "task's", T->name);
     }
-    free(pack);
+    c->be->free(pack);
     buf_release(c, b);
     *b = nb;
     return CALPA_OK;
@@ -1199,7 +1194,7 @@ static CalpaStatus coll_bucket(ExecCtx *c, const Task *tk, Err *e)
         for (int i = 0; i < nm; i++) {
             ExecBuf *w = &c->pers[mem[i]];
             int64_t cs = chunk_len(w->n, dp);
-            chunk_get(w->p, w->n, cs, c->pos[d], pack + at);
+            chunk_get(c->be, w->p, w->n, cs, c->pos[d], pack + at);
             at += cs;
         }
         c->be->all_gather(pack, all, tot, c->comm[tk->group]);
@@ -1208,7 +1203,7 @@ static CalpaStatus coll_bucket(ExecCtx *c, const Task *tk, Err *e)
             for (int i = 0; i < nm; i++) {
                 ExecBuf *w = &c->pers[mem[i]];
                 int64_t cs = chunk_len(w->n, dp);
-                chunk_put(w->p, w->n, cs, r, all + r * tot + at);
+                chunk_put(c->be, w->p, w->n, cs, r, all + r * tot + at);
                 at += cs;
             }
         }
@@ -1243,7 +1238,7 @@ static CalpaStatus coll_bucket(ExecCtx *c, const Task *tk, Err *e)
             for (int i = 0; i < nm; i++) {
                 ExecBuf *b = &c->pers[mem[i]];
                 int64_t cs = chunk_len(b->n, dp);
-                chunk_get(b->p, b->n, cs, r, pack + r * tot + at);
+                chunk_get(c->be, b->p, b->n, cs, r, pack + r * tot + at);
                 at += cs;
             }
         }
@@ -1256,7 +1251,7 @@ static CalpaStatus coll_bucket(ExecCtx *c, const Task *tk, Err *e)
             uint8_t pm = b->partial & (uint8_t)~(1u << d);
             buf_release(c, b);
             b->p = buf_alloc(c, cs);
-            memcpy(b->p, mine + at, sizeof(float) * (size_t)cs);
+            dev_copy(c->be, b->p, mine + at, cs);
             b->n = cs, b->flat = 1, b->full_n = n, b->partial = pm;
             at += cs;
         }
@@ -1268,14 +1263,14 @@ static CalpaStatus coll_bucket(ExecCtx *c, const Task *tk, Err *e)
     float *pack = c->be->alloc(tot);
     int64_t at = 0;
     for (int i = 0; i < nm; i++) {
-        memcpy(pack + at, c->pers[mem[i]].p, sizeof(float) * (size_t)c->pers[mem[i]].n);
+        dev_copy(c->be, pack + at, c->pers[mem[i]].p, c->pers[mem[i]].n);
         at += c->pers[mem[i]].n;
     }
     c->be->all_reduce(pack, tot, c->comm[tk->group]);
     at = 0;
     for (int i = 0; i < nm; i++) {
         ExecBuf *b = &c->pers[mem[i]];
-        memcpy(b->p, pack + at, sizeof(float) * (size_t)b->n);
+        dev_copy(c->be, b->p, pack + at, b->n);
         at += b->n;
         b->partial &= (uint8_t)~(1u << d);
     }
@@ -1343,10 +1338,10 @@ static CalpaStatus coll_tied(ExecCtx *c, const Task *tk, Err *e)
         float *out;
         CalpaStatus st = weight_regather(c, t, &cur, want, cur.lay[a], &out, e);
         if (st) {
-            free(full);
+            c->be->free(full);
             return st;
         }
-        free(full);
+        c->be->free(full);
         full = out;
         memcpy(cur.lay, want, sizeof want);
         cur.p = full;
@@ -1359,14 +1354,14 @@ static CalpaStatus coll_tied(ExecCtx *c, const Task *tk, Err *e)
     for (int q = 0; q < G->n; q++) {
         int pq = prog_of_dev(c->l, G->devs[q]);
         if (G->devs[q] < c->rank && pq >= 0 && c->l->prog[pq].stage == c->prog->stage) {
-            memset(cur.p, 0, sizeof(float) * (size_t)cur.n);
+            c->be->fill(cur.p, 0, cur.n);
             break;
         }
     }
     c->be->all_reduce(cur.p, cur.n, c->comm[tk->group]);
     if (full) {
         slice_from_full(c, T, full, b->lay, b->p);
-        free(full);
+        c->be->free(full);
     }
     /* the accumulated gradient the optimizer reads: the reduced one here too */
     for (int o = 0; o < g->n_op; o++) {
@@ -1375,7 +1370,7 @@ static CalpaStatus coll_tied(ExecCtx *c, const Task *tk, Err *e)
         ExecBuf *x = buf_of(c, op->out[0], 0);
         if (x == b || x->p) continue;
         buf_make(c, x, &g->t[op->out[0]], b->lay, b->partial);
-        memcpy(x->p, b->p, sizeof(float) * (size_t)b->n);
+        dev_copy(c->be, x->p, b->p, b->n);
     }
     int uo = update_op(c, w);
     if (uo >= 0 && op_stage(c, uo) != c->prog->stage) {
@@ -1393,15 +1388,15 @@ static CalpaStatus coll_tied(ExecCtx *c, const Task *tk, Err *e)
             for (int gi = 0; gi < c->prog->n_group && !comm; gi++)
                 if (c->group_dim[gi] == d) comm = c->comm[gi];
             if (!own) {
-                own = xmalloc(sizeof(float) * (size_t)b->n);
-                memcpy(own, b->p, sizeof(float) * (size_t)b->n);
+                own = c->be->alloc(b->n);
+                dev_copy(c->be, own, b->p, b->n);
                 gsum = own;
             }
             c->be->all_reduce(own, b->n, comm);
         }
         if (op->type == OP_SGD) c->be->sgd(wb->p, gsum, b->n, c->lr);
         else c->be->adam(wb->p, gsum, c->pers[op->in[2]].p, c->pers[op->in[3]].p, b->n, c->lr, c->step + 1);
-        free(own);
+        c->be->free(own);
     }
     return CALPA_OK;
 }
@@ -1423,10 +1418,10 @@ static CalpaStatus run_task(ExecCtx *c, const Task *tk, Err *e)
             int dp = c->mesh[0];
             ExecBuf *w = &c->gath[tk->tensor];
             buf_make(c, w, &g->t[tk->tensor], b->lay, 0);
-            float *all = xmalloc(sizeof(float) * (size_t)(b->n * dp));
+            float *all = c->be->alloc(b->n * dp);
             c->be->all_gather(b->p, all, b->n, c->comm[tk->group]);
-            memcpy(w->p, all, sizeof(float) * (size_t)w->n);
-            free(all);
+            dev_copy(c->be, w->p, all, w->n);
+            c->be->free(all);
             return CALPA_OK;
         }
         return coll_tensor(c, b, &g->t[tk->tensor], tk->layout, tk->partial, c->group_dim[tk->group],
@@ -1465,8 +1460,8 @@ static CalpaStatus run_task(ExecCtx *c, const Task *tk, Err *e)
                 want[a] = -1;
                 float *nx = NULL;
                 CalpaStatus st = weight_regather(c, tk->tensor, &v, want, v.lay[a], &nx, e);
-                if (st) { free(own); return st; }
-                free(own);
+                if (st) { c->be->free(own); return st; }
+                c->be->free(own);
                 own = nx;
                 v.p = nx;
                 memcpy(v.lay, want, sizeof want);
@@ -1475,7 +1470,7 @@ static CalpaStatus run_task(ExecCtx *c, const Task *tk, Err *e)
                 v.n = prod(ls, T->ndim);
             }
             if (v.n != cnt) {
-                free(own);
+                c->be->free(own);
                 return err_set(e, CALPA_EFAIL, "task %d: cannot send %s as %.0f bytes", tk->id, T->name,
                                tk->bytes);
             }
@@ -1492,10 +1487,10 @@ static CalpaStatus run_task(ExecCtx *c, const Task *tk, Err *e)
         ExecBuf *b = buf_of(c, tk->tensor, tk->mb);
         const Tensor *T = &g->t[tk->tensor];
         if (T->kind == TK_GRAD && b->p) { /* a gradient from another stage adds to ours */
-            float *tmp = xmalloc(sizeof(float) * (size_t)b->n);
+            float *tmp = c->be->alloc(b->n);
             c->be->recv(tmp, b->n, tk->peer, msg_tag(tk));
             c->be->axpy(1.0f, tmp, b->p, b->n);
-            free(tmp);
+            c->be->free(tmp);
             return CALPA_OK;
         }
         buf_make(c, b, T, tk->layout, tk->partial);
@@ -1592,13 +1587,13 @@ static CalpaStatus check_finite(ExecCtx *c, const Task *tk, Err *e)
         if (T->kind != TK_GRAD && !(op->type == OP_LOSS_MSE || op->type == OP_LOSS_XENT)) continue;
         ExecBuf *b = buf_of(c, op->out[j], tk->mb < 0 ? 0 : tk->mb);
         if (!b->p) continue;
-        for (int64_t i = 0; i < b->n; i++)
-            if (!isfinite(b->p[i]))
-                return err_set(e, CALPA_EFAIL, "step %d: %s '%s' holds %s at element %lld of this "
-                               "rank's %lld (operator %s, micro-batch %d, task %d)", c->step,
-                               T->kind == TK_GRAD ? "gradient" : "loss", T->name,
-                               isnan(b->p[i]) ? "NaN" : "Inf", (long long)i, (long long)b->n,
-                               op->name, tk->mb, tk->id);
+        int64_t i = c->be->find_nonfinite(b->p, b->n);
+        if (i >= 0)
+            return err_set(e, CALPA_EFAIL, "step %d: %s '%s' holds %s at element %lld of this "
+                           "rank's %lld (operator %s, micro-batch %d, task %d)", c->step,
+                           T->kind == TK_GRAD ? "gradient" : "loss", T->name,
+                           isnan(b->p[i]) ? "NaN" : "Inf", (long long)i, (long long)b->n,
+                           op->name, tk->mb, tk->id);
     }
     return CALPA_OK;
 }
@@ -1634,7 +1629,7 @@ static void end_step(ExecCtx *c)
 {
     for (int i = 0; i < c->n_sends; i++) c->be->wait(c->sends[i]);
     c->n_sends = 0;
-    for (int i = 0; i < c->n_scratch; i++) free(c->scratch[i]);
+    for (int i = 0; i < c->n_scratch; i++) c->be->free(c->scratch[i]); /* send buffers */
     c->n_scratch = 0;
     for (int i = 0; i < c->g->n_t * c->micro; i++) buf_release(c, &c->act[i]);
     for (int t = 0; t < c->g->n_t; t++) {
@@ -1715,9 +1710,9 @@ void exec_gather_weight(ExecCtx *c, int t, float **out, double *replica_err)
         float *shard = b->p;
         if (b->flat) { /* ZeRO-3: this rank's chunk in a zeroed shard */
             shard = xcalloc((size_t)b->full_n + 1, sizeof(float));
-            chunk_put(shard, b->full_n, b->n, c->pos[0], b->p);
+            chunk_put(c->be, shard, b->full_n, b->n, c->pos[0], b->p);
         }
-        copy_box(full, T->shape, shard, ls, off, T->ndim, 1);
+        copy_box(c->be, full, T->shape, shard, ls, off, T->ndim, 1);
         if (b->flat) free(shard);
         int uo = update_op(c, T->kind == TK_WEIGHT || T->weight < 0 ? t : T->weight);
         int own = uo < 0 || op_stage(c, uo) == c->prog->stage; /* one replica per shard contributes: mesh position 0 on unsplit dims */
@@ -1739,7 +1734,7 @@ void exec_gather_weight(ExecCtx *c, int t, float **out, double *replica_err)
         for (int a = 0; a < T->ndim; a++) off[a] = b->lay[a] >= 0 ? c->pos[b->lay[a]] * ls[a] : 0;
         int64_t sn = b->flat ? b->full_n : b->n;
         float *want = xmalloc(sizeof(float) * (size_t)(sn + 1));
-        copy_box(full, T->shape, want, ls, off, T->ndim, 0);
+        copy_box(c->be, full, T->shape, want, ls, off, T->ndim, 0);
         double d = 0, m = 1e-12;
         int64_t lo = b->flat ? c->pos[0] * b->n : 0;
         for (int64_t i = 0; i < b->n && lo + i < sn; i++) {

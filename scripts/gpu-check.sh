@@ -32,12 +32,14 @@ cd "$(dirname "$0")/.."
 
 if [ "${1:-}" = "--bundle" ]; then
     dir=${2:?usage: gpu-check.sh --bundle DIR}
-    make BUILD=build/gpu-bundle BIN=bin/calpa-gpu-bundle NO_MPI=1 NO_NCCL=1 -j"$(nproc)" >&2
+    make BUILD=build/gpu-bundle BIN=bin/calpa-gpu-bundle NO_MPI=1 NO_NCCL=1 -j"$(nproc)" \
+        bin/calpa-gpu-bundle build/gpu-bundle/tests/test_cuda >&2
     mkdir -p "$dir/bin" "$dir/lib"
     cp bin/calpa-gpu-bundle "$dir/bin/calpa"
+    cp build/gpu-bundle/tests/test_cuda "$dir/bin/test_cuda"
     # every shared library outside the CUDA toolkit, glibc and the C++ runtime (the
     # image has newer ones, which CUDA's libraries may need)
-    ldd bin/calpa-gpu-bundle | awk '$3 ~ /^\// {print $3}' \
+    ldd bin/calpa-gpu-bundle build/gpu-bundle/tests/test_cuda | awk '$3 ~ /^\// {print $3}' | sort -u \
         | grep -Ev '/(libc|libm|libpthread|libdl|librt|libstdc\+\+|libgcc_s|ld-linux[^/]*)\.so|/cuda[^/]*/' \
         | while read -r so; do cp -L "$so" "$dir/lib/"; done
     du -sh "$dir" >&2
@@ -92,7 +94,13 @@ if [ -n "${CALPA_BIN:-}" ]; then
 elif [ -x "$BUNDLE/bin/calpa" ]; then
     B=$BUNDLE/bin/calpa
     LD_LIBRARY_PATH="$(cd "$BUNDLE/lib" && pwd)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    # the toolkit's cuBLAS where the image keeps it
+    for d in "${CUDA_HOME:-/usr/local/cuda}/lib64" /usr/local/cuda/lib64; do
+        [ -d "$d" ] && LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$d"
+    done
     export LD_LIBRARY_PATH
+    # the CUDA kernels against the CPU loops, entry by entry (tests/test_cuda.c)
+    [ -x "$BUNDLE/bin/test_cuda" ] && step test-cuda 120 "$BUNDLE/bin/test_cuda"
 elif sh scripts/install-deps.sh --check; then
     B=bin/calpa-gpu
     step build 300 make BUILD=build/gpu BIN="$B" NO_MPI=1 -j"$(nproc)"

@@ -23,6 +23,7 @@
 #include "kernels_cpu.h"
 #include "lower.h"
 #include "simplan.h"
+#include "strided_cases.h"
 #include "validate.h"
 
 static const Backend *gpu(void)
@@ -168,6 +169,57 @@ static void test_optimizers_gate_copy(void **state)
     g->all_reduce(w1, N, NULL), close_to(w1, gr, N, 0, "all_reduce of one");
 }
 
+/* The strided walk (every layout change the runtime makes on the device),
+ * mul, fill and find_nonfinite against the CPU loops, on host buffers
+ * (staged) and on the backend's own; plus a bias-gradient-sized reduction
+ * and a large permute that need many blocks. */
+static void test_strided(void **state)
+{
+    (void)state;
+    const Backend *g = gpu();
+    if (!g) skip();
+    Strided w;
+    int64_t nx, ny;
+    for (int i = 0; strided_case(i, &w, &nx, &ny) || i < 13; i++) {
+        if (i == 11) /* sum the 4096 rows of (4096, 1000) */
+            w = (Strided){.nd = 1, .dim = {1000}, .sx = {1}, .sy = {1}, .nr = 1, .rdim = {4096}, .sr = {1000}},
+            nx = 4096000, ny = 1000;
+        if (i == 12) /* (b,s,n,d) -> (b,n,s,d), 2 x 512 x 16 x 64 */
+            w = (Strided){.nd = 4, .dim = {2, 16, 512, 64}, .sx = {512 * 1024, 64, 1024, 1},
+                          .sy = {16 * 512 * 64, 512 * 64, 64, 1}},
+            nx = ny = 2 * 512 * 16 * 64;
+        int64_t xo = strided_case_xoff(i), yo = strided_case_yoff(i);
+        for (int managed = 0; managed < 2; managed++)
+            for (int acc = 0; acc < 2; acc++) {
+                float *x = managed ? g->alloc(nx) : malloc(sizeof(float) * (size_t)nx);
+                float *y = managed ? g->alloc(ny) : malloc(sizeof(float) * (size_t)ny);
+                float *r = malloc(sizeof(float) * (size_t)ny);
+                fill(x, nx, 30u + (unsigned)i, -1, 1), fill(y, ny, 40u + (unsigned)i, -1, 1);
+                memcpy(r, y, sizeof(float) * (size_t)ny);
+                g->strided(x + xo, y + yo, &w, acc);
+                strided_copy(x + xo, r + yo, &w, acc);
+                char what[64];
+                snprintf(what, sizeof what, "strided case %d (managed %d, accumulate %d)", i, managed, acc);
+                close_to(y, r, ny, 1e-5, what);
+                if (managed) g->free(x), g->free(y);
+                else free(x), free(y);
+                free(r);
+            }
+    }
+    enum { N = 3000 };
+    float *a = g->alloc(N), *b = g->alloc(N), *y = g->alloc(N), ra[N], rb[N], ry[N];
+    fill(a, N, 51, -2, 2), fill(b, N, 52, -2, 2);
+    memcpy(ra, a, sizeof ra), memcpy(rb, b, sizeof rb);
+    g->mul(a, b, y, N), mul_forward(ra, rb, ry, N), close_to(y, ry, N, 0, "mul");
+    g->fill(y, 3.5f, N);
+    for (int i = 0; i < N; i++) assert_true(y[i] == 3.5f);
+    assert_int_equal(g->find_nonfinite(y, N), -1);
+    y[2500] = INFINITY, y[2999] = NAN;
+    assert_int_equal(g->find_nonfinite(y, N), 2500);
+    y[7] = NAN;
+    assert_int_equal(g->find_nonfinite(y, N), 7);
+    g->free(a), g->free(b), g->free(y);
+}
 
 /* For every (src, dst) pair of every lowered pipeline, the sends of src to
  * dst in src's program order are the receives of dst from src in dst's
@@ -230,6 +282,7 @@ int main(void)
         cmocka_unit_test(test_gemm),
         cmocka_unit_test(test_kernels),
         cmocka_unit_test(test_optimizers_gate_copy),
+        cmocka_unit_test(test_strided),
         cmocka_unit_test(test_p2p_order),
     };
     return cmocka_run_group_tests_name("cuda", tests, NULL, NULL);

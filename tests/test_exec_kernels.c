@@ -14,6 +14,7 @@
 
 #include "backend.h"
 #include "kernels_cpu.h"
+#include "strided_cases.h"
 
 static float frand(unsigned *s)
 {
@@ -233,6 +234,43 @@ static void test_gemm_and_group_of_one(void **state)
 /* The CPU backend's caching allocator: a freed buffer comes back for the
  * next request of its size, zeroed and 64-byte aligned; other sizes get
  * their own. */
+/* The strided walk (every layout change exec makes) against the naive
+ * reference, overwriting and accumulating; y's elements outside the walk
+ * stay as they were.  Also mul, fill and find_nonfinite. */
+static void test_strided_and_helpers(void **state)
+{
+    (void)state;
+    Strided w;
+    int64_t nx, ny;
+    int cases = 0;
+    for (int i = 0; strided_case(i, &w, &nx, &ny); i++, cases++)
+        for (int acc = 0; acc < 2; acc++) {
+            float *x = malloc(sizeof(float) * (size_t)nx), *y = malloc(sizeof(float) * (size_t)ny);
+            float *r = malloc(sizeof(float) * (size_t)ny);
+            fill(x, (int)nx, 100u + (unsigned)i);
+            fill(y, (int)ny, 200u + (unsigned)i);
+            memcpy(r, y, sizeof(float) * (size_t)ny);
+            strided_copy(x + strided_case_xoff(i), y + strided_case_yoff(i), &w, acc);
+            strided_ref(x + strided_case_xoff(i), r + strided_case_yoff(i), &w, acc);
+            for (int64_t k = 0; k < ny; k++)
+                if (fabsf(y[k] - r[k]) > 1e-5f * (1 + fabsf(r[k])))
+                    fail_msg("case %d accumulate %d: y[%lld] = %.7g, reference %.7g", i, acc,
+                             (long long)k, y[k], r[k]);
+            free(x), free(y), free(r);
+        }
+    assert_int_equal(cases, 11);
+    float a[5] = {1, -2, 3, 0.5f, 4}, b[5] = {2, 2, -1, 4, 0}, y[5];
+    mul_forward(a, b, y, 5);
+    assert_true(y[0] == 2 && y[1] == -4 && y[2] == -3 && y[3] == 2 && y[4] == 0);
+    fill_forward(y, 7, 5);
+    for (int i = 0; i < 5; i++) assert_true(y[i] == 7);
+    assert_int_equal(find_nonfinite(y, 5), -1);
+    y[3] = INFINITY, y[4] = NAN;
+    assert_int_equal(find_nonfinite(y, 5), 3);
+    y[1] = NAN;
+    assert_int_equal(find_nonfinite(y, 5), 1);
+}
+
 static void test_alloc_reuse_zeroed(void **state)
 {
     (void)state;
@@ -258,6 +296,7 @@ int main(void)
         cmocka_unit_test(test_xent),          cmocka_unit_test(test_mse_and_optimizers),
         cmocka_unit_test(test_embedding),     cmocka_unit_test(test_gemm_and_group_of_one),
         cmocka_unit_test(test_alloc_reuse_zeroed),
+        cmocka_unit_test(test_strided_and_helpers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
