@@ -365,7 +365,10 @@ static void cu_gemm_batched(int batch, int ta, int tb, int m, int n, int k, cons
     int64_t nb = (int64_t)(batch - 1) * sb + (tb ? span(n, k, ldb) : span(k, n, ldb));
     int64_t nc = (int64_t)(batch - 1) * sc + span(m, n, ldc);
     const float *da = IN(a, na), *db = IN(b, nb);
-    float *dc = accumulate ? INOUT(c, nc) : OUT(c, nc);
+    /* C in and out unless the GEMM writes all of its span (padding between
+     * rows or batches must come back as it was) */
+    int whole = ldc == n && (batch == 1 || sc == (int64_t)m * ldc);
+    float *dc = accumulate || !whole ? INOUT(c, nc) : OUT(c, nc);
     if (k <= 0) {
         if (!accumulate) /* an empty sum: cuBLAS may leave C alone */
             for (int i = 0; i < batch; i++)

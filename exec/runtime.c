@@ -277,6 +277,62 @@ static int zero_sharded(const ExecCtx *c, int w)
     return 1;
 }
 
+static int loss_tensor(const Graph *g);
+
+/* When each activation buffer goes: after the last task of this program
+ * that reads or writes it (an activation, an activation's gradient, an
+ * input, per micro-batch), as a framework frees a tensor once its last
+ * reader ran; without this a step would hold every micro-batch's every
+ * tensor until its end.  Kept to the end of the step: what a send reads
+ * (the send completes at end_step) and the loss (loss_share reads it). */
+static void plan_releases(ExecCtx *c)
+{
+    const Graph *g = c->g;
+    const Program *p = c->prog;
+    int64_t nk = (int64_t)g->n_t * c->micro;
+    int *last = xmalloc(sizeof(int) * (size_t)nk);
+    uint8_t *pinned = xcalloc((size_t)nk, 1);
+    for (int64_t k = 0; k < nk; k++) last[k] = -1;
+#define REL_KEY(t, mb) ((int64_t)((mb) < 0 ? 0 : (mb)) * g->n_t + (t))
+    for (int i = 0; i < p->n_task; i++) {
+        const Task *tk = &p->task[i];
+        int ts[OP_MAX_IN + OP_MAX_OUT + 1], nt = 0;
+        if (tk->kind == TASK_COMPUTE && tk->op >= 0) {
+            const Op *op = &g->op[tk->op];
+            for (int k = 0; k < op->n_in; k++) ts[nt++] = op->in[k];
+            for (int j = 0; j < op->n_out; j++) ts[nt++] = op->out[j];
+        } else if (tk->tensor >= 0 && tk->tensor < g->n_t) {
+            ts[nt++] = tk->tensor;
+        }
+        for (int k = 0; k < nt; k++) {
+            int t = ts[k];
+            while (g->t[t].alias >= 0) t = g->t[t].alias;
+            if (tk->mb >= c->micro) continue;
+            int64_t key = REL_KEY(t, tk->mb);
+            last[key] = i;
+            if (tk->kind == TASK_SEND) pinned[key] = 1;
+        }
+    }
+    int lt = loss_tensor(g);
+    for (int mb = 0; lt >= 0 && mb < c->micro; mb++) pinned[REL_KEY(lt, mb)] = 1;
+    c->rel_off = xcalloc((size_t)p->n_task + 2, sizeof(int));
+    int n = 0;
+    for (int64_t k = 0; k < nk; k++) {
+        TensorKind kind = g->t[k % g->n_t].kind;
+        if (last[k] < 0 || pinned[k] || !(kind == TK_ACT || kind == TK_ACT_GRAD || kind == TK_INPUT))
+            last[k] = -1;
+        else c->rel_off[last[k] + 1]++, n++;
+    }
+    for (int i = 0; i < p->n_task; i++) c->rel_off[i + 1] += c->rel_off[i];
+    c->rel = xmalloc(sizeof(int) * (size_t)(n + 1));
+    int *at = xmalloc(sizeof(int) * (size_t)(p->n_task + 1));
+    memcpy(at, c->rel_off, sizeof(int) * (size_t)(p->n_task + 1));
+    for (int64_t k = 0; k < nk; k++)
+        if (last[k] >= 0) c->rel[at[last[k]]++] = (int)k;
+#undef REL_KEY
+    free(at), free(last), free(pinned);
+}
+
 static void init_weights(ExecCtx *c)
 {
     const Graph *g = c->g;
@@ -356,7 +412,7 @@ CalpaStatus exec_ctx_init(ExecCtx *c, const Backend *be, const Graph *g, const L
         }
     }
     c->act = xcalloc((size_t)g->n_t * (size_t)c->micro, sizeof(ExecBuf));
-    if (l) make_comms(c);
+    if (l) make_comms(c), plan_releases(c);
     init_weights(c);
     return CALPA_OK;
 }
@@ -387,6 +443,8 @@ void exec_ctx_free(ExecCtx *c)
     free(c->group_dim);
     free(c->sends);
     free(c->scratch);
+    free(c->rel_off);
+    free(c->rel);
     free(c->pers);
     free(c->gath);
     free(c->accum);
@@ -1670,6 +1728,7 @@ CalpaStatus exec_step(ExecCtx *c, int timed, double *loss, Err *e)
                 poison_after(c, &c->prog->task[i]);
                 st = check_finite(c, &c->prog->task[i], e);
             }
+            for (int r = c->rel_off[i]; r < c->rel_off[i + 1]; r++) buf_release(c, &c->act[c->rel[r]]);
         }
         if (st) return st;
         for (int i = 0; i < c->n_sends; i++) c->be->wait(c->sends[i]);

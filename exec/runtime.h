@@ -90,6 +90,7 @@ typedef struct ExecCtx {
     int *group_dim;              /* per program group: its mesh dim, -1 cross-stage */
     void **sends;                /* outstanding sends of this step */
     int n_sends, cap_sends;
+    int *rel_off, *rel;          /* after task i: release act[rel[rel_off[i] .. rel_off[i+1]]] */
     float **scratch;             /* send buffers of this step (freed at its end) */
     int n_scratch, cap_scratch;
     double loss;                 /* this rank's share of the last step's loss */
