@@ -55,6 +55,9 @@ typedef struct Backend {
      * else overwrite the walked positions), a fill, and the index of the
      * first NaN or Inf of x (-1 if none) */
     void (*strided)(const float *x, float *y, const Strided *s, int accumulate);
+    /* y[i . sy] = x[i . sx] + x2[i . sx2] over s's output dims (s->nr = 0) */
+    void (*strided_add)(const float *x, const float *x2, const int64_t *sx2, float *y,
+                        const Strided *s);
     void (*fill)(float *y, float value, int64_t n);
     int64_t (*find_nonfinite)(const float *x, int64_t n);
     /* normalisation / softmax over the last axis of (rows, cols) */
@@ -111,6 +114,17 @@ typedef struct Backend {
     void (*barrier)(void);
     double (*wtime)(void);
 } Backend;
+
+/* Drops a walk's dims of size 1 and merges neighbours that are contiguous
+ * in x, y (and x2, when not NULL) alike, output and reduced dims apart: a
+ * plain copy becomes one dim, a bias add two.  Both backends call it. */
+#ifdef __cplusplus
+extern "C" {
+#endif
+void strided_merge(Strided *s, int64_t *sx2);
+#ifdef __cplusplus
+}
+#endif
 
 /* The CPU backend (OpenBLAS + MPI when built with it). Static storage, never freed. */
 const Backend *backend_cpu(void);

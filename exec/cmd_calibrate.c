@@ -126,7 +126,7 @@ static int compute_parts(const Profile *p, const LocalOp *op, CalibCompute *c)
     if (op->gemm) {
         const GemmTable *g = profile_gemm_table(p, op->dtype);
         if (!g) return 0;
-        c->gemm_s += op->batch * profile_gemm_kernel_time(g, op->m, op->n, op->k);
+        c->gemm_s += profile_bmm_kernel_time(p, g, op->batch, op->m, op->n, op->k);
         c->count += 1;
     } else if (op->type == OP_RESHAPE) {
         c->count += 1;

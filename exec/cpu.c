@@ -284,6 +284,7 @@ static const Backend CPU = {
     .axpy = axpy_forward,
     .mul = mul_forward,
     .strided = strided_copy,
+    .strided_add = strided_add,
     .fill = fill_forward,
     .find_nonfinite = find_nonfinite,
     .layernorm = layernorm_forward,

@@ -446,8 +446,10 @@ static int64_t walk_span(const int64_t *dim, const int64_t *st, int n, int64_t f
     return from + 1;
 }
 
-static void cu_strided(const float *x, float *y, const Strided *s, int accumulate)
+static void cu_strided(const float *x, float *y, const Strided *s_in, int accumulate)
 {
+    Strided m = *s_in, *s = &m;
+    strided_merge(s, NULL);
     for (int a = 0; a < s->nd; a++)
         if (s->dim[a] <= 0) return;
     BEGIN;
@@ -457,6 +459,22 @@ static void cu_strided(const float *x, float *y, const Strided *s, int accumulat
         if (s->rdim[a] <= 0) nx = 1; /* an empty sum reads nothing */
     /* y in and out: the walk may leave some of its elements alone */
     strided_copy_cuda(IN(x, nx), INOUT(y, ny), s, accumulate, G.compute);
+    unstage(&st);
+}
+
+static void cu_strided_add(const float *x, const float *x2, const int64_t *sx2_in, float *y,
+                           const Strided *s_in)
+{
+    Strided m = *s_in, *s = &m;
+    int64_t sx2[BACKEND_MAX_DIMS];
+    memcpy(sx2, sx2_in, sizeof sx2);
+    strided_merge(s, sx2);
+    for (int a = 0; a < s->nd; a++)
+        if (s->dim[a] <= 0) return;
+    BEGIN;
+    int64_t nx = walk_span(s->dim, s->sx, s->nd, 0), n2 = walk_span(s->dim, sx2, s->nd, 0);
+    int64_t ny = walk_span(s->dim, s->sy, s->nd, 0);
+    strided_add_cuda(IN(x, nx), IN(x2, n2), sx2, INOUT(y, ny), s, G.compute);
     unstage(&st);
 }
 
@@ -829,7 +847,7 @@ static const Backend CUDA_BACKEND = {
     /* .name */ "cuda",
     cu_alloc, cu_free, cu_gemm_batched,
     cu_relu, cu_relu_bwd, cu_gelu, cu_gelu_bwd, cu_axpy,
-    cu_mul, cu_strided, cu_fill, cu_find_nonfinite,
+    cu_mul, cu_strided, cu_strided_add, cu_fill, cu_find_nonfinite,
     cu_layernorm, cu_layernorm_bwd, cu_softmax, cu_softmax_bwd,
     cu_embedding, cu_embedding_bwd,
     cu_mse, cu_mse_bwd, cu_xent, cu_xent_bwd,
@@ -1034,6 +1052,57 @@ extern "C" double cuda_time_memory(double bytes, int reps)
     CUDA_CHECK(cudaFree(x));
     CUDA_CHECK(cudaFree(y));
     return t;
+}
+
+/* Median host-clock seconds of fn over reps calls (after two warm-ups). */
+template <typename F> static double host_median(int reps, F fn)
+{
+    double t[64];
+    if (reps > 64) reps = 64;
+    fn(), fn();
+    for (int i = 0; i < reps; i++) {
+        double a = cu_wtime();
+        fn();
+        t[i] = cu_wtime() - a;
+    }
+    qsort(t, (size_t)reps, sizeof *t, cmp_d);
+    return t[reps / 2];
+}
+
+extern "C" void cuda_print_overheads(FILE *out)
+{
+    const int64_t R = 2048, C = 2048, N = R * C; /* a 2048 x 2048 activation: 16 MiB */
+    float *x = cu_alloc(N), *y = cu_alloc(N), *bias = cu_alloc(C);
+    Strided copy, add, perm, red; /* zeroed, then set (C++ has no partial designated init) */
+    memset(&copy, 0, sizeof copy), memset(&add, 0, sizeof add);
+    memset(&perm, 0, sizeof perm), memset(&red, 0, sizeof red);
+    copy.nd = 1, copy.dim[0] = N, copy.sx[0] = copy.sy[0] = 1;
+    add.nd = 2, add.dim[0] = R, add.dim[1] = C, add.sx[0] = add.sy[0] = C, add.sx[1] = add.sy[1] = 1;
+    perm.nd = 3, perm.dim[0] = 16, perm.dim[1] = R, perm.dim[2] = C / 16; /* (s, n, d) -> (n, s, d) */
+    perm.sx[0] = C / 16, perm.sx[1] = C, perm.sx[2] = 1;
+    perm.sy[0] = R * C / 16, perm.sy[1] = C / 16, perm.sy[2] = 1;
+    red.nd = 1, red.nr = 1, red.dim[0] = C, red.sx[0] = red.sy[0] = 1, red.rdim[0] = R, red.sr[0] = C;
+    int64_t sb[BACKEND_MAX_DIMS] = {0, 1};
+    cudaPointerAttributes pa;
+    struct { const char *what; double s; } row[] = {
+        {"cudaStreamSynchronize, idle stream", host_median(50, [&] { CUDA_CHECK(cudaStreamSynchronize(G.compute)); })},
+        {"cudaPointerGetAttributes", host_median(50, [&] { CUDA_CHECK(cudaPointerGetAttributes(&pa, x)); })},
+        {"alloc + free, 16 MiB, cached (memset + sync)", host_median(50, [&] { cu_free(cu_alloc(N)); })},
+        {"cudaMemsetAsync 16 MiB managed + sync", host_median(50, [&] {
+             CUDA_CHECK(cudaMemsetAsync(x, 0, FB(N), G.compute));
+             CUDA_CHECK(cudaStreamSynchronize(G.compute)); })},
+        {"fill 16 MiB (kernel + sync)", host_median(50, [&] { cu_fill(x, 0, N); })},
+        {"axpy 16 MiB (kernel + sync)", host_median(50, [&] { cu_axpy(1, x, y, N); })},
+        {"strided copy 16 MiB (one dim)", host_median(50, [&] { cu_strided(x, y, &copy, 0); })},
+        {"strided_add, bias over 2048 x 2048", host_median(50, [&] { cu_strided_add(x, bias, sb, y, &add); })},
+        {"strided permute (s,n,d) -> (n,s,d)", host_median(50, [&] { cu_strided(x, y, &perm, 0); })},
+        {"strided reduce, 2048 rows -> 2048", host_median(50, [&] { cu_strided(x, bias, &red, 0); })},
+        {"find_nonfinite 16 MiB", host_median(50, [&] { (void)cu_find_nonfinite(x, N); })},
+    };
+    fprintf(out, "#\n# backend calls as exec makes them (host clock incl. sync, median of 50, us)\n");
+    for (size_t i = 0; i < sizeof row / sizeof row[0]; i++)
+        fprintf(out, "# %-48s %10.2f\n", row[i].what, row[i].s * 1e6);
+    cu_free(x), cu_free(y), cu_free(bias);
 }
 
 extern "C" double cuda_time_coll(int kind, int64_t count, void *comm, int reps)

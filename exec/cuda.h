@@ -25,6 +25,7 @@
 #define CALPA_CUDA_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "backend.h"
@@ -54,6 +55,10 @@ void cuda_device_info(char *name, size_t name_len, double *memory_bytes, int *sm
 double cuda_time_gemm(int dtype, int m, int n, int k, int reps);
 /* A memory-bound kernel moving bytes (y += a x: bytes = 12 per element). */
 double cuda_time_memory(double bytes, int reps);
+/* Prints the host-clock cost of the backend calls exec makes (sync, pointer
+ * checks, a cached allocation, memset, fill, axpy, the strided walks,
+ * find_nonfinite) on 16 MiB tensors: where per-operator overhead comes from. */
+void cuda_print_overheads(FILE *out);
 /* One collective of `count` floats (nccl-tests convention, backend.h) on comm
  * (from the backend's comm_split / comm_world), timed on the comm stream;
  * kind: 0 all_reduce, 1 all_gather, 2 reduce_scatter, 3 all_to_all. Every

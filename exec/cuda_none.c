@@ -40,6 +40,12 @@ double cuda_time_memory(double bytes, int reps)
     return 0;
 }
 
+void cuda_print_overheads(FILE *out)
+{
+    (void)out;
+    CHECK(!"cuda_print_overheads without the CUDA backend");
+}
+
 double cuda_time_coll(int kind, int64_t count, void *comm, int reps)
 {
     (void)kind, (void)count, (void)comm, (void)reps;

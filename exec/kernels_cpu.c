@@ -95,8 +95,64 @@ static void strided_pass(const float *x, int64_t xo, float *y, const Strided *s,
     }
 }
 
-void strided_copy(const float *x, float *y, const Strided *s, int accumulate)
+/* Merges the dims of (dim, st1, st2, st3) per strided_merge; returns how many remain. */
+static int merge_dims(int n, int64_t *dim, int64_t *st1, int64_t *st2, int64_t *st3)
 {
+    int m = 0;
+    for (int a = 0; a < n; a++) {
+        if (dim[a] == 1) continue;
+        if (m > 0 && st1[m - 1] == st1[a] * dim[a] && (!st2 || st2[m - 1] == st2[a] * dim[a]) &&
+            (!st3 || st3[m - 1] == st3[a] * dim[a])) {
+            dim[m - 1] *= dim[a];
+            st1[m - 1] = st1[a];
+            if (st2) st2[m - 1] = st2[a];
+            if (st3) st3[m - 1] = st3[a];
+            continue;
+        }
+        dim[m] = dim[a], st1[m] = st1[a];
+        if (st2) st2[m] = st2[a];
+        if (st3) st3[m] = st3[a];
+        m++;
+    }
+    return m;
+}
+
+void strided_merge(Strided *s, int64_t *sx2)
+{
+    s->nd = merge_dims(s->nd, s->dim, s->sx, s->sy, sx2);
+    s->nr = merge_dims(s->nr, s->rdim, s->sr, NULL, NULL);
+}
+
+void strided_add(const float *x, const float *x2, const int64_t *sx2_in, float *y,
+                 const Strided *s_in)
+{
+    Strided s = *s_in;
+    int64_t sx2[BACKEND_MAX_DIMS];
+    memcpy(sx2, sx2_in, sizeof sx2);
+    strided_merge(&s, sx2);
+    int nd = s.nd;
+    int64_t inner = nd ? s.dim[nd - 1] : 1, ix = nd ? s.sx[nd - 1] : 0, iy = nd ? s.sy[nd - 1] : 0;
+    int64_t i2 = nd ? sx2[nd - 1] : 0, rows = 1, idx[BACKEND_MAX_DIMS] = {0};
+    for (int a = 0; a < nd - 1; a++) rows *= s.dim[a];
+    if (rows * inner == 0) return;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t ox = 0, oy = 0, o2 = 0;
+        for (int a = 0; a < nd - 1; a++) ox += idx[a] * s.sx[a], oy += idx[a] * s.sy[a], o2 += idx[a] * sx2[a];
+        const float *xr = x + ox, *x2r = x2 + o2;
+        float *yr = y + oy;
+        if (ix == 1 && iy == 1 && i2 == 1) for (int64_t i = 0; i < inner; i++) yr[i] = xr[i] + x2r[i];
+        else for (int64_t i = 0; i < inner; i++) yr[i * iy] = xr[i * ix] + x2r[i * i2];
+        for (int a = nd - 2; a >= 0; a--) {
+            if (++idx[a] < s.dim[a]) break;
+            idx[a] = 0;
+        }
+    }
+}
+
+void strided_copy(const float *x, float *y, const Strided *s_in, int accumulate)
+{
+    Strided merged = *s_in, *s = &merged;
+    strided_merge(s, NULL);
     int64_t nout = 1, nred = 1, ridx[BACKEND_MAX_DIMS] = {0};
     for (int a = 0; a < s->nd; a++) nout *= s->dim[a];
     for (int a = 0; a < s->nr; a++) nred *= s->rdim[a];

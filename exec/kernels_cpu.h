@@ -17,6 +17,7 @@ void gelu_backward(const float *dy, const float *x, float *dx, int64_t n);
 void axpy_forward(float a, const float *x, float *y, int64_t n);
 void mul_forward(const float *a, const float *b, float *y, int64_t n);
 void strided_copy(const float *x, float *y, const Strided *s, int accumulate);
+void strided_add(const float *x, const float *x2, const int64_t *sx2, float *y, const Strided *s);
 void fill_forward(float *y, float value, int64_t n);
 int64_t find_nonfinite(const float *x, int64_t n);
 void layernorm_forward(const float *x, const float *g, const float *b, float *y, int64_t rows,

@@ -12,6 +12,7 @@
  */
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "cuda_check.h"
 #include "kernels_cuda.h"
@@ -207,25 +208,58 @@ int64_t find_nonfinite_cuda(const float *x, int64_t n, unsigned long long *first
     return r == none ? -1 : (int64_t)r;
 }
 
-/* Output index i (row-major over s.dim) to its offsets into x and y. */
-__device__ static void strided_at(const Strided &s, int64_t i, int64_t *ox, int64_t *oy)
+/* Output index i (row-major over s.dim, i < its product) to its offsets
+ * into x, y and the second input x2 (strided_add).  The outermost dim takes
+ * what is left, without a division: a walk strided_merge made contiguous
+ * (nd = 1) costs none. */
+__device__ static void strided_at(const Strided &s, const int64_t *sx2, int64_t i, int64_t *ox,
+                                  int64_t *oy, int64_t *ox2)
 {
-    int64_t x = 0, y = 0;
-    for (int a = s.nd - 1; a >= 0; a--) {
+    int64_t x = 0, y = 0, x2 = 0;
+    for (int a = s.nd - 1; a > 0; a--) {
         int64_t d = s.dim[a], q = i % d;
         i /= d;
         x += q * s.sx[a], y += q * s.sy[a];
+        if (sx2) x2 += q * sx2[a];
     }
-    *ox = x, *oy = y;
+    if (s.nd > 0) {
+        x += i * s.sx[0], y += i * s.sy[0];
+        if (sx2) x2 += i * sx2[0];
+    }
+    *ox = x, *oy = y, *ox2 = x2;
 }
 
 __global__ static void strided_copy_k(const float *x, float *y, Strided s, int64_t n, int acc)
 {
     FOR_EACH(i, n) {
-        int64_t ox, oy;
-        strided_at(s, i, &ox, &oy);
+        int64_t ox, oy, unused;
+        strided_at(s, NULL, i, &ox, &oy, &unused);
         y[oy] = acc ? y[oy] + x[ox] : x[ox];
     }
+}
+
+/* y[i . sy] = x[i . sx] + x2[i . sx2]: a broadcast add in one pass. */
+struct Strides2 { int64_t v[BACKEND_MAX_DIMS]; };
+__global__ static void strided_add_k(const float *x, const float *x2, float *y, Strided s,
+                                     Strides2 s2, int64_t n)
+{
+    FOR_EACH(i, n) {
+        int64_t ox, oy, ox2;
+        strided_at(s, s2.v, i, &ox, &oy, &ox2);
+        y[oy] = x[ox] + x2[ox2];
+    }
+}
+
+void strided_add_cuda(const float *x, const float *x2, const int64_t *sx2, float *y,
+                      const Strided *s, cudaStream_t st)
+{
+    int64_t n = 1;
+    for (int a = 0; a < s->nd; a++) n *= s->dim[a];
+    if (n <= 0) return;
+    Strides2 s2;
+    memcpy(s2.v, sx2, sizeof s2.v);
+    strided_add_k<<<grid_for(n), THREADS, 0, st>>>(x, x2, y, *s, s2, n);
+    CUDA_LAUNCHED("strided_add");
 }
 
 /* A reduction: a 32 x 32 block per 32 consecutive outputs; thread (x, y)
@@ -237,18 +271,18 @@ __global__ static void strided_sum_k(const float *x, float *y, Strided s, int64_
 {
     __shared__ float part[32][33];
     for (int64_t base = (int64_t)blockIdx.x * 32; base < n; base += (int64_t)gridDim.x * 32) {
-        int64_t i = base + threadIdx.x, ox = 0, oy = 0;
+        int64_t i = base + threadIdx.x, ox = 0, oy = 0, unused;
         float v = 0;
         if (i < n) {
-            strided_at(s, i, &ox, &oy);
+            strided_at(s, NULL, i, &ox, &oy, &unused);
             for (int64_t r = threadIdx.y; r < nred; r += 32) {
                 int64_t q = r, o = ox;
-                for (int a = s.nr - 1; a >= 0; a--) {
+                for (int a = s.nr - 1; a > 0; a--) {
                     int64_t d = s.rdim[a];
                     o += (q % d) * s.sr[a];
                     q /= d;
                 }
-                v += x[o];
+                v += x[o + q * s.sr[0]];
             }
         }
         part[threadIdx.y][threadIdx.x] = v;
@@ -327,19 +361,29 @@ __global__ static void layernorm_bwd_rows_k(const float *dy, const float *x, con
     if (threadIdx.x == 0) stats[2 * blockIdx.x] = mean, stats[2 * blockIdx.x + 1] = rstd;
 }
 
-/* dg, db: one thread per column, rows in order (the reference's float sums). */
+/* dg, db: a 32 x 32 block per 32 columns; thread (x, y) sums column x over
+ * rows y, y + 32, ... (reads coalesce along a row) and the block adds the
+ * 32 partials.  One thread per column walking every row, as the reference
+ * does, was 1.3 ms a call on an H200 for 2048 x 2048: 8 blocks in flight. */
 __global__ static void layernorm_bwd_cols_k(const float *dy, const float *x, const double *stats,
                                             float *dg, float *db, int64_t rows, int64_t cols)
 {
-    FOR_EACH(c, cols) {
-        float sg = 0, sb = 0;
-        for (int64_t r = 0; r < rows; r++) {
+    __shared__ float pg[32][33], pb[32][33];
+    int64_t c = (int64_t)blockIdx.x * 32 + threadIdx.x;
+    float sg = 0, sb = 0;
+    if (c < cols)
+        for (int64_t r = threadIdx.y; r < rows; r += 32) {
             double nrm = (x[r * cols + c] - stats[2 * r]) * stats[2 * r + 1];
             float d = dy[r * cols + c];
             sg += (float)(d * nrm);
             sb += d;
         }
-        dg[c] = sg, db[c] = sb;
+    pg[threadIdx.y][threadIdx.x] = sg, pb[threadIdx.y][threadIdx.x] = sb;
+    __syncthreads();
+    if (threadIdx.y == 0 && c < cols) {
+        float tg = 0, tb = 0;
+        for (int k = 0; k < 32; k++) tg += pg[k][threadIdx.x], tb += pb[k][threadIdx.x];
+        dg[c] = tg, db[c] = tb;
     }
 }
 
@@ -363,7 +407,9 @@ void layernorm_backward_cuda(const float *dy, const float *x, const float *g, fl
     }
     layernorm_bwd_rows_k<<<rows_grid(rows), THREADS, 0, s>>>(dy, x, g, dx, stats, cols);
     CUDA_LAUNCHED("layernorm_bwd rows");
-    layernorm_bwd_cols_k<<<grid_for(cols), THREADS, 0, s>>>(dy, x, stats, dg, db, rows, cols);
+    if ((cols + 31) / 32 > 2147483647) cuda_fatal("CUDA", __FILE__, __LINE__, "cols", "too many columns");
+    layernorm_bwd_cols_k<<<(unsigned)((cols + 31) / 32), dim3(32, 32), 0, s>>>(dy, x, stats, dg, db,
+                                                                            rows, cols);
     CUDA_LAUNCHED("layernorm_bwd cols");
 }
 

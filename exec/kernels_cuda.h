@@ -21,6 +21,8 @@ void mul_forward_cuda(const float *a, const float *b, float *y, int64_t n, cudaS
 void fill_forward_cuda(float *y, float value, int64_t n, cudaStream_t s);
 /* the strided walk of backend.h */
 void strided_copy_cuda(const float *x, float *y, const Strided *s, int accumulate, cudaStream_t st);
+void strided_add_cuda(const float *x, const float *x2, const int64_t *sx2, float *y,
+                      const Strided *s, cudaStream_t st);
 /* first: one device word of scratch; waits for the answer */
 int64_t find_nonfinite_cuda(const float *x, int64_t n, unsigned long long *first, cudaStream_t s);
 void layernorm_forward_cuda(const float *x, const float *g, const float *b, float *y,

@@ -61,6 +61,7 @@ int exec_profile_cuda(const char *out, int quick)
     device_name(gpu, mem, p.device, sizeof p.device);
     snprintf(p.source, sizeof p.source, "measured");
     p.collective_bw_efficiency = 1;
+    p.gemm_batched_stacked = 1; /* the backend's gemm_batched is one cublasSgemmStridedBatched */
     /* GEMM grid: the dims plans produce (head dims, hidden sizes, tokens per
      * micro-batch) and squares up to 16384 */
     static const double AX_FULL[] = {16, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384};
@@ -112,6 +113,7 @@ int exec_profile_cuda(const char *out, int quick)
                    ours * 1e6, ours / raw);
         }
     }
+    if (rank == 0) cuda_print_overheads(stdout);
     /* memory-bound: y += a x over 1 KiB .. 4 GiB (quick: .. 16 MiB) */
     int nmem = quick ? 7 : 12;
     p.memory.n = nmem;

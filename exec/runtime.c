@@ -809,34 +809,27 @@ void exec_einsum(const Backend *be, const float *A, const char *la, const int64_
     einsum2(be, A, la, B, lb, C, lc, &ls, nc);
 }
 
-/* y[ly] = x0[l0] + x1[l1], broadcasting by labels: a copy of x0 and an
- * accumulation of x1, each a strided walk over y (stride 0 where an input
- * lacks a letter).  y may be either input (an in-place update). */
+/* y[ly] = x0[l0] + x1[l1], broadcasting by labels: one strided pass over
+ * y (stride 0 where an input lacks a letter); y may be either input (an
+ * in-place update: each element is read before it is written). */
 static void add_bcast(const Backend *be, const float *x0, const char *l0, const float *x1,
                       const char *l1, float *y, const char *ly, const LetterSizes *ls)
 {
-    if (y == x1 && y != x0) { /* the copy must not overwrite what the sum still reads */
-        const float *t = x0;
-        const char *tl = l0;
-        x0 = x1, l0 = l1, x1 = t, l1 = tl;
-    }
     int64_t s0[128], s1[128], sy[128];
     letter_strides(l0, ls, s0);
     letter_strides(l1, ls, s1);
     letter_strides(ly, ls, sy);
     for (int a = 0; l0[a]; a++) CHECK(strchr(ly, l0[a]));
     for (int a = 0; l1[a]; a++) CHECK(strchr(ly, l1[a]));
-    Strided w0 = {0}, w1;
+    Strided w = {.nd = (int)strlen(ly)};
+    int64_t sx1[BACKEND_MAX_DIMS] = {0};
     for (int a = 0; ly[a]; a++) {
         unsigned char ch = (unsigned char)ly[a];
-        w0.dim[a] = ls->size[ch], w0.sy[a] = sy[ch];
-        w0.sx[a] = strchr(l0, ch) ? s0[ch] : 0;
+        w.dim[a] = ls->size[ch], w.sy[a] = sy[ch];
+        w.sx[a] = strchr(l0, ch) ? s0[ch] : 0;
+        sx1[a] = strchr(l1, ch) ? s1[ch] : 0;
     }
-    w0.nd = (int)strlen(ly);
-    w1 = w0;
-    for (int a = 0; ly[a]; a++) w1.sx[a] = strchr(l1, ly[a]) ? s1[(unsigned char)ly[a]] : 0;
-    be->strided(x0, y, &w0, 0);
-    be->strided(x1, y, &w1, 1);
+    be->strided_add(x0, x1, sx1, y, &w);
 }
 
 /* ---- compute ------------------------------------------------------------ */

@@ -41,7 +41,14 @@ double cost_bmm_time(const Profile *p, DType dt, double batch, double m, double 
     if (batch == 0 || m == 0 || n == 0 || k == 0) return 0;
     const GemmTable *t = profile_gemm_table(p, dt);
     if (!t) return INFINITY;
-    return batch * profile_gemm_kernel_time(t, m, n, k) + p->kernel_launch_s;
+    return profile_bmm_kernel_time(p, t, batch, m, n, k) + p->kernel_launch_s;
+}
+
+double profile_bmm_kernel_time(const Profile *p, const GemmTable *t, double batch, double m,
+                               double n, double k)
+{
+    if (p->gemm_batched_stacked) return profile_gemm_kernel_time(t, batch * m, n, k);
+    return batch * profile_gemm_kernel_time(t, m, n, k);
 }
 
 double cost_memory_time(const Profile *p, double bytes)

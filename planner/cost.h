@@ -73,6 +73,11 @@ const Profile *cost_profile_of(const CostOracle *o, int dev);
 double cost_gemm_time(const Profile *p, DType dt, double m, double n, double k);
 /* batch GEMMs of (m, n, k) in one kernel. Seconds. */
 double cost_bmm_time(const Profile *p, DType dt, double batch, double m, double n, double k);
+/* The kernel time of batch GEMMs (m x k) (k x n) from table t, as the
+ * profile says its device runs a batch (gemm_batched: one launch of batch x m
+ * rows, or batch launches). */
+double profile_bmm_kernel_time(const Profile *p, const GemmTable *t, double batch, double m,
+                               double n, double k);
 /* A memory-bound kernel moving bytes (read + written). Seconds. */
 double cost_memory_time(const Profile *p, double bytes);
 

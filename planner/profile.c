@@ -450,7 +450,7 @@ static CalpaStatus profile_from_json_inner(const cJSON *j, const char *src, Prof
         "format", "version", "device", "source", "reference_cluster", "notes",
         "peak_flops_fp32", "peak_flops_fp16", "peak_flops_bf16", "memory_bw_bytes_per_s",
         "kernel_launch_s", "op_overhead_s", "collective_bw_efficiency", "gemm", "memory",
-        "collectives", "operators", NULL};
+        "collectives", "operators", "gemm_batched", NULL};
     CalpaStatus st;
     if (!cJSON_IsObject(j)) return err_set(e, CALPA_EINPUT, "%s: a profile must be a JSON object", src);
     const char *s = NULL;
@@ -499,6 +499,12 @@ static CalpaStatus profile_from_json_inner(const cJSON *j, const char *src, Prof
     if ((st = json_num(j, "collective_bw_efficiency", 1, &p->collective_bw_efficiency, 0, 1, src, "",
                   e)))
         return st;
+    const char *gb = NULL;
+    if ((st = str(j, "gemm_batched", 0, &gb, src, "", e))) return st;
+    if (gb && strcmp(gb, "loop") && strcmp(gb, "stacked"))
+        return err_set(e, CALPA_EINPUT, "%s: key 'gemm_batched': '%s' must be 'loop' or 'stacked'",
+                       src, gb);
+    p->gemm_batched_stacked = gb && !strcmp(gb, "stacked");
     if (p->collective_bw_efficiency > 1)
         return err_set(e, CALPA_EINPUT, "%s: key 'collective_bw_efficiency': %g must be <= 1", src,
                        p->collective_bw_efficiency);
@@ -642,6 +648,7 @@ cJSON *profile_to_json(const Profile *p)
     cJSON_AddNumberToObject(o, "kernel_launch_s", p->kernel_launch_s);
     cJSON_AddNumberToObject(o, "op_overhead_s", p->op_overhead_s);
     cJSON_AddNumberToObject(o, "collective_bw_efficiency", p->collective_bw_efficiency);
+    if (p->gemm_batched_stacked) cJSON_AddStringToObject(o, "gemm_batched", "stacked"); /* "loop": the default */
     cJSON *gs = cJSON_AddArrayToObject(o, "gemm");
     for (int i = 0; i < p->ngemm; i++) {
         const GemmTable *t = &p->gemm[i];

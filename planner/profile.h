@@ -93,6 +93,9 @@ typedef struct {
     double kernel_launch_s;       /* added once per kernel by the oracle */
     double op_overhead_s;         /* framework overhead per operator (callers add it) */
     double collective_bw_efficiency; /* (0, 1]: applied to cluster-derived collectives */
+    int gemm_batched_stacked;     /* how a batch of GEMMs runs: 1 as one launch (a GPU's
+                                   * strided-batched GEMM), priced as one GEMM of batch x m
+                                   * rows; 0 one GEMM after another (the CPU backend) */
     GemmTable *gemm;
     int ngemm;
     MemTable memory;

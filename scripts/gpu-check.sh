@@ -136,6 +136,7 @@ PROF=$OUT/$TAG-measured.json
 step profile 240 sh -c "'$B' profile --backend cuda -o '$PROF' ${GPU_CHECK_QUICK:+--quick} >'$R/profile.txt'"
 if [ -s "$R/profile.txt" ]; then
     sed -n '/ours vs raw cuBLAS/,/^#$/p' "$R/profile.txt" >>"$SUM"
+    sed -n '/backend calls as exec makes them/,/^#$/p' "$R/profile.txt" >>"$SUM"
     grep '^# wrote' "$R/profile.txt" >>"$SUM" || true
 fi
 # an independent raw cuBLAS: PyTorch's fp32 matmul (TF32 off) on the same shapes

@@ -207,6 +207,18 @@ static void test_strided(void **state)
                 free(r);
             }
     }
+    /* a bias add over (4096, 1000), as the runtime's add calls it */
+    {
+        enum { R = 4096, C = 1000 };
+        float *x = g->alloc((int64_t)R * C), *bias = g->alloc(C), *y = g->alloc((int64_t)R * C);
+        float *r = malloc(sizeof(float) * R * C);
+        fill(x, (int64_t)R * C, 61, -1, 1), fill(bias, C, 62, -1, 1);
+        Strided w2 = {.nd = 2, .dim = {R, C}, .sx = {C, 1}, .sy = {C, 1}};
+        int64_t sb[BACKEND_MAX_DIMS] = {0, 1};
+        g->strided_add(x, bias, sb, y, &w2), strided_add(x, bias, sb, r, &w2);
+        close_to(y, r, (int64_t)R * C, 0, "strided_add");
+        g->free(x), g->free(bias), g->free(y), free(r);
+    }
     enum { N = 3000 };
     float *a = g->alloc(N), *b = g->alloc(N), *y = g->alloc(N), ra[N], rb[N], ry[N];
     fill(a, N, 51, -2, 2), fill(b, N, 52, -2, 2);

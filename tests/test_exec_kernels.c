@@ -259,6 +259,24 @@ static void test_strided_and_helpers(void **state)
             free(x), free(y), free(r);
         }
     assert_int_equal(cases, 11);
+    /* merging: a contiguous (2,3,4) copy is one dim, a bias add over (2,3,4) two */
+    Strided m = {.nd = 3, .dim = {2, 3, 4}, .sx = {12, 4, 1}, .sy = {12, 4, 1}};
+    strided_merge(&m, NULL);
+    assert_int_equal(m.nd, 1), assert_int_equal(m.dim[0], 24);
+    int64_t s2[BACKEND_MAX_DIMS] = {0, 0, 1};
+    m = (Strided){.nd = 3, .dim = {2, 3, 4}, .sx = {12, 4, 1}, .sy = {12, 4, 1}};
+    strided_merge(&m, s2);
+    assert_int_equal(m.nd, 2), assert_int_equal(m.dim[0], 6), assert_int_equal(s2[0], 0);
+    /* a broadcast add (bias over rows), also in place */
+    enum { R = 5, C = 7 };
+    float xa[R * C], xb[C], ya[R * C];
+    fill(xa, R * C, 301), fill(xb, C, 302);
+    Strided w2 = {.nd = 2, .dim = {R, C}, .sx = {C, 1}, .sy = {C, 1}};
+    int64_t sb[BACKEND_MAX_DIMS] = {0, 1};
+    strided_add(xa, xb, sb, ya, &w2);
+    for (int i = 0; i < R * C; i++) assert_true(ya[i] == xa[i] + xb[i % C]);
+    strided_add(xa, xb, sb, xa, &w2);
+    for (int i = 0; i < R * C; i++) assert_true(xa[i] == ya[i]);
     float a[5] = {1, -2, 3, 0.5f, 4}, b[5] = {2, 2, -1, 4, 0}, y[5];
     mul_forward(a, b, y, 5);
     assert_true(y[0] == 2 && y[1] == -4 && y[2] == -3 && y[3] == 2 && y[4] == 0);

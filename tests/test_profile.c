@@ -200,7 +200,8 @@ static void test_bad_profiles(void **state)
     bad("colour", "1", "bad.json: unknown key 'colour' (valid keys: format, version, device, "
         "source, reference_cluster, notes, peak_flops_fp32, peak_flops_fp16, peak_flops_bf16, "
         "memory_bw_bytes_per_s, kernel_launch_s, op_overhead_s, collective_bw_efficiency, gemm, "
-        "memory, collectives, operators)");
+        "memory, collectives, operators, gemm_batched)");
+    bad("gemm_batched", "\"fused\"", "bad.json: key 'gemm_batched': 'fused' must be 'loop' or 'stacked'");
     bad("operators.0.op", "\"gelux\"", "bad.json: key 'operators[0].op': 'gelux' is not an operator kind");
     bad("operators.0.time_s.1", "0", "bad.json: key 'operators[0].time_s[1]': 0 must be > 0");
     bad("gemm.0.time_s.0.1.0", "-1", "bad.json: key 'gemm[0].time_s[0][1][0]': -1 must be > 0");
@@ -416,6 +417,15 @@ static void test_oracle(void **state)
     assert_true(cost_collective_time(&o, COLL_ALL_REDUCE, S, eight, 1, &src) == 0);
     assert_true(cost_collective_time(&o, COLL_ALL_REDUCE, 0, eight, 8, &src) == 0);
     assert_true(isinf(cost_collective_time_shape(&o, COLL_ALL_REDUCE, S, 64, 8, &src)));
+    /* a batch of GEMMs: batch launches (the default), or one launch of batch x m rows */
+    const GemmTable *gt = profile_gemm_table(&p, DT_F32);
+    double one = profile_gemm_kernel_time(gt, 1024, 1024, 128);
+    near(cost_bmm_time(&p, DT_F32, 32, 1024, 1024, 128), 32 * one + p.kernel_launch_s, 1e-12, "bmm loop");
+    p.gemm_batched_stacked = 1;
+    near(cost_bmm_time(&p, DT_F32, 32, 1024, 1024, 128),
+         profile_gemm_kernel_time(gt, 32 * 1024, 1024, 128) + p.kernel_launch_s, 1e-12, "bmm stacked");
+    assert_true(cost_bmm_time(&p, DT_F32, 32, 1024, 1024, 128) < 32 * one); /* one wave, not 32 */
+    p.gemm_batched_stacked = 0;
     /* p2p: within a node NVSwitch, across nodes one NIC. */
     near(cost_p2p_time(&o, S, 0, 1), 1e-6 + S / (eff * 300 * GB), 1e-12, "p2p intra");
     near(cost_p2p_time(&o, S, 0, 9), 5e-6 + S / (eff * 25 * GB), 1e-12, "p2p inter");
