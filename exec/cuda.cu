@@ -93,7 +93,7 @@ static struct {
     cublasHandle_t blas;
     cudaStream_t compute, comm, p2p_up, p2p_down;
     double *acc;          /* one device double: loss sums */
-    unsigned long long *first; /* one device word: find_nonfinite's answer */
+    unsigned long long *first; /* one managed word: find_nonfinite's answer */
     struct cudaMemLocation loc; /* this GPU, for cudaMemAdvise */
     CudaComm *world;      /* NULL on one rank */
     CudaComm *up, *down;  /* send/recv: to higher ranks, to lower ranks */
@@ -913,7 +913,7 @@ static int init(char *why, size_t n)
      * NVIDIA_TF32_OVERRIDE=1): --check holds, and it is what raw cuBLAS users get */
     CUBLAS_CHECK(cublasSetMathMode(G.blas, CUBLAS_DEFAULT_MATH));
     CUDA_CHECK(cudaMalloc((void **)&G.acc, sizeof(double)));
-    CUDA_CHECK(cudaMalloc((void **)&G.first, sizeof *G.first));
+    CUDA_CHECK(cudaMallocManaged((void **)&G.first, sizeof *G.first, cudaMemAttachGlobal));
 #if CALPA_HAVE_NCCL && CALPA_HAVE_MPI
     if (G.size > 1) {
         G.world = comm_over(MPI_COMM_WORLD);

@@ -109,6 +109,17 @@ static void test_kernels(void **state)
     g->layernorm_bwd(dy, x, gm, y1, d1, d1 + C, R, C), layernorm_backward(dy, x, gm, y2, d2, d2 + C, R, C);
     close_to(y1, y2, N, 1e-5, "layernorm_bwd dx");
     close_to(d1, d2, 2 * C, 1e-5, "layernorm_bwd dg, db");
+    { /* enough rows for the column sums to go in chunks (1000 rows: 4 of 250) */
+        enum { R2 = 1000, N2 = R2 * C };
+        float *x2 = malloc(sizeof(float) * N2), *dy2 = malloc(sizeof(float) * N2);
+        float *a1 = malloc(sizeof(float) * N2), *a2 = malloc(sizeof(float) * N2);
+        fill(x2, N2, 14, -3, 3), fill(dy2, N2, 15, -1, 1);
+        g->layernorm_bwd(dy2, x2, gm, a1, d1, d1 + C, R2, C);
+        layernorm_backward(dy2, x2, gm, a2, d2, d2 + C, R2, C);
+        close_to(a1, a2, N2, 1e-5, "layernorm_bwd dx, 1000 rows");
+        close_to(d1, d2, 2 * C, 1e-5, "layernorm_bwd dg, db, 1000 rows in chunks");
+        free(x2), free(dy2), free(a1), free(a2);
+    }
     for (int causal = 0; causal < 2; causal++) {
         g->softmax(x, y1, R, C, causal, 11), softmax_forward(x, y2, R, C, causal, 11);
         close_to(y1, y2, N, 1e-6, causal ? "softmax causal" : "softmax");
