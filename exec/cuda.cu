@@ -93,7 +93,7 @@ static struct {
     cublasHandle_t blas;
     cudaStream_t compute, comm, p2p_up, p2p_down;
     double *acc;          /* one device double: loss sums */
-    unsigned long long *first; /* one managed word: find_nonfinite's answer */
+    unsigned long long *first, *first_host; /* find_nonfinite's answer: device, pinned host */
     struct cudaMemLocation loc; /* this GPU, for cudaMemAdvise */
     CudaComm *world;      /* NULL on one rank */
     CudaComm *up, *down;  /* send/recv: to higher ranks, to lower ranks */
@@ -434,7 +434,7 @@ static void cu_fill(float *y, float value, int64_t n)
 static int64_t cu_find_nonfinite(const float *x, int64_t n)
 {
     BEGIN;
-    int64_t r = find_nonfinite_cuda(IN(x, n), n, G.first, G.compute);
+    int64_t r = find_nonfinite_cuda(IN(x, n), n, G.first, G.first_host, G.compute);
     unstage(&st);
     return r;
 }
@@ -913,7 +913,8 @@ static int init(char *why, size_t n)
      * NVIDIA_TF32_OVERRIDE=1): --check holds, and it is what raw cuBLAS users get */
     CUBLAS_CHECK(cublasSetMathMode(G.blas, CUBLAS_DEFAULT_MATH));
     CUDA_CHECK(cudaMalloc((void **)&G.acc, sizeof(double)));
-    CUDA_CHECK(cudaMallocManaged((void **)&G.first, sizeof *G.first, cudaMemAttachGlobal));
+    CUDA_CHECK(cudaMalloc((void **)&G.first, sizeof *G.first));
+    CUDA_CHECK(cudaMallocHost((void **)&G.first_host, sizeof *G.first_host));
 #if CALPA_HAVE_NCCL && CALPA_HAVE_MPI
     if (G.size > 1) {
         G.world = comm_over(MPI_COMM_WORLD);

@@ -196,15 +196,18 @@ __global__ static void nonfinite_k(const float *x, int64_t n, unsigned long long
         if (!isfinite(x[i])) atomicMin(first, (unsigned long long)i);
 }
 
-int64_t find_nonfinite_cuda(const float *x, int64_t n, unsigned long long *first, cudaStream_t s)
+int64_t find_nonfinite_cuda(const float *x, int64_t n, unsigned long long *first,
+                            unsigned long long *pinned, cudaStream_t s)
 {
     if (n <= 0) return -1;
     CUDA_CHECK(cudaMemsetAsync(first, 0xff, sizeof *first, s)); /* ~0: none found */
     nonfinite_k<<<grid_for(n), THREADS, 0, s>>>(x, n, first);
     CUDA_LAUNCHED("find_nonfinite");
+    /* into pinned memory: a pageable copy costs a staging buffer, and reading
+     * a managed word on the host moves its page (590 us a call on an H200) */
+    CUDA_CHECK(cudaMemcpyAsync(pinned, first, sizeof *first, cudaMemcpyDeviceToHost, s));
     CUDA_CHECK(cudaStreamSynchronize(s));
-    unsigned long long r = *first; /* managed: read in place, no copy */
-    return r == ~0ull ? -1 : (int64_t)r;
+    return *pinned == ~0ull ? -1 : (int64_t)*pinned;
 }
 
 /* Output index i (row-major over s.dim, i < its product) to its offsets
@@ -249,57 +252,12 @@ __global__ static void strided_add_k(const float *x, const float *x2, float *y, 
     }
 }
 
-/* The walk row by row: blockIdx.y strides over the rows (the outer dims,
- * decoded once per row), the threads over the inner dim, so no element
- * pays a 64-bit division (on an H200 a bias add over 2048 x 2048 took 77 us
- * decoding every element, an axpy of that size 25).  mode 0 copies, 1
- * accumulates, 2 adds x2. */
-__global__ static void strided_rows_k(const float *x, const float *x2, float *y, Strided s,
-                                      Strides2 s2, int64_t rows, int mode)
-{
-    int nd = s.nd;
-    int64_t inner = s.dim[nd - 1], ix = s.sx[nd - 1], iy = s.sy[nd - 1], i2 = s2.v[nd - 1];
-    for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
-        int64_t q = r, ox = 0, oy = 0, o2 = 0;
-        for (int a = nd - 2; a > 0; a--) {
-            int64_t d = s.dim[a], k = q % d;
-            q /= d;
-            ox += k * s.sx[a], oy += k * s.sy[a], o2 += k * s2.v[a];
-        }
-        ox += q * s.sx[0], oy += q * s.sy[0], o2 += q * s2.v[0];
-        for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < inner;
-             i += (int64_t)gridDim.x * blockDim.x) {
-            float v = x[ox + i * ix];
-            if (mode == 2) v += x2[o2 + i * i2];
-            else if (mode == 1) v += y[oy + i * iy];
-            y[oy + i * iy] = v;
-        }
-    }
-}
-
-/* Launches the row kernel when rows are long enough to fill warps; 0 if not. */
-static int strided_rows(const float *x, const float *x2, const int64_t *sx2, float *y,
-                        const Strided *s, int mode, cudaStream_t st)
-{
-    if (s->nd < 2 || s->dim[s->nd - 1] < 64) return 0;
-    int64_t inner = s->dim[s->nd - 1], rows = 1;
-    for (int a = 0; a < s->nd - 1; a++) rows *= s->dim[a];
-    Strides2 s2;
-    if (sx2) memcpy(s2.v, sx2, sizeof s2.v);
-    else memset(s2.v, 0, sizeof s2.v);
-    int64_t bx = (inner + THREADS - 1) / THREADS;
-    dim3 grid((unsigned)(bx > 1024 ? 1024 : bx), (unsigned)(rows > 65535 ? 65535 : rows));
-    strided_rows_k<<<grid, THREADS, 0, st>>>(x, x2, y, *s, s2, rows, mode);
-    CUDA_LAUNCHED("strided rows");
-    return 1;
-}
-
 void strided_add_cuda(const float *x, const float *x2, const int64_t *sx2, float *y,
                       const Strided *s, cudaStream_t st)
 {
     int64_t n = 1;
     for (int a = 0; a < s->nd; a++) n *= s->dim[a];
-    if (n <= 0 || strided_rows(x, x2, sx2, y, s, 2, st)) return;
+    if (n <= 0) return;
     Strides2 s2;
     memcpy(s2.v, sx2, sizeof s2.v);
     strided_add_k<<<grid_for(n), THREADS, 0, st>>>(x, x2, y, *s, s2, n);
@@ -346,7 +304,6 @@ void strided_copy_cuda(const float *x, float *y, const Strided *s, int accumulat
     for (int a = 0; a < s->nd; a++) n *= s->dim[a];
     for (int a = 0; a < s->nr; a++) nred *= s->rdim[a];
     if (n <= 0) return;
-    if (s->nr == 0 && strided_rows(x, NULL, NULL, y, s, accumulate ? 1 : 0, st)) return;
     if (s->nr == 0) {
         strided_copy_k<<<grid_for(n), THREADS, 0, st>>>(x, y, *s, n, accumulate);
     } else {
@@ -406,31 +363,18 @@ __global__ static void layernorm_bwd_rows_k(const float *dy, const float *x, con
     if (threadIdx.x == 0) stats[2 * blockIdx.x] = mean, stats[2 * blockIdx.x + 1] = rstd;
 }
 
-/* y[c] = sum over k < n of part[k * cols + c], k in order. */
-__global__ static void sum_chunks_k(const float *part, float *y, int64_t n, int64_t cols)
-{
-    FOR_EACH(c, cols) {
-        float t = 0;
-        for (int64_t k = 0; k < n; k++) t += part[k * cols + c];
-        y[c] = t;
-    }
-}
-
-/* dg, db: a 32 x 32 block per 32 columns and chunk of rows; thread (x, y) sums column x over
+/* dg, db: a 32 x 32 block per 32 columns; thread (x, y) sums column x over
  * rows y, y + 32, ... (reads coalesce along a row) and the block adds the
  * 32 partials.  One thread per column walking every row, as the reference
  * does, was 1.3 ms a call on an H200 for 2048 x 2048: 8 blocks in flight. */
 __global__ static void layernorm_bwd_cols_k(const float *dy, const float *x, const double *stats,
-                                            float *dg, float *db, int64_t rows, int64_t cols,
-                                            int64_t chunk)
+                                            float *dg, float *db, int64_t rows, int64_t cols)
 {
     __shared__ float pg[32][33], pb[32][33];
     int64_t c = (int64_t)blockIdx.x * 32 + threadIdx.x;
-    int64_t r0 = blockIdx.y * chunk, r1 = r0 + chunk < rows ? r0 + chunk : rows;
-    dg += blockIdx.y * cols, db += blockIdx.y * cols; /* this chunk's partial sums */
     float sg = 0, sb = 0;
     if (c < cols)
-        for (int64_t r = r0 + threadIdx.y; r < r1; r += 32) {
+        for (int64_t r = threadIdx.y; r < rows; r += 32) {
             double nrm = (x[r * cols + c] - stats[2 * r]) * stats[2 * r + 1];
             float d = dy[r * cols + c];
             sg += (float)(d * nrm);
@@ -464,23 +408,10 @@ void layernorm_backward_cuda(const float *dy, const float *x, const float *g, fl
         return;
     }
     layernorm_bwd_rows_k<<<rows_grid(rows), THREADS, 0, s>>>(dy, x, g, dx, stats, cols);
+    CUDA_LAUNCHED("layernorm_bwd rows");
     if ((cols + 31) / 32 > 2147483647) cuda_fatal("CUDA", __FILE__, __LINE__, "cols", "too many columns");
-    /* rows in up to 32 chunks of 256 or more, each chunk's sums apart, then
-     * added in chunk order (deterministic): enough blocks for the GPU */
-    int64_t nch = (rows + 255) / 256, chunk;
-    if (nch > 32) nch = 32;
-    chunk = (rows + nch - 1) / nch;
-    float *part = NULL;
-    if (nch > 1) CUDA_CHECK(cudaMallocAsync((void **)&part, sizeof(float) * (size_t)(2 * nch * cols), s));
-    layernorm_bwd_cols_k<<<dim3((unsigned)((cols + 31) / 32), (unsigned)nch), dim3(32, 32), 0, s>>>(
-        dy, x, stats, nch > 1 ? part : dg, nch > 1 ? part + nch * cols : db, rows, cols, chunk);
-    CUDA_LAUNCHED("layernorm_bwd cols");
-    if (nch > 1) {
-        sum_chunks_k<<<grid_for(cols), THREADS, 0, s>>>(part, dg, nch, cols);
-        sum_chunks_k<<<grid_for(cols), THREADS, 0, s>>>(part + nch * cols, db, nch, cols);
-        CUDA_LAUNCHED("layernorm_bwd chunks");
-        CUDA_CHECK(cudaFreeAsync(part, s));
-    }
+    layernorm_bwd_cols_k<<<(unsigned)((cols + 31) / 32), dim3(32, 32), 0, s>>>(dy, x, stats, dg, db,
+                                                                            rows, cols);
     CUDA_LAUNCHED("layernorm_bwd cols");
 }
 

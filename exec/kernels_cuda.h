@@ -23,8 +23,10 @@ void fill_forward_cuda(float *y, float value, int64_t n, cudaStream_t s);
 void strided_copy_cuda(const float *x, float *y, const Strided *s, int accumulate, cudaStream_t st);
 void strided_add_cuda(const float *x, const float *x2, const int64_t *sx2, float *y,
                       const Strided *s, cudaStream_t st);
-/* first: one word of managed scratch; waits for the answer */
-int64_t find_nonfinite_cuda(const float *x, int64_t n, unsigned long long *first, cudaStream_t s);
+/* first: one device word of scratch, pinned: one pinned host word; waits
+ * for the answer */
+int64_t find_nonfinite_cuda(const float *x, int64_t n, unsigned long long *first,
+                            unsigned long long *pinned, cudaStream_t s);
 void layernorm_forward_cuda(const float *x, const float *g, const float *b, float *y,
                             int64_t rows, int64_t cols, cudaStream_t s);
 /* stats: 2 * rows doubles of device scratch (mean, rstd per row) */
