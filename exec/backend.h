@@ -26,6 +26,7 @@
  * stride of 0), a reduction over the letters the output lacks.  The output
  * positions must be distinct (no two i share i . sy). */
 enum { BACKEND_MAX_DIMS = 8 };
+enum { GEMM_MATH_F32, GEMM_MATH_F16, GEMM_MATH_BF16 };
 typedef struct {
     int nd, nr;
     int64_t dim[BACKEND_MAX_DIMS], sx[BACKEND_MAX_DIMS], sy[BACKEND_MAX_DIMS];
@@ -44,6 +45,10 @@ typedef struct Backend {
                          int64_t lda, int64_t stride_a, const float *b, int64_t ldb,
                          int64_t stride_b, float *c, int64_t ldc, int64_t stride_c,
                          int accumulate);
+    /* the math of later GEMMs: GEMM_MATH_F32, or F16 / BF16 (tensor cores on
+     * float32 storage, fp32 accumulation: a half-precision model's GEMMs);
+     * a backend without half-precision math (the CPU) keeps float32 */
+    void (*gemm_math)(int math);
     /* elementwise */
     void (*relu)(const float *x, float *y, int64_t n);
     void (*relu_bwd)(const float *dy, const float *y, float *dx, int64_t n);

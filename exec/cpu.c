@@ -113,6 +113,8 @@ static void cpu_gemm_batched(int batch, int ta, int tb, int m, int n, int k, con
                     accumulate ? 1.0f : 0.0f, c + i * sc, (int)ldc);
 }
 
+static void cpu_gemm_math(int math) { (void)math; } /* OpenBLAS sgemm: float32 math always */
+
 static void cpu_all_reduce(float *buf, int64_t count, void *comm)
 {
 #if CALPA_HAVE_MPI
@@ -277,6 +279,7 @@ static const Backend CPU = {
     .alloc = cpu_alloc,
     .free = cpu_free,
     .gemm_batched = cpu_gemm_batched,
+    .gemm_math = cpu_gemm_math,
     .relu = relu_forward,
     .relu_bwd = relu_backward,
     .gelu = gelu_forward,

@@ -90,6 +90,7 @@ typedef struct {
 /* The process's backend state (see the file comment for why it is global). */
 static struct {
     int ready, device, rank, size, mpi;
+    int math; /* GEMM_MATH_*: how gemm_batched computes */
     cublasHandle_t blas;
     cudaStream_t compute, comm, p2p_up, p2p_down;
     double *acc;          /* one device double: loss sums */
@@ -336,17 +337,28 @@ static void cu_free(float *p)
 
 /* Row-major C = op(A) op(B) as cuBLAS's column-major C^T = op(B)^T op(A)^T:
  * swap the operands, keep each one's transpose flag. */
-static void gemm_on(cudaStream_t s, int batch, int ta, int tb, int m, int n, int k, const float *a,
-                    int64_t lda, int64_t sa, const float *b, int64_t ldb, int64_t sb, float *c,
-                    int64_t ldc, int64_t sc, int accumulate)
+static void gemm_on(cudaStream_t s, int math, int batch, int ta, int tb, int m, int n, int k,
+                    const float *a, int64_t lda, int64_t sa, const float *b, int64_t ldb,
+                    int64_t sb, float *c, int64_t ldc, int64_t sc, int accumulate)
 {
     const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+    cublasOperation_t oa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, ob = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
     CUBLAS_CHECK(cublasSetStream(G.blas, s));
-    CUBLAS_CHECK(cublasSgemmStridedBatched(G.blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                           ta ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &one, b,
-                                           (int)ldb, sb, a, (int)lda, sa, &beta, c, (int)ldc, sc,
-                                           batch));
+    if (math == GEMM_MATH_F32) {
+        CUBLAS_CHECK(cublasSgemmStridedBatched(G.blas, ob, oa, n, m, k, &one, b, (int)ldb, sb, a,
+                                               (int)lda, sa, &beta, c, (int)ldc, sc, batch));
+        return;
+    }
+    /* tensor cores on float32 storage: cuBLAS rounds the inputs to fp16 / bf16
+     * and accumulates in fp32 */
+    cublasComputeType_t ct = math == GEMM_MATH_F16 ? CUBLAS_COMPUTE_32F_FAST_16F
+                                                   : CUBLAS_COMPUTE_32F_FAST_16BF;
+    CUBLAS_CHECK(cublasGemmStridedBatchedEx(G.blas, ob, oa, n, m, k, &one, b, CUDA_R_32F, (int)ldb,
+                                            sb, a, CUDA_R_32F, (int)lda, sa, &beta, c, CUDA_R_32F,
+                                            (int)ldc, sc, batch, ct, CUBLAS_GEMM_DEFAULT));
 }
+
+static void cu_gemm_math(int math) { G.math = math; }
 
 /* Elements a strided matrix spans: (rows - 1) * ld + cols. */
 static int64_t span(int64_t rows, int64_t cols, int64_t ld)
@@ -375,7 +387,8 @@ static void cu_gemm_batched(int batch, int ta, int tb, int m, int n, int k, cons
                 CUDA_CHECK(cudaMemset2DAsync(dc + (int64_t)i * sc, FB(ldc), 0, FB(n), (size_t)m,
                                              G.compute));
     } else {
-        gemm_on(G.compute, batch, ta, tb, m, n, k, da, lda, sa, db, ldb, sb, dc, ldc, sc, accumulate);
+        gemm_on(G.compute, G.math, batch, ta, tb, m, n, k, da, lda, sa, db, ldb, sb, dc, ldc, sc,
+                accumulate);
     }
     unstage(&st);
 }
@@ -845,7 +858,7 @@ static double cu_wtime(void)
 
 static const Backend CUDA_BACKEND = {
     /* .name */ "cuda",
-    cu_alloc, cu_free, cu_gemm_batched,
+    cu_alloc, cu_free, cu_gemm_batched, cu_gemm_math,
     cu_relu, cu_relu_bwd, cu_gelu, cu_gelu_bwd, cu_axpy,
     cu_mul, cu_strided, cu_strided_add, cu_fill, cu_find_nonfinite,
     cu_layernorm, cu_layernorm_bwd, cu_softmax, cu_softmax_bwd,
@@ -1006,9 +1019,12 @@ extern "C" double cuda_time_gemm(int dtype, int m, int n, int k, int reps)
         CUDA_CHECK(cudaMemsetAsync(b, 0x3c, es * (size_t)k * n, G.compute));
     }
     double t;
-    if (dtype == 3) {
+    if (dtype == 3 || dtype == 4) {
         /* the backend's own entry: staging checks, cuBLAS, stream sync; timed
-         * on the host clock around the whole call (what the runtime sees) */
+         * on the host clock around the whole call (what the runtime sees);
+         * 4: with bf16 math, as a bf16 model's GEMMs run */
+        int math = G.math;
+        G.math = dtype == 4 ? GEMM_MATH_BF16 : GEMM_MATH_F32;
         double v[64];
         if (reps < 1) reps = 1;
         if (reps > 64) reps = 64;
@@ -1020,10 +1036,11 @@ extern "C" double cuda_time_gemm(int dtype, int m, int n, int k, int reps)
         }
         qsort(v, (size_t)reps, sizeof *v, cmp_d);
         t = v[reps / 2];
+        G.math = math;
     } else if (dtype == 0) {
         t = time_on(G.compute, reps, [&] {
-            gemm_on(G.compute, 1, 0, 0, m, n, k, (const float *)a, k, 0, (const float *)b, n, 0,
-                    (float *)c, n, 0, 0);
+            gemm_on(G.compute, GEMM_MATH_F32, 1, 0, 0, m, n, k, (const float *)a, k, 0,
+                    (const float *)b, n, 0, (float *)c, n, 0, 0);
         });
     } else {
         cudaDataType_t dt = dtype == 1 ? CUDA_R_16F : CUDA_R_16BF;

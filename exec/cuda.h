@@ -51,7 +51,8 @@ void cuda_device_info(char *name, size_t name_len, double *memory_bytes, int *sm
  * median of reps launches after warm-up); seconds per call.
  *   dtype: 0 fp32 (no TF32), 1 fp16, 2 bf16 (fp32 accumulation), 3 fp32 through the
  *   backend's own gemm_batched entry (what the runtime calls: the staging and
- *   synchronisation included, for the "our GEMM vs raw cuBLAS" comparison). */
+ *   synchronisation included, for the "our GEMM vs raw cuBLAS" comparison), 4 the same
+ *   entry with bf16 math (GEMM_MATH_BF16: a bf16 model's GEMMs in exec). */
 double cuda_time_gemm(int dtype, int m, int n, int k, int reps);
 /* A memory-bound kernel moving bytes (y += a x: bytes = 12 per element). */
 double cuda_time_memory(double bytes, int reps);

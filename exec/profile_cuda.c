@@ -112,6 +112,16 @@ int exec_profile_cuda(const char *out, int quick)
             printf("%7d %6d %6d %12.2f %12.2f %13.4f\n", SH[i][0], SH[i][1], SH[i][2], raw * 1e6,
                    ours * 1e6, ours / raw);
         }
+        /* a bf16 model's GEMMs: exec keeps float32 storage and asks cuBLAS for
+         * bf16 math, which rounds the inputs on the way: against raw bf16 */
+        printf("#\n# ours with bf16 math on float32 storage vs raw cuBLAS bf16 (bf16 storage)\n");
+        printf("#     m      n      k    cublas_us      ours_us   ours/cublas\n");
+        for (int i = 0; i < nsh; i++) {
+            double raw = cuda_time_gemm(2, SH[i][0], SH[i][1], SH[i][2], reps);
+            double ours = cuda_time_gemm(4, SH[i][0], SH[i][1], SH[i][2], reps);
+            printf("%7d %6d %6d %12.2f %12.2f %13.4f\n", SH[i][0], SH[i][1], SH[i][2], raw * 1e6,
+                   ours * 1e6, ours / raw);
+        }
     }
     if (rank == 0) cuda_print_overheads(stdout);
     /* memory-bound: y += a x over 1 KiB .. 4 GiB (quick: .. 16 MiB) */

@@ -368,6 +368,16 @@ static void init_weights(ExecCtx *c)
     }
 }
 
+int exec_gemm_math(const Graph *g)
+{
+    for (int o = 0; o < g->n_op; o++)
+        if (g->op[o].type == OP_MATMUL) {
+            DType dt = g->t[g->op[o].out[0]].dtype;
+            return dt == DT_BF16 ? GEMM_MATH_BF16 : dt == DT_F16 ? GEMM_MATH_F16 : GEMM_MATH_F32;
+        }
+    return GEMM_MATH_F32;
+}
+
 CalpaStatus exec_ctx_init(ExecCtx *c, const Backend *be, const Graph *g, const Lowered *l,
                           int zero, int micro, uint64_t seed, float lr, Err *e)
 {
@@ -413,6 +423,7 @@ CalpaStatus exec_ctx_init(ExecCtx *c, const Backend *be, const Graph *g, const L
     }
     c->act = xcalloc((size_t)g->n_t * (size_t)c->micro, sizeof(ExecBuf));
     if (l) make_comms(c), plan_releases(c);
+    if (be->gemm_math) be->gemm_math(exec_gemm_math(g)); /* the model's precision for its GEMMs */
     init_weights(c);
     return CALPA_OK;
 }

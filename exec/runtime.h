@@ -105,6 +105,10 @@ typedef struct ExecCtx {
     int fault_armed;             /* nan/inf: the task is reached, the poison not yet placed */
 } ExecCtx;
 
+/* The GEMM math a model's matmuls ask for (GEMM_MATH_*, backend.h): half
+ * precision when their outputs are fp16 / bf16.  Storage stays float32. */
+int exec_gemm_math(const Graph *g);
+
 /* Sets up ctx for this rank's program of l (rank/nranks from the backend),
  * or, with l == NULL, the unsharded reference of g with micro micro-batches.
  * Creates the sub-communicators (collective over every rank: all ranks call

@@ -13,7 +13,8 @@
 #   5. calibrate the profile on the recompute-off run, then predict both runs
 #      again (the recompute-on run held out) and compare again.
 # Files back (at most 8, as the device tool returns them): summary.txt,
-# gpu-check.log, <gpu>-measured.json, <gpu>-calibrated.json, runs.tar.gz.
+# gpu-check.log, <gpu>-measured.json, <gpu>-calibrated.json (and -calibrated-bf16),
+# runs.tar.gz.
 #
 #   sh scripts/gpu-check.sh                run the check (needs an NVIDIA GPU)
 #   sh scripts/gpu-check.sh --bundle DIR   on a build machine: build calpa
@@ -130,12 +131,18 @@ step plan-small 120 "$B" plan --model "$SMALL" --cluster "$C1" --global-batch 8 
     --micro-batches 2 -o "$R/small.json"
 step check-small 120 sh -c "'$B' exec '$R/small.json' --backend cuda --check --json --steps 2 >'$R/check-small.json'"
 [ -s "$R/check-small.json" ] && say "  check: $(js '{check, loss, iteration_time_s, worst_rel_err: ([.checks[].rel_err] | max)}' "$R/check-small.json")"
+# the same in bf16: its GEMMs in bf16 math on the GPU, against the float32 CPU
+step plan-small-bf16 120 "$B" plan --model "$(echo "$SMALL" | sed 's/dtype=fp32/dtype=bf16/')" --cluster "$C1" \
+    --global-batch 8 --method data --micro-batches 2 -o "$R/small-bf16.json"
+step check-small-bf16 120 sh -c "'$B' exec '$R/small-bf16.json' --backend cuda --check --json --steps 2 >'$R/check-small-bf16.json'"
+[ -s "$R/check-small-bf16.json" ] && say "  check bf16: $(js '{check, check_tolerance, worst_rel_err: ([.checks[].rel_err] | max)}' "$R/check-small-bf16.json")"
 
 # 3. the GPU's profile (the GEMM table, our GEMM entry vs raw cuBLAS)
 PROF=$OUT/$TAG-measured.json
 step profile 240 sh -c "'$B' profile --backend cuda -o '$PROF' ${GPU_CHECK_QUICK:+--quick} >'$R/profile.txt'"
 if [ -s "$R/profile.txt" ]; then
     sed -n '/ours vs raw cuBLAS/,/^#$/p' "$R/profile.txt" >>"$SUM"
+    sed -n '/ours with bf16 math/,/^#$/p' "$R/profile.txt" >>"$SUM"
     sed -n '/backend calls as exec makes them/,/^#$/p' "$R/profile.txt" >>"$SUM"
     grep '^# wrote' "$R/profile.txt" >>"$SUM" || true
 fi
@@ -161,10 +168,13 @@ fi
 # 4. a GPT that fills the GPU, recompute off and on: predicted vs measured.
 # One timed step after one warm-up: the runtime does its permutes, adds and
 # slicing on the host over managed memory (README), so a 1.3B step is slow.
-for mode in none full; do
+# and the model in bf16 (its GEMMs on tensor cores, recompute off)
+for mode in none full bf16; do
     P=$R/big-$mode.json
-    step "plan-big-$mode" 180 "$B" plan --model "$MODEL" --cluster "$C1" --global-batch "$BATCH" --method data \
-        --micro-batches 4 --recompute "$mode" --profile "$PROF" -o "$P"
+    M=$MODEL rc=$mode
+    [ "$mode" = bf16 ] && M=$(echo "$MODEL" | sed 's/dtype=fp32/dtype=bf16/') rc=none
+    step "plan-big-$mode" 180 "$B" plan --model "$M" --cluster "$C1" --global-batch "$BATCH" --method data \
+        --micro-batches 4 --recompute "$rc" --profile "$PROF" -o "$P"
     step "sim-big-$mode" 120 "$B" sim "$P" --profile "$PROF" --no-fold --timeline "$R/pred-$mode.json" --json
     step "exec-big-$mode" 240 sh -c "'$B' exec '$P' --backend cuda --json --steps 1 --warmup 1 --timeline '$R/meas-$mode.json' >'$R/run-$mode.json'"
     step "compare-before-$mode" 60 sh -c "'$B' compare '$R/pred-$mode.json' '$R/meas-$mode.json' >'$R/compare-before-$mode.txt'"
@@ -183,6 +193,11 @@ if [ -s "$R/run-none.json" ]; then
         # the "before" columns here are the calibrated profile's errors on the held-out run
         step heldout 120 sh -c "'$B' calibrate --profile '$CAL' --measured '$R/run-full.json' -o '$R/cal-heldout.json' >'$R/heldout.txt'"
         [ -s "$R/heldout.txt" ] && { echo "held out (recompute on), calibrated profile = 'before' columns:"; cat "$R/heldout.txt"; } >>"$SUM"
+    fi
+    # bf16 on its own (its GEMMs are another table): in sample only
+    if [ -s "$R/run-bf16.json" ]; then
+        step calibrate-bf16 120 sh -c "'$B' calibrate --profile '$PROF' --measured '$R/run-bf16.json' -o '$OUT/$TAG-calibrated-bf16.json' >'$R/calibrate-bf16.txt'"
+        [ -s "$R/calibrate-bf16.txt" ] && { echo "calibrated on the bf16 run (in sample):"; cat "$R/calibrate-bf16.txt"; } >>"$SUM"
     fi
     for mode in none full; do
         if [ ! -s "$CAL" ] || [ ! -s "$R/run-$mode.json" ]; then continue; fi

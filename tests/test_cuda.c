@@ -77,6 +77,13 @@ static void test_gemm(void **state)
                                                 sc, acc);
                     close_to(c, r, nc, 1e-5, "gemm"); /* the padding too: left alone by both */
                 }
+    /* bf16 math on float32 storage (a bf16 model's GEMMs): within bf16's rounding */
+    g->gemm_math(GEMM_MATH_BF16);
+    fill(c, nc, 3, -1, 1);
+    g->gemm_batched(B, 0, 1, M, N, K, a, K, M * K, b, K, K * N, c, N, M * N, 0);
+    backend_cpu()->gemm_batched(B, 0, 1, M, N, K, a, K, M * K, b, K, K * N, r, N, M * N, 0);
+    close_to(c, r, B * M * N, 2e-2, "gemm, bf16 math");
+    g->gemm_math(GEMM_MATH_F32);
     /* the backend's own (managed) buffers: no staging */
     float *da = g->alloc(B * M * K), *db = g->alloc(B * K * N), *dc = g->alloc(B * M * N);
     memcpy(da, a, sizeof(float) * B * M * K), memcpy(db, b, sizeof(float) * B * K * N);
