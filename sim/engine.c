@@ -96,6 +96,7 @@ void sim_options_default(SimOptions *o, const Profile *p, const Cluster *c)
     double eff = p && p->collective_bw_efficiency > 0 ? p->collective_bw_efficiency : 1;
     net_config_uniform(&o->coll.net, eff);
     o->algo = COLL_ALGO_AUTO;
+    o->flow_max_ranks = SIM_FLOW_MAX_RANKS;
 }
 
 double sim_compute_time(const Profile *p, const LocalOp *op)
@@ -196,7 +197,16 @@ static int64_t memo_time(Eng *g, const CollSpec *sp, uint64_t group_hash)
         return g->memo[j].time_ps;
     }
     CollResult r;
-    if (collective_time_alone(g->o->cluster, &g->o->coll, sp, &r, g->e) != CALPA_OK) {
+    if (sp->n > g->o->flow_max_ranks && g->o->flow_max_ranks > 0 && g->o->prof) {
+        /* a ring over n ranks is 2(n - 1) steps on every rank: past a few
+         * thousand ranks, flow by flow is hours; the oracle's closed form
+         * over the cluster's links (what the planner prices) instead */
+        CostOracle o;
+        if (g->o->group_prof) cost_init_groups(&o, g->o->group_prof, g->o->cluster);
+        else cost_init(&o, g->o->prof, g->o->cluster);
+        double t = cost_collective_time(&o, sp->kind, sp->bytes, sp->devs, sp->n, NULL);
+        r.time_ps = (int64_t)llround(t * 1e12);
+    } else if (collective_time_alone(g->o->cluster, &g->o->coll, sp, &r, g->e) != CALPA_OK) {
         g->failed = 1;
         return 0;
     }
@@ -232,7 +242,7 @@ static void start_coll(Eng *g, CollInst *in, int tag)
         evq_push(&g->q, g->now, EV_DONE, -1 - tag, 0);
         return;
     }
-    if (g->excl[p][t->group]) {
+    if (g->excl[p][t->group] || (g->o->flow_max_ranks > 0 && grp->n > g->o->flow_max_ranks)) {
         /* alone on its node's links: the profile's measured table for this
          * kind and group size where it has one (what the planner prices it
          * by), else the network model's time alone */
@@ -359,6 +369,7 @@ static void exclusive_groups(Eng *g)
      * 1 when there are several */
     uint64_t *src = xcalloc((size_t)nn, sizeof(uint64_t));
     uint8_t *multi = xcalloc((size_t)nn, 1);
+    int *cnt = xcalloc((size_t)nn, sizeof(int));
     for (int p = 0; p < g->np; p++) {
         const Program *pr = &g->l->prog[p];
         for (int pass = 0; pass < 2; pass++) {
@@ -369,12 +380,15 @@ static void exclusive_groups(Eng *g)
                 uint64_t h = 1469598103934665603ull;
                 for (int i = 0; i < gr->n; i++) h = (h ^ (uint64_t)gr->devs[i]) * 1099511628211ull;
                 h |= 2;
+                /* devices per node, counted once (a pair loop is quadratic:
+                 * minutes for a 100k-device data-parallel group) */
+                for (int i = 0; i < gr->n; i++) cnt[cluster_locate(c, gr->devs[i]).node]++;
                 for (int i = 0; i < gr->n; i++) {
-                    int nd = cluster_locate(c, gr->devs[i]).node, cnt = 0;
-                    for (int j = 0; j < gr->n; j++) cnt += cluster_locate(c, gr->devs[j]).node == nd;
-                    if (cnt >= 2 && src[nd] && src[nd] != h) multi[nd] = 1;
-                    if (cnt >= 2 && !src[nd]) src[nd] = h;
+                    int nd = cluster_locate(c, gr->devs[i]).node;
+                    if (cnt[nd] >= 2 && src[nd] && src[nd] != h) multi[nd] = 1;
+                    if (cnt[nd] >= 2 && !src[nd]) src[nd] = h;
                 }
+                for (int i = 0; i < gr->n; i++) cnt[cluster_locate(c, gr->devs[i]).node] = 0;
             }
         }
         for (int t = 0; t < pr->n_task; t++) {
@@ -418,6 +432,7 @@ static void exclusive_groups(Eng *g)
     }
     free(src);
     free(multi);
+    free(cnt);
 }
 
 /* Groups refs by match: out holds each instance's members contiguously (in

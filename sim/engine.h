@@ -31,6 +31,11 @@
 #include "lower.h"
 #include "profile.h"
 
+/* A collective of more ranks than this is priced in closed form (the cost
+ * oracle over the cluster's links, as the planner prices it), not flow by
+ * flow: a ring over n ranks is 2(n - 1) steps on every one of them. */
+enum { SIM_FLOW_MAX_RANKS = 4096 };
+
 typedef struct {
     const Profile *prof;    /* the oracle's tables (NULL only if every compute task is fixed) */
     const Profile *const *group_prof; /* heterogeneous clusters: per node group (borrowed);
@@ -38,6 +43,7 @@ typedef struct {
     const Cluster *cluster; /* borrowed */
     CollConfig coll;        /* link efficiencies, chunking */
     CollAlgo algo;          /* COLL_ALGO_AUTO or a forced all-reduce algorithm */
+    int flow_max_ranks;     /* a collective over more ranks: closed form (SIM_FLOW_MAX_RANKS) */
 } SimOptions;
 
 /* Per simulated device. */

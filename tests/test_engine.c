@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "cost.h"
 #include "engine.h"
 #include "jsonio.h"
 #include "lower.h"
@@ -118,6 +119,8 @@ static void test_memory_gpipe_vs_1f1b(void **state)
 }
 
 /* One collective over devs on every member (all simulated). */
+static int run_flow_max; /* > 0: SimOptions.flow_max_ranks for run_colls_prof */
+
 static int64_t run_colls_prof(const Cluster *c, const Profile *prof, CollKind k, int ngroups,
                               const int *devs, int n, double bytes, CollAlgo algo)
 {
@@ -144,6 +147,7 @@ static int64_t run_colls_prof(const Cluster *c, const Profile *prof, CollKind k,
     sim_options_default(&o, prof, c);
     net_config_default(&o.coll.net);
     o.algo = algo;
+    if (run_flow_max > 0) o.flow_max_ranks = run_flow_max;
     SimResult r;
     Err e;
     if (sim_run(&l, &o, &r, &e) != CALPA_OK) fail_msg("%s", e.msg);
@@ -190,6 +194,33 @@ static void test_exclusive_collective_from_table(void **state)
     int cross[4] = {0, 1, 8, 9}; /* two nodes: the NICs, not the intra-node table */
     assert_int_equal(run_colls_prof(&c, &p, COLL_ALL_REDUCE, 1, cross, 4, S, COLL_ALGO_AUTO),
                      run_colls(&c, COLL_ALL_REDUCE, 1, cross, 4, S, COLL_ALGO_AUTO));
+    profile_free(&p);
+    cluster_free(&c);
+}
+
+/* Past flow_max_ranks ranks (SIM_FLOW_MAX_RANKS, 4096, by default) a
+ * collective is the oracle's closed form, what the planner prices: here
+ * with the limit at 4, an all-reduce over 16 GPUs of two nodes. */
+static void test_huge_collective_closed_form(void **state)
+{
+    (void)state;
+    Cluster c;
+    cluster_or_die("dgx-a100-80g:nodes=2", &c);
+    Profile p;
+    profile_analytic(&c, "dgx-a100-80g", &p);
+    int devs[16];
+    for (int i = 0; i < 16; i++) devs[i] = i;
+    double S = 1e8;
+    int64_t flows = run_colls_prof(&c, &p, COLL_ALL_REDUCE, 1, devs, 16, S, COLL_ALGO_AUTO);
+    run_flow_max = 4;
+    int64_t t = run_colls_prof(&c, &p, COLL_ALL_REDUCE, 1, devs, 16, S, COLL_ALGO_AUTO);
+    run_flow_max = 0;
+    CostOracle o;
+    cost_init(&o, &p, &c);
+    double want = cost_collective_time(&o, COLL_ALL_REDUCE, S, devs, 16, NULL);
+    assert_true(want > 0);
+    assert_true(fabs((double)t * 1e-12 - want) < 1e-9 * want + 1e-10);
+    assert_true(t != flows); /* the flow model is not the closed form */
     profile_free(&p);
     cluster_free(&c);
 }
@@ -332,6 +363,7 @@ int main(void)
         cmocka_unit_test(test_memory_gpipe_vs_1f1b),
         cmocka_unit_test(test_ring_all_reduce_closed_form),
         cmocka_unit_test(test_exclusive_collective_from_table),
+        cmocka_unit_test(test_huge_collective_closed_form),
         cmocka_unit_test(test_send_recv_closed_form),
         cmocka_unit_test(test_shared_nic_doubles),
         cmocka_unit_test(test_golden_timeline),

@@ -102,6 +102,12 @@ expect 0 "" -- cluster dgx-a100-80g:nodes=12500 --json
 cp "$T/out" "$T/100k.json"
 expect 0 "" -- cluster "$T/100k.json" --json
 cmp -s "$T/100k.json" "$T/out" && ok || bad "the 100k-device cluster does not read back equal"
+# ... planned and simulated: a data-parallel GPT over all 100k devices (the
+# simulator prices a collective of more than 4096 ranks in closed form)
+expect 0 "" -- plan --model gpt:hidden=64,layers=2,heads=4,seq=16,vocab=128 --cluster dgx-a100-80g:nodes=12500 \
+    --global-batch 100000 --method data -o "$T/p100k.json"
+expect 0 "" -- sim "$T/p100k.json" --json
+jcheck '.devices == 100000 and .iteration_time_s > 0'
 expect 0 "" -- model gpt:layers=1000,hidden=256,heads=4 --json
 jcheck '.layers == 1000'
 awk 'BEGIN { printf "{\"name\": \"big\", \"methods\": [\"data\"], \"cluster\": \"dgx-a100-80g\", \"cases\": [\n"
