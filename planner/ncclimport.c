@@ -167,13 +167,18 @@ static CalpaStatus header(Cur *c, char *line, const char *path, int lineno, int 
         if (!c->first_line) c->first_line = lineno;
         return CALPA_OK;
     }
-    int rank, group;
+    long long rank;
+    int group;
     char host[64];
-    if (sscanf(p, "Rank %d Group %d Pid %*d on %63s device", &rank, &group, host) == 3 ||
-        sscanf(p, "Rank %d Pid %*d on %63s device", &rank, host) == 2) {
+    if (sscanf(p, "Rank %lld Group %d Pid %*d on %63s device", &rank, &group, host) == 3 ||
+        sscanf(p, "Rank %lld Pid %*d on %63s device", &rank, host) == 2) {
         if (rank < 0)
-            return err_set(e, CALPA_EINPUT, "%s:%d: rank %d is negative", path, lineno, rank);
-        if (rank > c->maxrank) c->maxrank = rank;
+            return err_set(e, CALPA_EINPUT, "%s:%d: rank %lld is negative", path, lineno, rank);
+        if (rank >= PROFILE_MAX_GROUP)
+            return err_set(e, CALPA_EINPUT, "%s:%d: rank %lld is beyond %d, the most ranks a "
+                           "profile's collective table holds", path, lineno, rank,
+                           PROFILE_MAX_GROUP - 1);
+        if (rank > c->maxrank) c->maxrank = (int)rank;
         int seen = 0;
         for (int i = 0; i < c->nhosts; i++) seen |= !strcmp(c->hosts[i], host);
         if (!seen && c->nhosts < 16) snprintf(c->hosts[c->nhosts++], sizeof c->hosts[0], "%s", host);

@@ -410,9 +410,9 @@ static CalpaStatus coll_from_json(const cJSON *j, CollTable *t, const char *src,
     const cJSON *g = item(j, "group_size");
     if (!g) return missing(src, path, "group_size", e);
     if (!cJSON_IsNumber(g) || g->valuedouble != floor(g->valuedouble) || g->valuedouble < 2 ||
-        g->valuedouble > 1 << 24)
-        return err_set(e, CALPA_EINPUT, "%s: key '%sgroup_size' must be an integer >= 2", src,
-                       path);
+        g->valuedouble > PROFILE_MAX_GROUP)
+        return err_set(e, CALPA_EINPUT, "%s: key '%sgroup_size' must be an integer in [2, %d]",
+                       src, path, PROFILE_MAX_GROUP);
     t->group_size = (int)g->valuedouble;
     if ((st = str(j, "scope", 1, &s, src, path, e))) return st;
     if (!strcmp(s, "intra_node")) t->scope = COLL_SCOPE_INTRA_NODE;

@@ -44,6 +44,9 @@
 #define PROFILE_MAX_SIZE 1e18
 #define PROFILE_MAX_TIME_S 1e6
 
+/* The most ranks a collective table may describe. */
+#define PROFILE_MAX_GROUP (1 << 24)
+
 typedef struct {
     DType dtype;         /* fp32, fp16 or bf16 */
     int nm, nn, nk;      /* axis lengths */

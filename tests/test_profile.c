@@ -218,7 +218,7 @@ static void test_bad_profiles(void **state)
     bad("collectives.1.bytes", "[1]", "bad.json: key 'collectives[1]' needs either alpha_s and "
         "beta_s_per_byte, or bytes and time_s");
     bad("collectives.0.time_s.1", "-3", "bad.json: key 'collectives[0].time_s[1]': -3 must be > 0");
-    bad("collectives.1.group_size", "1.5", "bad.json: key 'collectives[1].group_size' must be an integer >= 2");
+    bad("collectives.1.group_size", "1.5", "bad.json: key 'collectives[1].group_size' must be an integer in [2, 16777216]");
 }
 
 static void test_bad_profiles_more(void **state)
