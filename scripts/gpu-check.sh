@@ -1,6 +1,6 @@
 #!/bin/sh
 # gpu-check.sh - everything issue 8 asks of one GPU, in one run (83 s on an H200,
-# minutes on an H100 or H200), writing under $OUT (default results/gpu):
+# from a bundle), writing under $OUT (default results/gpu):
 #   1. build calpa with the CUDA backend (nvcc, sm_80 + sm_90) and run its
 #      kernels against the CPU loops (tests/test_cuda.c), or take a prebuilt
 #      bundle (see --bundle below) when the machine lacks the packages;
