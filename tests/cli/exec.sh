@@ -160,4 +160,14 @@ if [ "$mpi" = 1 ]; then
     jcheck '.joined_tasks > 10 and .measured_iteration_time_s > 0 and .predicted_iteration_time_s > 0'
     expect 2 "" -- compare "$T/pred.json"
 fi
+# activations are released after their last use: a step's measured peak
+# stays near the simulator's (holding every micro-batch's tensors to the end
+# of the step, as exec once did, is several times it)
+"$CALPA" plan --model gpt:hidden=256,layers=4,heads=8,seq=128,vocab=1024,dropout=0,dtype=fp32,optimizer=adam \
+    --cluster dgx-h100:nodes=1,devices_per_node=1 --global-batch 8 --method data --micro-batches 4 \
+    -o "$T/mem.json" >/dev/null 2>&1 || bad "plan for the memory check"
+sim_peak=$("$CALPA" sim "$T/mem.json" --json | jq '.peak_memory_bytes')
+exec_peak=$("$CALPA" exec "$T/mem.json" --json --steps 1 --warmup 0 | jq '.peak_memory_bytes')
+if [ -n "$sim_peak" ] && [ -n "$exec_peak" ] && [ "$(echo "$exec_peak <= 1.25 * $sim_peak" | bc)" = 1 ]; then ok
+else bad "exec peak $exec_peak bytes against the simulator's $sim_peak (more than 1.25x)"; fi
 finish
